@@ -40,8 +40,23 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 pub mod buffer;
+mod error;
+mod manager;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
+mod process;
+mod reaper;
 mod render;
+pub(crate) mod sys;
 
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};
+pub use error::Error;
+pub use manager::{
+    CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
+    DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_RETENTION, DEFAULT_SHELL,
+    DEFAULT_THREAD_STACK_BYTES, Manager, ManagerBuilder, Started,
+};
+pub use process::{
+    Command, Exit, ExitEvent, Output, OutputQuery, ProcessId, ProcessInfo, READ_CHUNK_BYTES, Signal,
+};
+pub use uuid::Uuid;

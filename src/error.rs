@@ -1,0 +1,104 @@
+//! The one error type of the manager's API.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::process::ProcessId;
+
+/// Why a [`Manager`](crate::Manager) operation failed.
+///
+/// Each variant corresponds to one answer of the wire contract (noted per variant), so a front
+/// end maps it to a status code without inspecting messages. `Display` gives a sentence for a
+/// person; [`Error::detail`] the underlying system error where there is one.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Neither a shell command nor an argv was given (400).
+    CommandRequired,
+    /// Both a shell command and an argv were given (400).
+    CommandAndArgv,
+    /// The argv is empty, or its first word is empty (400).
+    EmptyArgv,
+    /// A text field contains a NUL byte, which no program can receive (400). `field` names it:
+    /// `command`, `argv`, `workdir`, or `env` with the variable's key.
+    NulByte {
+        /// Which field: `command`, `argv[N]`, `workdir`, `env["KEY"]`.
+        field: String,
+    },
+    /// An environment variable name is empty or contains `=` or NUL (400).
+    InvalidEnvKey {
+        /// The offending name, with any NUL shown as `\0`.
+        key: String,
+    },
+    /// The working directory is not an absolute path (400).
+    RelativeWorkdir(PathBuf),
+    /// The working directory does not exist or is not a directory (400).
+    WorkdirNotFound(PathBuf),
+    /// As many processes as the limit allows are running (429).
+    TooManyRunning {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The manager is closing or closed (503).
+    ShuttingDown,
+    /// Creating the process failed (500): no such program, no permission, out of file
+    /// descriptors or threads.
+    Spawn(io::Error),
+    /// No such process for this caller: unknown, forgotten, or another chat's (404).
+    NotFound(ProcessId),
+    /// The process has exited (409).
+    NotRunning(ProcessId),
+    /// Sending a signal failed for a reason other than the group being gone (500).
+    Signal(io::Error),
+}
+
+impl Error {
+    /// The underlying system error, for a front end's `detail` field.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Error::Spawn(e) | Error::Signal(e) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::CommandRequired => f.write_str("Command is required."),
+            Error::CommandAndArgv => f.write_str("Give either \"command\" or \"argv\", not both."),
+            Error::EmptyArgv => {
+                f.write_str("\"argv\" must be non-empty and its first word must not be empty.")
+            }
+            Error::NulByte { field } => write!(f, "Field {field} must not contain a NUL byte."),
+            Error::InvalidEnvKey { key } => write!(
+                f,
+                "Environment variable name \"{key}\" is invalid: it must be non-empty and contain neither '=' nor NUL."
+            ),
+            Error::RelativeWorkdir(dir) => write!(
+                f,
+                "Working directory \"{}\" must be an absolute path.",
+                dir.display()
+            ),
+            Error::WorkdirNotFound(dir) => {
+                write!(f, "Working directory \"{}\" does not exist.", dir.display())
+            }
+            Error::TooManyRunning { .. } => f.write_str("Too many running processes."),
+            Error::ShuttingDown => f.write_str("Server is shutting down."),
+            Error::Spawn(_) => f.write_str("Failed to start process."),
+            Error::NotFound(id) => write!(f, "Process \"{id}\" not found."),
+            Error::NotRunning(id) => write!(f, "Process \"{id}\" is not running."),
+            Error::Signal(_) => f.write_str("Failed to signal process."),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Spawn(e) | Error::Signal(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,890 @@
+//! [`Manager`]: the registry of processes and the blocking API over it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ffi::{CString, OsString};
+use std::fmt;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex};
+use uuid::Uuid;
+
+use crate::buffer::{BufferConfig, HeadTailBuffer};
+use crate::error::Error;
+use crate::process::{
+    self, Command, ExitEvent, Leader, Output, OutputQuery, Proc, ProcState, ProcessId, ProcessInfo,
+    Signal,
+};
+use crate::reaper::{self, Job, SpawnJob, proc_label};
+use crate::sys;
+
+/// Default limit on processes running at once.
+pub const DEFAULT_MAX_RUNNING: usize = 256;
+/// Default time between SIGTERM and SIGKILL when a timeout or a close stops a group.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
+/// Default time after the leader's exit that a process counts as running while its output pipe
+/// stays open (a grandchild holding it can never make a wait hang for longer).
+pub const DEFAULT_PIPE_GRACE: Duration = Duration::from_secs(2);
+/// Default time an exited process stays listed (with its output) before it is forgotten.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(5 * 60);
+/// Default number of exited processes kept; past it the oldest exited one is forgotten first.
+pub const DEFAULT_MAX_EXITED: usize = 1024;
+/// Default number of entries a list returns.
+pub const DEFAULT_LIST_LIMIT: usize = 10;
+/// Longest a single output call may wait.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(5 * 60);
+/// The shell that runs [`Command::shell`] commands as `sh -c <command>`.
+pub const DEFAULT_SHELL: &str = "/bin/sh";
+/// Stack size of the per-child reader threads (and, without pidfds, waiter threads): they
+/// copy bytes and nothing else, so a small stack keeps many children cheap.
+pub const DEFAULT_THREAD_STACK_BYTES: usize = 64 * 1024;
+/// Environment variable set to the chat id for processes started for a chat.
+pub const CHAT_ID_ENV: &str = "CODER_CHAT_ID";
+
+type EnvHook = dyn Fn(&mut BTreeMap<OsString, OsString>) -> io::Result<()> + Send + Sync;
+type WorkdirProvider = dyn Fn() -> Option<PathBuf> + Send + Sync;
+type ExitHook = dyn Fn(&ExitEvent) + Send + Sync;
+
+/// Everything a manager is configured with; built by [`ManagerBuilder`].
+pub(crate) struct Config {
+    pub(crate) max_running: usize,
+    pub(crate) kill_grace: Duration,
+    pub(crate) pipe_grace: Duration,
+    pub(crate) retention: Duration,
+    pub(crate) max_exited: usize,
+    pub(crate) max_wait: Duration,
+    pub(crate) buffer: BufferConfig,
+    pub(crate) shell: PathBuf,
+    pub(crate) thread_stack_bytes: usize,
+    pub(crate) base_env: BTreeMap<OsString, OsString>,
+    pub(crate) env_hook: Option<Box<EnvHook>>,
+    pub(crate) workdir_provider: Option<Box<WorkdirProvider>>,
+    pub(crate) on_exit: Option<Box<ExitHook>>,
+    pub(crate) spawn_method: sys::SpawnMethod,
+}
+
+/// Configures and builds a [`Manager`]. Every bound has a documented default.
+///
+/// ```
+/// use procwarden::Manager;
+/// use std::time::Duration;
+///
+/// let manager = Manager::builder()
+///     .max_running(32)
+///     .retention(Duration::from_secs(60))
+///     .env("CI", "1")
+///     .build()
+///     .expect("manager");
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ManagerBuilder {
+    config: Config,
+}
+
+impl fmt::Debug for ManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagerBuilder")
+            .field("max_running", &self.config.max_running)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ManagerBuilder {
+    fn default() -> Self {
+        ManagerBuilder {
+            config: Config {
+                max_running: DEFAULT_MAX_RUNNING,
+                kill_grace: DEFAULT_KILL_GRACE,
+                pipe_grace: DEFAULT_PIPE_GRACE,
+                retention: DEFAULT_RETENTION,
+                max_exited: DEFAULT_MAX_EXITED,
+                max_wait: DEFAULT_MAX_WAIT,
+                buffer: BufferConfig::default(),
+                shell: PathBuf::from(DEFAULT_SHELL),
+                thread_stack_bytes: DEFAULT_THREAD_STACK_BYTES,
+                base_env: std::env::vars_os().collect(),
+                env_hook: None,
+                workdir_provider: None,
+                on_exit: None,
+                spawn_method: sys::SpawnMethod::default_for_platform(),
+            },
+        }
+    }
+}
+
+impl ManagerBuilder {
+    /// Most processes running at once (default [`DEFAULT_MAX_RUNNING`]); a start past it fails
+    /// with [`Error::TooManyRunning`].
+    pub fn max_running(mut self, n: usize) -> Self {
+        self.config.max_running = n;
+        self
+    }
+
+    /// Time between SIGTERM and SIGKILL for timeouts and close (default [`DEFAULT_KILL_GRACE`]).
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.config.kill_grace = grace;
+        self
+    }
+
+    /// How long after the leader's exit an open output pipe keeps a process running (default
+    /// [`DEFAULT_PIPE_GRACE`]).
+    pub fn pipe_grace(mut self, grace: Duration) -> Self {
+        self.config.pipe_grace = grace;
+        self
+    }
+
+    /// How long exited processes stay listed (default [`DEFAULT_RETENTION`]).
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.config.retention = retention;
+        self
+    }
+
+    /// Most exited processes kept (default [`DEFAULT_MAX_EXITED`]).
+    pub fn max_exited(mut self, n: usize) -> Self {
+        self.config.max_exited = n;
+        self
+    }
+
+    /// Longest an output call may wait (default [`DEFAULT_MAX_WAIT`]).
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.config.max_wait = wait;
+        self
+    }
+
+    /// Sizes of each process's output buffer (default [`BufferConfig::default`]).
+    pub fn buffer(mut self, config: BufferConfig) -> Self {
+        self.config.buffer = config;
+        self
+    }
+
+    /// The shell for [`Command::shell`] (default [`DEFAULT_SHELL`]).
+    pub fn shell(mut self, shell: impl Into<PathBuf>) -> Self {
+        self.config.shell = shell.into();
+        self
+    }
+
+    /// Stack size of reader threads (default [`DEFAULT_THREAD_STACK_BYTES`]).
+    pub fn thread_stack_bytes(mut self, bytes: usize) -> Self {
+        self.config.thread_stack_bytes = bytes;
+        self
+    }
+
+    /// Replaces the base environment (default: this process's environment when the builder was
+    /// made).
+    pub fn base_env<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        self.config.base_env = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self
+    }
+
+    /// Adds or replaces one variable of the base environment (an agent-level variable every
+    /// process gets).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.config.base_env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Removes a variable from the base environment (e.g. a secret the manager itself uses).
+    pub fn env_remove(mut self, key: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.config.base_env.remove(key.as_ref());
+        self
+    }
+
+    /// A hook that may rewrite the base environment before each start. If it fails, the
+    /// failure is logged and the base environment is used unchanged. A request's own variables
+    /// and `CODER_CHAT_ID` are applied after it.
+    pub fn env_hook(
+        mut self,
+        hook: impl Fn(&mut BTreeMap<OsString, OsString>) -> io::Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.env_hook = Some(Box::new(hook));
+        self
+    }
+
+    /// The default working directory, asked at each start that gives none; used if it names an
+    /// existing directory, else `$HOME` is used.
+    pub fn workdir_provider(
+        mut self,
+        provider: impl Fn() -> Option<PathBuf> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.workdir_provider = Some(Box::new(provider));
+        self
+    }
+
+    /// A fixed default working directory (see [`workdir_provider`](Self::workdir_provider)).
+    pub fn default_workdir(self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        self.workdir_provider(move || Some(dir.clone()))
+    }
+
+    /// Called on the supervisor thread each time a process is marked exited, with its id, chat
+    /// and working directory (files there may have changed). Keep it short: it delays the
+    /// handling of other exits.
+    pub fn on_exit(mut self, hook: impl Fn(&ExitEvent) + Send + Sync + 'static) -> Self {
+        self.config.on_exit = Some(Box::new(hook));
+        self
+    }
+
+    /// Uses the portable fork-based spawn instead of the default vfork-style clone on Linux.
+    /// Slower (fork copies the parent's page tables); there for testing and odd platforms.
+    pub fn portable_spawn(mut self, portable: bool) -> Self {
+        self.config.spawn_method = if portable {
+            sys::SpawnMethod::Fork
+        } else {
+            sys::SpawnMethod::default_for_platform()
+        };
+        self
+    }
+
+    /// Starts the supervisor thread and returns the manager.
+    pub fn build(self) -> io::Result<Manager> {
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            config: self.config,
+            table: Mutex::new(Table::default()),
+            running: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            jobs: jobs_tx,
+            wake: sys::Waker::new()?,
+            stop_readers: Arc::new(sys::Waker::new()?),
+            closed: Mutex::new(false),
+            closed_cv: Condvar::new(),
+        });
+        let for_supervisor = Arc::clone(&shared);
+        let supervisor = std::thread::Builder::new()
+            .name("procwarden-supervisor".into())
+            .spawn(move || reaper::run(for_supervisor, jobs_rx))?;
+        Ok(Manager {
+            shared,
+            supervisor: Mutex::new(Some(supervisor)),
+        })
+    }
+}
+
+/// State shared by the manager's handle, the supervisor and the reader threads.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    table: Mutex<Table>,
+    /// Processes started and not yet marked exited (including starts in flight).
+    pub(crate) running: AtomicUsize,
+    closing: AtomicBool,
+    pub(crate) jobs: Sender<Job>,
+    /// Wakes the supervisor's poll.
+    pub(crate) wake: sys::Waker,
+    /// Tells every reader thread to stop (at the end of a close).
+    pub(crate) stop_readers: Arc<sys::Waker>,
+    closed: Mutex<bool>,
+    closed_cv: Condvar,
+}
+
+#[derive(Default)]
+struct Table {
+    procs: HashMap<ProcessId, Arc<Proc>>,
+    /// Exited processes in the order they exited (oldest first), with when.
+    exited: VecDeque<(Instant, ProcessId)>,
+    next_seq: u64,
+}
+
+impl Shared {
+    pub(crate) fn insert(&self, proc: Arc<Proc>) {
+        self.table.lock().procs.insert(proc.id, proc);
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Proc>> {
+        self.table.lock().procs.values().cloned().collect()
+    }
+
+    /// Records an exit and forgets the oldest exited processes past the limit.
+    pub(crate) fn record_exit(&self, id: ProcessId) {
+        let mut table = self.table.lock();
+        table.exited.push_back((Instant::now(), id));
+        while table.exited.len() > self.config.max_exited {
+            if let Some((_, old)) = table.exited.pop_front() {
+                table.procs.remove(&old);
+            }
+        }
+    }
+
+    /// Forgets exited processes whose retention has passed.
+    pub(crate) fn sweep(&self, now: Instant) {
+        let mut table = self.table.lock();
+        while let Some(&(at, id)) = table.exited.front() {
+            if now.saturating_duration_since(at) < self.config.retention {
+                break;
+            }
+            table.exited.pop_front();
+            table.procs.remove(&id);
+        }
+    }
+
+    fn next_seq(&self) -> u64 {
+        let mut table = self.table.lock();
+        table.next_seq += 1;
+        table.next_seq
+    }
+
+    fn get(&self, id: &ProcessId) -> Option<Arc<Proc>> {
+        self.table.lock().procs.get(id).cloned()
+    }
+}
+
+/// Runs processes and answers questions about them. All methods block the calling thread only
+/// as long as the call says (a start: until the child has exec'd; an output wait: until its
+/// deadline at most).
+///
+/// Scope: each call takes the caller's chat (`None` for no chat). A caller with a chat sees
+/// only that chat's processes plus, for output and signals, processes started without a chat;
+/// lists for a chat show only that chat's. A caller without a chat sees everything.
+///
+/// Dropping the manager closes it (see [`close`](Self::close)).
+pub struct Manager {
+    shared: Arc<Shared>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager")
+            .field("running", &self.shared.running.load(Ordering::Relaxed))
+            .field("closing", &self.shared.closing.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Manager::start`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// The new process's id.
+    pub id: ProcessId,
+    /// Its pid, which is also its process group id.
+    pub pid: u32,
+    /// The working directory it was started in.
+    pub workdir: PathBuf,
+}
+
+impl Manager {
+    /// A manager with every default.
+    pub fn new() -> io::Result<Manager> {
+        Manager::builder().build()
+    }
+
+    /// A builder to configure one.
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder::default()
+    }
+
+    /// Starts a process: checks the command, resolves the working directory and environment,
+    /// spawns the child in its own process group with its output in one pipe, and returns once
+    /// it has exec'd.
+    pub fn start(&self, cmd: Command) -> Result<Started, Error> {
+        if self.shared.closing.load(Ordering::SeqCst) {
+            return Err(Error::ShuttingDown);
+        }
+        let prepared = self.prepare(&cmd)?;
+        let limit = self.shared.config.max_running;
+        if self.shared.running.fetch_add(1, Ordering::SeqCst) >= limit {
+            self.release_slot();
+            return Err(Error::TooManyRunning { limit });
+        }
+        match self.spawn(cmd, prepared) {
+            Ok(started) => Ok(started),
+            Err(e) => {
+                self.release_slot();
+                Err(e)
+            }
+        }
+    }
+
+    fn release_slot(&self) {
+        self.shared.running.fetch_sub(1, Ordering::SeqCst);
+        // A close may be waiting for the count to reach zero.
+        self.shared.wake.wake();
+    }
+
+    /// Everything checked and resolved before the spawn.
+    fn prepare(&self, cmd: &Command) -> Result<Prepared, Error> {
+        let config = &self.shared.config;
+        let (argv, display) = match (&cmd.shell, &cmd.argv) {
+            (None, None) => return Err(Error::CommandRequired),
+            (Some(_), Some(_)) => return Err(Error::CommandAndArgv),
+            (Some(shell), None) => {
+                check_nul("command", shell)?;
+                let sh = config.shell.as_os_str().as_bytes().to_vec();
+                (
+                    vec![sh, b"-c".to_vec(), shell.clone().into_bytes()],
+                    shell.clone(),
+                )
+            }
+            (None, Some(argv)) => {
+                if argv.first().is_none_or(String::is_empty) {
+                    return Err(Error::EmptyArgv);
+                }
+                for (i, arg) in argv.iter().enumerate() {
+                    check_nul(&format!("argv[{i}]"), arg)?;
+                }
+                let words = argv.iter().map(|a| a.clone().into_bytes()).collect();
+                (words, process::shell_join(argv))
+            }
+        };
+        for (key, value) in &cmd.env {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(Error::InvalidEnvKey {
+                    key: key.replace('\0', "\\0"),
+                });
+            }
+            check_nul(&format!("env[\"{key}\"]"), value)?;
+        }
+        let workdir = self.resolve_workdir(cmd.workdir.as_deref())?;
+        let env = self.build_env(cmd);
+        let program = if cmd.shell.is_some() {
+            config.shell.clone()
+        } else {
+            let name = cmd.argv.as_ref().and_then(|a| a.first()).cloned();
+            resolve_program(name.as_deref().unwrap_or_default(), &env).map_err(Error::Spawn)?
+        };
+        Ok(Prepared {
+            program,
+            argv,
+            env,
+            workdir,
+            display,
+        })
+    }
+
+    fn resolve_workdir(&self, explicit: Option<&Path>) -> Result<PathBuf, Error> {
+        if let Some(dir) = explicit.filter(|d| !d.as_os_str().is_empty()) {
+            if dir.as_os_str().as_bytes().contains(&0) {
+                return Err(Error::NulByte {
+                    field: "workdir".into(),
+                });
+            }
+            if !dir.is_absolute() {
+                return Err(Error::RelativeWorkdir(dir.to_path_buf()));
+            }
+            if !dir.is_dir() {
+                return Err(Error::WorkdirNotFound(dir.to_path_buf()));
+            }
+            return Ok(dir.to_path_buf());
+        }
+        if let Some(provider) = &self.shared.config.workdir_provider
+            && let Some(dir) = provider()
+            && dir.is_absolute()
+            && dir.is_dir()
+        {
+            return Ok(dir);
+        }
+        match std::env::var_os("HOME").map(PathBuf::from) {
+            Some(home) if home.is_absolute() && home.is_dir() => Ok(home),
+            _ => Ok(PathBuf::from("/")),
+        }
+    }
+
+    /// Base environment, then the hook, then the request's variables, then the chat id.
+    fn build_env(&self, cmd: &Command) -> BTreeMap<OsString, OsString> {
+        let config = &self.shared.config;
+        let mut env = config.base_env.clone();
+        if let Some(hook) = &config.env_hook {
+            let mut rewritten = env.clone();
+            match hook(&mut rewritten) {
+                Ok(()) => env = rewritten,
+                Err(e) => log::warn!(
+                    "environment hook failed, using the base environment: {e}{}",
+                    chat_suffix(cmd.chat)
+                ),
+            }
+        }
+        for (key, value) in &cmd.env {
+            env.insert(key.into(), value.into());
+        }
+        if let Some(chat) = cmd.chat {
+            env.insert(CHAT_ID_ENV.into(), chat.to_string().into());
+        }
+        env
+    }
+
+    fn spawn(&self, cmd: Command, prepared: Prepared) -> Result<Started, Error> {
+        let config = &self.shared.config;
+        let to_cstring = |bytes: Vec<u8>| {
+            CString::new(bytes)
+                .map_err(|e| Error::Spawn(io::Error::new(io::ErrorKind::InvalidInput, e)))
+        };
+        let envp = prepared
+            .env
+            .iter()
+            .filter(|(k, _)| {
+                let k = k.as_bytes();
+                !k.is_empty() && !k.contains(&b'=')
+            })
+            .map(|(k, v)| {
+                let mut entry = k.clone().into_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(v.as_bytes());
+                entry
+            })
+            .filter(|entry| !entry.contains(&0))
+            .map(|entry| CString::new(entry).map_err(|e| Error::Spawn(io::Error::other(e))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (read_end, write_end) = sys::pipe_cloexec().map_err(Error::Spawn)?;
+        let spec = sys::SpawnSpec {
+            path: to_cstring(prepared.program.into_os_string().into_vec())?,
+            argv: prepared
+                .argv
+                .into_iter()
+                .map(to_cstring)
+                .collect::<Result<_, _>>()?,
+            envp,
+            cwd: to_cstring(prepared.workdir.clone().into_os_string().into_vec())?,
+            output: write_end.as_raw_fd(),
+            parent_death_signal: Some(libc::SIGKILL),
+            method: config.spawn_method,
+        };
+        let seq = self.shared.next_seq();
+        let id = ProcessId::new_random();
+        let buffer_config = config.buffer;
+        let (chat, background, workdir, display) = (
+            cmd.chat,
+            cmd.background,
+            prepared.workdir.clone(),
+            prepared.display,
+        );
+        let make = Box::new(move |child: &sys::SpawnedChild| {
+            Arc::new(Proc {
+                id,
+                seq,
+                chat,
+                command: display,
+                workdir,
+                background,
+                pid: child.pid,
+                started_at: SystemTime::now(),
+                started: Instant::now(),
+                buffer: HeadTailBuffer::with_config(buffer_config),
+                state: Mutex::new(ProcState {
+                    leader: Leader::Alive,
+                    pipe_open: true,
+                    timed_out: false,
+                    exit: None,
+                    pidfd: None,
+                    reader: None,
+                }),
+                exited: Condvar::new(),
+            })
+        });
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+        let job = Job::Spawn(Box::new(SpawnJob {
+            spec,
+            make,
+            timeout: cmd.timeout,
+            reply: reply_tx,
+        }));
+        if self.shared.jobs.send(job).is_err() {
+            return Err(Error::ShuttingDown);
+        }
+        self.shared.wake.wake();
+        let proc = match reply_rx.recv() {
+            Ok(Ok(proc)) => proc,
+            Ok(Err(e)) if self.shared.closing.load(Ordering::SeqCst) => {
+                log::debug!("start refused while closing: {e}");
+                return Err(Error::ShuttingDown);
+            }
+            Ok(Err(e)) => {
+                log::warn!(
+                    "failed to start {:?}: {e}{}",
+                    cmd_label(&cmd),
+                    chat_suffix(chat)
+                );
+                return Err(Error::Spawn(e));
+            }
+            Err(_) => return Err(Error::ShuttingDown),
+        };
+        // The child has its copy of the write end; ours must go so that end of file arrives.
+        drop(write_end);
+        self.start_reader(&proc, read_end)?;
+        log::info!(
+            "{}: started pid {} in {}: {}",
+            proc_label(&proc),
+            proc.pid,
+            proc.workdir.display(),
+            proc.command
+        );
+        Ok(Started {
+            id: proc.id,
+            pid: proc.pid as u32,
+            workdir: proc.workdir.clone(),
+        })
+    }
+
+    fn start_reader(&self, proc: &Arc<Proc>, pipe: std::os::fd::OwnedFd) -> Result<(), Error> {
+        let reader_proc = Arc::clone(proc);
+        let shared = Arc::clone(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name(format!("procwarden-read-{}", proc.pid))
+            .stack_size(self.shared.config.thread_stack_bytes)
+            .spawn(move || {
+                if let Err(e) = process::read_output(&reader_proc, pipe, &shared.stop_readers) {
+                    log::warn!("{}: reading output failed: {e}", proc_label(&reader_proc));
+                }
+                let _ = shared.jobs.send(Job::PipeClosed(Arc::clone(&reader_proc)));
+                shared.wake.wake();
+            });
+        match spawned {
+            Ok(handle) => {
+                let mut state = proc.state.lock();
+                if state.pipe_open {
+                    state.reader = Some(handle);
+                } else {
+                    // The reader already finished and reported: join it here.
+                    drop(state);
+                    let _ = handle.join();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Without a reader nobody drains the pipe: stop the process rather than leave
+                // it blocked on a full pipe.
+                let state = proc.state.lock();
+                let _ = Proc::signal_group(&state, proc.pid, libc::SIGKILL);
+                drop(state);
+                let _ = self.shared.jobs.send(Job::PipeClosed(Arc::clone(proc)));
+                self.shared.wake.wake();
+                Err(Error::Spawn(e))
+            }
+        }
+    }
+
+    /// Finds a process visible to `chat` for reading or signalling.
+    fn find(&self, id: &ProcessId, chat: Option<Uuid>) -> Result<Arc<Proc>, Error> {
+        match self.shared.get(id) {
+            Some(proc) if visible_for_access(&proc, chat) => Ok(proc),
+            _ => Err(Error::NotFound(*id)),
+        }
+    }
+
+    /// The processes visible to `chat` in list order (running first, then newest start first),
+    /// at most `limit` of them.
+    pub fn list(&self, chat: Option<Uuid>, limit: usize) -> Vec<ProcessInfo> {
+        let procs: Vec<Arc<Proc>> = self
+            .shared
+            .table
+            .lock()
+            .procs
+            .values()
+            .filter(|p| chat.is_none() || p.chat == chat)
+            .cloned()
+            .collect();
+        let mut rows: Vec<(bool, u64, ProcessInfo)> = procs
+            .iter()
+            .map(|p| {
+                let info = p.info();
+                (info.running, p.seq, info)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        rows.into_iter()
+            .take(limit)
+            .map(|(_, _, info)| info)
+            .collect()
+    }
+
+    /// One process, if visible to `chat`.
+    pub fn info(&self, id: &ProcessId, chat: Option<Uuid>) -> Result<ProcessInfo, Error> {
+        Ok(self.find(id, chat)?.info())
+    }
+
+    /// Reads a process's output: a snapshot, or after waiting for exit, or (with a cursor)
+    /// after waiting for output past the cursor; each wait bounded by `query.wait` and the
+    /// manager's wait limit. When the answer says `running: false`, its output is final.
+    pub fn output(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        query: OutputQuery,
+    ) -> Result<Output, Error> {
+        let proc = self.find(id, chat)?;
+        if let Some(wait) = query.wait {
+            let wait = wait.min(self.shared.config.max_wait);
+            let deadline = Instant::now().checked_add(wait).unwrap_or_else(far_future);
+            match query.cursor {
+                Some(cursor) => {
+                    proc.buffer.wait_for_output(cursor, deadline);
+                    // The buffer is sealed just before the process is marked exited: if it is
+                    // sealed, the exit is a moment away.
+                    if proc.buffer.is_closed() {
+                        proc.wait_exit(deadline);
+                    }
+                }
+                None => {
+                    proc.wait_exit(deadline);
+                }
+            }
+        }
+        // State first, then output: if the state says exited, the buffer was already sealed.
+        let exit = proc.state.lock().exit.clone();
+        let rendered = proc.buffer.render_from(query.cursor.unwrap_or(0));
+        Ok(Output {
+            output: rendered.output,
+            truncated: rendered.truncated,
+            next_cursor: rendered.next_cursor,
+            running: exit.is_none(),
+            exit,
+        })
+    }
+
+    /// Sends a signal to the process's whole group; with `grace`, SIGKILL follows that much
+    /// later if the process still runs (ignored for [`Signal::Kill`]).
+    pub fn signal(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        signal: Signal,
+        grace: Option<Duration>,
+    ) -> Result<(), Error> {
+        let proc = self.find(id, chat)?;
+        let state = proc.state.lock();
+        if state.exit.is_some() {
+            return Err(Error::NotRunning(*id));
+        }
+        let sent = Proc::signal_group(&state, proc.pid, signal.number());
+        drop(state);
+        match sent {
+            Ok(_) => {
+                log::info!("{}: sent {}", proc_label(&proc), signal.name());
+            }
+            Err(e) => {
+                log::warn!(
+                    "{}: sending {} failed: {e}",
+                    proc_label(&proc),
+                    signal.name()
+                );
+                return Err(Error::Signal(e));
+            }
+        }
+        if let Some(grace) = grace.filter(|_| signal != Signal::Kill)
+            && let Some(at) = Instant::now().checked_add(grace)
+        {
+            let _ = self.shared.jobs.send(Job::Escalate(Arc::clone(&proc), at));
+            self.shared.wake.wake();
+        }
+        Ok(())
+    }
+
+    /// Processes started and not yet marked exited.
+    pub fn running(&self) -> usize {
+        self.shared.running.load(Ordering::SeqCst)
+    }
+
+    /// Stops everything: new starts fail, every group that may still have members gets
+    /// SIGTERM, then SIGKILL after the kill grace; every waiter wakes; every thread is joined;
+    /// no zombie is left. Returns once done. Idempotent and safe to call from several threads.
+    pub fn close(&self) {
+        let first = !self.shared.closing.swap(true, Ordering::SeqCst);
+        if first {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if self.shared.jobs.send(Job::Close(tx)).is_ok() {
+                self.shared.wake.wake();
+                let _ = rx.recv();
+            }
+            if let Some(handle) = self.supervisor.lock().take() {
+                let _ = handle.join();
+            }
+            *self.shared.closed.lock() = true;
+            self.shared.closed_cv.notify_all();
+        } else {
+            let mut closed = self.shared.closed.lock();
+            while !*closed {
+                self.shared.closed_cv.wait(&mut closed);
+            }
+        }
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// What `prepare` resolved.
+struct Prepared {
+    program: PathBuf,
+    argv: Vec<Vec<u8>>,
+    env: BTreeMap<OsString, OsString>,
+    workdir: PathBuf,
+    display: String,
+}
+
+/// A process started without a chat may be read and signalled under any chat.
+fn visible_for_access(proc: &Proc, chat: Option<Uuid>) -> bool {
+    chat.is_none() || proc.chat.is_none() || proc.chat == chat
+}
+
+fn check_nul(field: &str, value: &str) -> Result<(), Error> {
+    if value.contains('\0') {
+        return Err(Error::NulByte {
+            field: field.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Finds a program the way `execvp` would, but in the parent, before the spawn: a name with a
+/// slash is used as it is; otherwise the first executable file of that name in the child's
+/// `PATH` (or the default search path when it has none).
+fn resolve_program(name: &str, env: &BTreeMap<OsString, OsString>) -> io::Result<PathBuf> {
+    if name.contains('/') {
+        return Ok(PathBuf::from(name));
+    }
+    let path = env
+        .get(std::ffi::OsStr::new("PATH"))
+        .cloned()
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in std::env::split_paths(&path) {
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        let candidate = dir.join(name);
+        if let Ok(meta) = std::fs::metadata(&candidate)
+            && meta.is_file()
+            && meta.permissions().mode() & 0o111 != 0
+        {
+            return Ok(candidate);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("program \"{name}\" not found in PATH"),
+    ))
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
+}
+
+fn chat_suffix(chat: Option<Uuid>) -> String {
+    chat.map(|c| format!(" chat={c}")).unwrap_or_default()
+}
+
+fn cmd_label(cmd: &Command) -> String {
+    match (&cmd.shell, &cmd.argv) {
+        (Some(shell), _) => shell.clone(),
+        (_, Some(argv)) => process::shell_join(argv),
+        _ => String::new(),
+    }
+}
