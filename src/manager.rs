@@ -262,6 +262,7 @@ impl ManagerBuilder {
             jobs: jobs_tx,
             wake: sys::Waker::new()?,
             stop_readers: Arc::new(sys::Waker::new()?),
+            lingering: Mutex::new(Vec::new()),
             closed: Mutex::new(false),
             closed_cv: Condvar::new(),
         });
@@ -288,6 +289,9 @@ pub(crate) struct Shared {
     pub(crate) wake: sys::Waker,
     /// Tells every reader thread to stop (at the end of a close).
     pub(crate) stop_readers: Arc<sys::Waker>,
+    /// Processes marked exited whose group may still have members (a background child that
+    /// outlived its leader): signalled again at close.
+    pub(crate) lingering: Mutex<Vec<Arc<Proc>>>,
     closed: Mutex<bool>,
     closed_cv: Condvar,
 }
@@ -309,15 +313,29 @@ impl Shared {
         self.table.lock().procs.values().cloned().collect()
     }
 
-    /// Records an exit and forgets the oldest exited processes past the limit.
-    pub(crate) fn record_exit(&self, id: ProcessId) {
+    /// Records an exit and forgets the oldest exited processes past the limit. Returns whether
+    /// it is the only exit on record (so the first retention deadline is new).
+    pub(crate) fn record_exit(&self, id: ProcessId) -> bool {
         let mut table = self.table.lock();
+        let first = table.exited.is_empty();
         table.exited.push_back((Instant::now(), id));
         while table.exited.len() > self.config.max_exited {
             if let Some((_, old)) = table.exited.pop_front() {
                 table.procs.remove(&old);
             }
         }
+        first
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// When the oldest exited process's retention ends.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        let table = self.table.lock();
+        let (at, _) = table.exited.front()?;
+        at.checked_add(self.config.retention)
     }
 
     /// Forgets exited processes whose retention has passed.
@@ -632,13 +650,15 @@ impl Manager {
     fn start_reader(&self, proc: &Arc<Proc>, pipe: std::os::fd::OwnedFd) -> Result<(), Error> {
         let reader_proc = Arc::clone(proc);
         let shared = Arc::clone(&self.shared);
+        let pidfd = proc.state.lock().pidfd.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("procwarden-read-{}", proc.pid))
             .stack_size(self.shared.config.thread_stack_bytes)
             .spawn(move || {
-                if let Err(e) = process::read_output(&reader_proc, pipe, &shared.stop_readers) {
+                if let Err(e) = process::watch(&shared, &reader_proc, pipe, pidfd) {
                     log::warn!("{}: reading output failed: {e}", proc_label(&reader_proc));
                 }
+                // The supervisor joins this thread.
                 let _ = shared.jobs.send(Job::PipeClosed(Arc::clone(&reader_proc)));
                 shared.wake.wake();
             });
@@ -655,11 +675,12 @@ impl Manager {
                 Ok(())
             }
             Err(e) => {
-                // Without a reader nobody drains the pipe: stop the process rather than leave
-                // it blocked on a full pipe.
+                // Without a reader nobody drains the pipe or watches the exit: stop the process,
+                // let the supervisor reap it, and report the failure.
                 let state = proc.state.lock();
                 let _ = Proc::signal_group(&state, proc.pid, libc::SIGKILL);
                 drop(state);
+                let _ = self.shared.jobs.send(Job::Watch(Arc::clone(proc)));
                 let _ = self.shared.jobs.send(Job::PipeClosed(Arc::clone(proc)));
                 self.shared.wake.wake();
                 Err(Error::Spawn(e))

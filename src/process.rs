@@ -15,6 +15,8 @@ use parking_lot::{Condvar, Mutex};
 use uuid::Uuid;
 
 use crate::buffer::{HeadTailBuffer, Truncation};
+use crate::manager::Shared;
+use crate::reaper;
 use crate::sys;
 
 /// Bytes read from a child's pipe at once (the default pipe capacity on Linux). The read buffer
@@ -370,30 +372,114 @@ impl Proc {
     }
 }
 
-/// The reader thread's body: copies the pipe into the buffer until end of file, or until the
-/// manager's stop signal (closing, after every group was killed), then tells the reaper.
-pub(crate) fn read_output(proc: &Proc, pipe: OwnedFd, stop: &sys::Waker) -> io::Result<()> {
+/// The reader thread's body: copies the pipe into the buffer until end of file, and, when the
+/// child has a pidfd, watches it too: reaps the leader when it exits, runs the pipe grace as its
+/// poll timeout, and marks the process exited as soon as both the leader and the output are
+/// done. So an exit wakes this one thread, which wakes the waiters: no hop through the
+/// supervisor. Returns at end of file once the process is marked exited, or at the manager's
+/// stop signal (end of a close).
+pub(crate) fn watch(
+    shared: &Shared,
+    proc: &Arc<Proc>,
+    pipe: OwnedFd,
+    mut pidfd: Option<Arc<OwnedFd>>,
+) -> io::Result<()> {
     sys::set_nonblocking(pipe.as_fd(), true)?;
-    let mut ready = Vec::with_capacity(2);
+    let stop = &shared.stop_readers;
+    let mut pipe = Some(File::from(pipe));
+    let mut grace_until: Option<Instant> = None;
+    let mut ready = Vec::with_capacity(3);
     let mut chunk: Vec<u8> = Vec::new();
-    let mut file = File::from(pipe);
-    loop {
-        sys::poll_readable(&[file.as_fd(), stop.fd()], None, &mut ready)?;
-        if ready.contains(&1) && !ready.contains(&0) {
-            return Ok(());
+    let result = loop {
+        if pipe.is_none() && pidfd.is_none() && grace_until.is_none() {
+            break Ok(());
         }
-        if chunk.is_empty() {
-            chunk = vec![0; READ_CHUNK_BYTES];
+        // Index 0: stop; then the pipe and the pidfd while they matter.
+        let mut fds = [stop.fd(); 3];
+        let mut n = 1;
+        let pipe_at = pipe.as_ref().map(|p| {
+            fds[n] = p.as_fd();
+            n += 1;
+            n - 1
+        });
+        let pidfd_at = pidfd.as_ref().map(|p| {
+            fds[n] = p.as_fd();
+            n += 1;
+            n - 1
+        });
+        let timeout = grace_until.map(|at| at.saturating_duration_since(Instant::now()));
+        if let Err(e) = sys::poll_readable(&fds[..n], timeout, &mut ready) {
+            break Err(e);
         }
-        // Drain what is there, then poll again.
-        loop {
-            match file.read(&mut chunk) {
-                Ok(0) => return Ok(()),
-                Ok(n) => proc.buffer.write(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+        if ready.contains(&0) {
+            break Ok(());
+        }
+        if pipe_at.is_some_and(|i| ready.contains(&i)) {
+            match drain(proc, pipe.as_mut().expect("polled pipe"), &mut chunk) {
+                Ok(true) => {}
+                Ok(false) => {
+                    pipe = None;
+                    let mut state = proc.state.lock();
+                    state.pipe_open = false;
+                    if state.leader != Leader::Alive {
+                        grace_until = None;
+                        reaper::finalize(shared, proc, state);
+                    }
+                }
+                Err(e) => break Err(e),
             }
+        }
+        if let Some(i) = pidfd_at
+            && ready.contains(&i)
+        {
+            let fd = pidfd.take().expect("polled pidfd");
+            let mut state = proc.state.lock();
+            if reaper::reap_leader(proc, &mut state, Some(fd.as_fd()))
+                || state.leader != Leader::Alive
+            {
+                if state.pipe_open {
+                    grace_until = Some(Instant::now() + shared.config.pipe_grace);
+                } else {
+                    reaper::finalize(shared, proc, state);
+                }
+            } else {
+                pidfd = Some(fd);
+            }
+        }
+        if grace_until.is_some_and(|at| at <= Instant::now()) {
+            grace_until = None;
+            let state = proc.state.lock();
+            if state.exit.is_none() {
+                log::debug!(
+                    "{}: output pipe still open {} ms after exit; marking exited",
+                    reaper::proc_label(proc),
+                    shared.config.pipe_grace.as_millis()
+                );
+                reaper::finalize(shared, proc, state);
+            }
+        }
+    };
+    // Stopped or failed: the pipe counts as closed from here on.
+    let mut state = proc.state.lock();
+    state.pipe_open = false;
+    if state.leader != Leader::Alive {
+        reaper::finalize(shared, proc, state);
+    }
+    result
+}
+
+/// Reads what the pipe holds into the buffer. `Ok(false)` at end of file.
+fn drain(proc: &Proc, pipe: &mut File, chunk: &mut Vec<u8>) -> io::Result<bool> {
+    if chunk.is_empty() {
+        *chunk = vec![0; READ_CHUNK_BYTES];
+    }
+    loop {
+        match pipe.read(chunk) {
+            Ok(0) => return Ok(false),
+            Ok(n) => proc.buffer.write(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) => return Err(e),
         }
     }
 }

@@ -11,7 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Instant, SystemTime};
@@ -21,6 +21,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::manager::Shared;
 use crate::process::{Exit, ExitEvent, Leader, Proc, ProcState};
 use crate::sys;
+use parking_lot::MutexGuard;
 
 /// Work for the supervisor.
 pub(crate) enum Job {
@@ -30,6 +31,8 @@ pub(crate) enum Job {
     PipeClosed(Arc<Proc>),
     /// A per-child waiter thread saw the leader exit (no pidfd: non-Linux, old kernels).
     LeaderExited(Arc<Proc>),
+    /// Watch this child's exit here: its reader thread could not be started.
+    Watch(Arc<Proc>),
     /// SIGKILL the group at `at` if it still runs (signal escalation).
     Escalate(Arc<Proc>, Instant),
     /// Stop everything; reply when done.
@@ -55,8 +58,6 @@ enum Timer {
     Escalate(Weak<Proc>),
     /// The leader exited this long ago: mark exited even if the pipe is still open.
     PipeGrace(Weak<Proc>),
-    /// Forget exited processes whose retention has passed.
-    Retention,
     /// Closing: the kill grace is over, SIGKILL every group left.
     CloseKill,
 }
@@ -86,9 +87,6 @@ struct Supervisor {
     jobs: Receiver<Job>,
     /// Leaders not yet reaped that have a pidfd to poll.
     watched: Vec<(Arc<Proc>, Arc<OwnedFd>)>,
-    /// Processes marked exited whose group may still have members (a background child that
-    /// outlived the leader): signalled again at close.
-    lingering: Vec<Arc<Proc>>,
     timers: BinaryHeap<Reverse<Due>>,
     timer_seq: u64,
     /// Set once a close has begun: the callers to answer when it completes.
@@ -104,7 +102,6 @@ pub(crate) fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
         shared,
         jobs,
         watched: Vec::new(),
-        lingering: Vec::new(),
         timers: BinaryHeap::new(),
         timer_seq: 0,
         closing: None,
@@ -125,10 +122,17 @@ impl Supervisor {
             if self.close_complete() {
                 break;
             }
-            let timeout = self
-                .timers
-                .peek()
-                .map(|Reverse(Due(at, ..))| at.saturating_duration_since(Instant::now()));
+            let now = Instant::now();
+            if self.shared.next_expiry().is_some_and(|at| at <= now) {
+                self.shared.sweep(now);
+                self.prune_lingering();
+            }
+            let next_timer = self.timers.peek().map(|Reverse(Due(at, ..))| *at);
+            let timeout = [next_timer, self.shared.next_expiry()]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|at| at.saturating_duration_since(now));
             let mut fds = Vec::with_capacity(self.watched.len() + 1);
             fds.push(self.shared.wake.fd());
             fds.extend(self.watched.iter().map(|(_, fd)| fd.as_fd()));
@@ -162,6 +166,7 @@ impl Supervisor {
                 self.reap(&proc, None);
             }
             Job::Escalate(proc, at) => self.add_timer(at, Timer::Escalate(Arc::downgrade(&proc))),
+            Job::Watch(proc) => self.watch(proc),
             Job::Close(reply) => self.begin_close(reply),
         }
     }
@@ -183,17 +188,12 @@ impl Supervisor {
                 return;
             }
         };
-        let pidfd = child.pidfd.as_ref().map(|fd| fd.try_clone());
         let proc = (job.make)(&child);
-        match pidfd {
-            Some(Ok(fd)) => {
-                let fd = Arc::new(fd);
-                proc.state.lock().pidfd = Some(Arc::clone(&fd));
-                self.watched.push((Arc::clone(&proc), fd));
-            }
-            _ => self.start_waiter(&proc),
+        match child.pidfd {
+            // The reader thread watches the pidfd (see `process::watch`).
+            Some(fd) => proc.state.lock().pidfd = Some(Arc::new(fd)),
+            None => self.start_waiter(&proc),
         }
-        drop(child);
         if let Some(timeout) = job.timeout
             && let Some(at) = proc.started.checked_add(timeout)
         {
@@ -233,23 +233,14 @@ impl Supervisor {
         if state.leader != Leader::Alive {
             return;
         }
-        let outcome = sys::try_reap(proc.pid, pidfd.map(|fd| fd.as_fd()));
-        let outcome = match outcome {
-            Ok(sys::WaitOutcome::Running) => {
-                // Spurious wake-up: keep watching.
-                drop(state);
-                if let Some(fd) = pidfd {
-                    self.watched.push((Arc::clone(proc), Arc::clone(fd)));
-                }
-                return;
+        if !reap_leader(proc, &mut state, pidfd.map(|fd| fd.as_fd())) {
+            // Spurious wake-up: keep watching.
+            drop(state);
+            if let Some(fd) = pidfd {
+                self.watched.push((Arc::clone(proc), Arc::clone(fd)));
             }
-            Ok(outcome) => outcome,
-            Err(e) => {
-                log::warn!("{}: reaping pid {} failed: {e}", proc_label(proc), proc.pid);
-                sys::WaitOutcome::Unknown
-            }
-        };
-        state.leader = Leader::Reaped(outcome);
+            return;
+        }
         if state.pipe_open {
             drop(state);
             let at = Instant::now() + self.shared.config.pipe_grace;
@@ -259,6 +250,17 @@ impl Supervisor {
         }
     }
 
+    /// Watches a child's pidfd here, because no reader thread could be started for it.
+    fn watch(&mut self, proc: Arc<Proc>) {
+        let pidfd = proc.state.lock().pidfd.clone();
+        match pidfd {
+            Some(fd) => self.watched.push((proc, fd)),
+            None => self.start_waiter(&proc),
+        }
+    }
+
+    /// A reader thread has finished (it marked the pipe closed, and finalized the process if
+    /// the leader was already reaped): join it.
     fn pipe_closed(&mut self, proc: &Arc<Proc>) {
         let mut state = proc.state.lock();
         state.pipe_open = false;
@@ -273,66 +275,8 @@ impl Supervisor {
         }
     }
 
-    /// Marks the process exited: seal the output first, then the state, then wake waiters, so
-    /// that anyone who sees `running: false` reads final output.
-    fn finalize(&mut self, proc: &Arc<Proc>, mut state: parking_lot::MutexGuard<'_, ProcState>) {
-        if state.exit.is_some() {
-            return;
-        }
-        proc.buffer.close();
-        let (code, signal) = match state.leader {
-            Leader::Reaped(sys::WaitOutcome::Exited(code)) => (code, None),
-            Leader::Reaped(sys::WaitOutcome::Signaled(sig)) => {
-                (-1, Some(sys::signal_name(sig).into_owned()))
-            }
-            _ => (-1, None),
-        };
-        let exit = Exit {
-            code,
-            signal,
-            timed_out: state.timed_out,
-            exited_at: SystemTime::now(),
-            duration: proc.started.elapsed(),
-        };
-        state.exit = Some(exit.clone());
-        // Does the group outlive its leader? Ask through the pidfd (which names the group, not
-        // a number); if it is empty, let the pidfd go.
-        let lingering = match state.pidfd.as_deref() {
-            Some(fd) => sys::signal_group(Some(fd.as_fd()), proc.pid, 0, false).is_ok(),
-            None => false,
-        };
-        if !lingering {
-            state.pidfd = None;
-        }
-        drop(state);
-        proc.exited.notify_all();
-        self.shared.running.fetch_sub(1, Ordering::SeqCst);
-        if lingering {
-            self.lingering.push(Arc::clone(proc));
-        }
-        log::info!(
-            "{}: exited: code {}{}{}, {} ms, {} output bytes",
-            proc_label(proc),
-            exit.code,
-            exit.signal
-                .as_deref()
-                .map(|s| format!(", signal {s}"))
-                .unwrap_or_default(),
-            if exit.timed_out { ", timed out" } else { "" },
-            exit.duration.as_millis(),
-            proc.buffer.total_bytes(),
-        );
-        let retention = self.shared.config.retention;
-        self.shared.record_exit(proc.id);
-        self.add_timer(Instant::now() + retention, Timer::Retention);
-        if let Some(hook) = &self.shared.config.on_exit {
-            hook(&ExitEvent {
-                id: proc.id,
-                chat: proc.chat,
-                workdir: proc.workdir.clone(),
-                exit,
-            });
-        }
+    fn finalize(&mut self, proc: &Arc<Proc>, state: parking_lot::MutexGuard<'_, ProcState>) {
+        finalize(&self.shared, proc, state);
     }
 
     fn fire_due_timers(&mut self) {
@@ -367,10 +311,6 @@ impl Supervisor {
                             self.finalize(&proc, state);
                         }
                     }
-                }
-                Timer::Retention => {
-                    self.shared.sweep(Instant::now());
-                    self.prune_lingering();
                 }
                 Timer::CloseKill => self.close_kill(),
             }
@@ -407,7 +347,7 @@ impl Supervisor {
 
     /// Drops lingering groups that have emptied.
     fn prune_lingering(&mut self) {
-        self.lingering.retain(|proc| {
+        self.shared.lingering.lock().retain(|proc| {
             let mut state = proc.state.lock();
             let alive = state
                 .pidfd
@@ -427,8 +367,9 @@ impl Supervisor {
         }
         self.closing = Some(vec![reply]);
         let procs = self.shared.all();
+        let lingering = self.shared.lingering.lock().clone();
         let mut signalled = 0;
-        for proc in procs.iter().chain(self.lingering.iter()) {
+        for proc in procs.iter().chain(lingering.iter()) {
             let state = proc.state.lock();
             if state.exit.is_some() && state.pidfd.is_none() {
                 continue;
@@ -448,8 +389,9 @@ impl Supervisor {
         }
         self.kill_sent = true;
         let procs = self.shared.all();
+        let lingering = self.shared.lingering.lock().clone();
         let mut killed = 0;
-        for proc in procs.iter().chain(self.lingering.iter()) {
+        for proc in procs.iter().chain(lingering.iter()) {
             let state = proc.state.lock();
             if state.exit.is_some() && state.pidfd.is_none() {
                 continue;
@@ -474,7 +416,7 @@ impl Supervisor {
         }
         if !self.kill_sent {
             self.prune_lingering();
-            if !self.lingering.is_empty() {
+            if !self.shared.lingering.lock().is_empty() {
                 return false;
             }
         }
@@ -507,11 +449,103 @@ impl Supervisor {
                 _ => {}
             }
         }
-        self.lingering.clear();
+        self.shared.lingering.lock().clear();
         for reply in self.closing.take().unwrap_or_default() {
             let _ = reply.send(());
         }
         log::info!("closed: every process group ended, every thread joined");
+    }
+}
+
+/// Reaps the leader if it has exited, under the process's lock (which signalling by number
+/// also takes, so the id cannot be freed under a signal). Returns whether it was reaped now.
+/// A failed wait (ECHILD: the host reaped it) counts as exited with an unknown status.
+pub(crate) fn reap_leader(
+    proc: &Proc,
+    state: &mut ProcState,
+    pidfd: Option<BorrowedFd<'_>>,
+) -> bool {
+    if state.leader != Leader::Alive {
+        return false;
+    }
+    let outcome = match sys::try_reap(proc.pid, pidfd) {
+        Ok(sys::WaitOutcome::Running) => return false,
+        Ok(outcome) => outcome,
+        Err(e) => {
+            log::warn!("{}: reaping pid {} failed: {e}", proc_label(proc), proc.pid);
+            sys::WaitOutcome::Unknown
+        }
+    };
+    state.leader = Leader::Reaped(outcome);
+    true
+}
+
+/// Marks the process exited: seal the output first, then the state, then wake waiters, so
+/// that anyone who sees `running: false` reads final output.
+///
+/// Called by whichever of the two events comes last, with the process's lock held: the
+/// supervisor reaping the leader (pipe already at end of file), or the reader thread reaching
+/// end of file (leader already reaped). Either way the waiters are one wake-up away from the
+/// exit, not two.
+pub(crate) fn finalize(shared: &Shared, proc: &Arc<Proc>, mut state: MutexGuard<'_, ProcState>) {
+    if state.exit.is_some() {
+        return;
+    }
+    proc.buffer.close();
+    let (code, signal) = match state.leader {
+        Leader::Reaped(sys::WaitOutcome::Exited(code)) => (code, None),
+        Leader::Reaped(sys::WaitOutcome::Signaled(sig)) => {
+            (-1, Some(sys::signal_name(sig).into_owned()))
+        }
+        _ => (-1, None),
+    };
+    let exit = Exit {
+        code,
+        signal,
+        timed_out: state.timed_out,
+        exited_at: SystemTime::now(),
+        duration: proc.started.elapsed(),
+    };
+    state.exit = Some(exit.clone());
+    // Does the group outlive its leader? Ask through the pidfd (which names the group, not a
+    // number); if it is empty, let the pidfd go.
+    let lingering = match state.pidfd.as_deref() {
+        Some(fd) => sys::signal_group(Some(fd.as_fd()), proc.pid, 0, false).is_ok(),
+        None => false,
+    };
+    if !lingering {
+        state.pidfd = None;
+    }
+    drop(state);
+    proc.exited.notify_all();
+    shared.running.fetch_sub(1, Ordering::SeqCst);
+    if lingering {
+        shared.lingering.lock().push(Arc::clone(proc));
+    }
+    log::info!(
+        "{}: exited: code {}{}{}, {} ms, {} output bytes",
+        proc_label(proc),
+        exit.code,
+        exit.signal
+            .as_deref()
+            .map(|s| format!(", signal {s}"))
+            .unwrap_or_default(),
+        if exit.timed_out { ", timed out" } else { "" },
+        exit.duration.as_millis(),
+        proc.buffer.total_bytes(),
+    );
+    // The supervisor sleeps until its nearest deadline: tell it when this exit is the first
+    // retention deadline it has, or when a close waits for the last exit.
+    if shared.record_exit(proc.id) || shared.is_closing() {
+        shared.wake.wake();
+    }
+    if let Some(hook) = &shared.config.on_exit {
+        hook(&ExitEvent {
+            id: proc.id,
+            chat: proc.chat,
+            workdir: proc.workdir.clone(),
+            exit,
+        });
     }
 }
 
