@@ -1,14 +1,71 @@
 //! procwarden: run commands for AI agents and synchronous programs, keep a bounded head and tail
 //! of their output, and wake waiters the moment they exit.
 //!
-//! This crate is being built in layers. Available now:
+//! Everything here is blocking and thread-based: no async runtime. A [`Manager`] owns one
+//! supervisor thread and one reader thread per running child; calls block the calling thread
+//! only as long as they say.
 //!
-//! - [`HeadTailBuffer`]: the bounded output record every process writes into. It keeps the first
-//!   and last 16 KiB of a stream, counts every byte, renders valid UTF-8 text with an omission
-//!   marker and cut long lines, supports cursors for reading only what is new, and lets threads
-//!   block until more output arrives or the stream closes. It is usable on its own.
+//! # Running commands
 //!
-//! # The output buffer
+//! ```
+//! use procwarden::{Command, Manager, OutputQuery, Signal};
+//! use std::time::Duration;
+//!
+//! let manager = Manager::new()?;
+//!
+//! // Start, then block until it exits (or 10 s pass).
+//! let started = manager.start(Command::shell("echo hello; echo oops >&2; exit 3"))?;
+//! let done = manager.output(
+//!     &started.id,
+//!     None,
+//!     OutputQuery { cursor: None, wait: Some(Duration::from_secs(10)) },
+//! )?;
+//! assert!(!done.running);
+//! assert_eq!(done.output, "hello\noops\n"); // stdout and stderr share one pipe, in order
+//! assert_eq!(done.exit.map(|e| e.code), Some(3));
+//!
+//! // A long-running process: read what is new as it comes, then stop its whole group.
+//! let server = manager.start(Command::shell("echo ready; sleep 60").background(true))?;
+//! let first = manager.output(
+//!     &server.id,
+//!     None,
+//!     OutputQuery { cursor: Some(0), wait: Some(Duration::from_secs(10)) },
+//! )?;
+//! assert_eq!(first.output, "ready\n");
+//! manager.signal(&server.id, None, Signal::Terminate, Some(Duration::from_secs(2)))?;
+//!
+//! // Dropping (or closing) the manager ends every process group and joins every thread.
+//! drop(manager);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! What the manager guarantees:
+//!
+//! - Each child leads its own process group, with stdin from `/dev/null`, stdout and stderr in
+//!   one pipe, default signal dispositions, an empty signal mask, no inherited descriptors, and
+//!   a parent-death signal (SIGKILL) in case the program dies without closing the manager.
+//! - Signals go to the whole group and never to a reused id: on Linux 6.9+ through the leader's
+//!   pidfd, which names the group itself; elsewhere by number only while the unreaped leader
+//!   (or an open output pipe) pins the group.
+//! - A process counts as running until its leader has exited *and* its output pipe is closed,
+//!   or for at most [`DEFAULT_PIPE_GRACE`] after the leader's exit: a background grandchild
+//!   that keeps the pipe open can never make a wait hang.
+//! - Once an answer says `running: false`, its output is final.
+//! - It never calls `waitpid(-1)` and installs no SIGCHLD handler: the embedding program's
+//!   other children are its own. A host that ignores SIGCHLD still gets every exit (with exit
+//!   code -1: the status is lost).
+//! - Every bound is a named constant with a builder method: [`DEFAULT_MAX_RUNNING`],
+//!   [`DEFAULT_RETENTION`], [`DEFAULT_MAX_EXITED`], [`DEFAULT_MAX_WAIT`], [`DEFAULT_KILL_GRACE`],
+//!   the buffer sizes in [`BufferConfig`], and so on.
+//!
+//! Scope: every call takes the caller's chat (`None` for none). See [`Manager`] for the rules.
+//!
+//! # The output buffer on its own
+//!
+//! [`HeadTailBuffer`] keeps the first and last 16 KiB of a stream and counts every byte. It
+//! renders valid UTF-8 text with an omission marker and cut long lines, supports cursors for
+//! reading only what is new, and lets threads block until more output arrives or the stream
+//! closes.
 //!
 //! ```
 //! use procwarden::{BufferConfig, HeadTailBuffer};
@@ -36,6 +93,12 @@
 //! buffer.close();
 //! assert!(buffer.wait_closed(Instant::now() + Duration::from_secs(1)));
 //! ```
+//!
+//! # Platforms
+//!
+//! Linux first: children are created with a vfork-style `clone` (fast whatever the size of the
+//! parent) and watched through pidfds. Other unix systems (macOS) use `fork`, a waiter thread
+//! per child (`waitid` with `WNOWAIT`), and `killpg`; they have no parent-death signal.
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
@@ -44,6 +107,7 @@ mod error;
 mod manager;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
+mod pool;
 mod process;
 mod reaper;
 mod render;
@@ -53,7 +117,7 @@ pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Trun
 pub use error::Error;
 pub use manager::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
-    DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_RETENTION, DEFAULT_SHELL,
+    DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
     DEFAULT_THREAD_STACK_BYTES, Manager, ManagerBuilder, Started,
 };
 pub use process::{

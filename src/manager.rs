@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::buffer::{BufferConfig, HeadTailBuffer};
 use crate::error::Error;
+use crate::pool::{ReaderPool, ReaderWork};
 use crate::process::{
     self, Command, ExitEvent, Leader, Output, OutputQuery, Proc, ProcState, ProcessId, ProcessInfo,
     Signal,
@@ -46,6 +47,9 @@ pub const DEFAULT_SHELL: &str = "/bin/sh";
 /// Stack size of the per-child reader threads (and, without pidfds, waiter threads): they
 /// copy bytes and nothing else, so a small stack keeps many children cheap.
 pub const DEFAULT_THREAD_STACK_BYTES: usize = 64 * 1024;
+/// How long a reader thread with no child to watch waits for the next one before it exits.
+/// Reusing readers saves creating a thread per start; idle ones cost a mostly untouched stack.
+pub const DEFAULT_READER_IDLE: Duration = Duration::from_secs(5);
 /// Environment variable set to the chat id for processes started for a chat.
 pub const CHAT_ID_ENV: &str = "CODER_CHAT_ID";
 
@@ -64,6 +68,7 @@ pub(crate) struct Config {
     pub(crate) buffer: BufferConfig,
     pub(crate) shell: PathBuf,
     pub(crate) thread_stack_bytes: usize,
+    pub(crate) reader_idle: Duration,
     pub(crate) base_env: BTreeMap<OsString, OsString>,
     pub(crate) env_hook: Option<Box<EnvHook>>,
     pub(crate) workdir_provider: Option<Box<WorkdirProvider>>,
@@ -110,6 +115,7 @@ impl Default for ManagerBuilder {
                 buffer: BufferConfig::default(),
                 shell: PathBuf::from(DEFAULT_SHELL),
                 thread_stack_bytes: DEFAULT_THREAD_STACK_BYTES,
+                reader_idle: DEFAULT_READER_IDLE,
                 base_env: std::env::vars_os().collect(),
                 env_hook: None,
                 workdir_provider: None,
@@ -174,6 +180,13 @@ impl ManagerBuilder {
     /// Stack size of reader threads (default [`DEFAULT_THREAD_STACK_BYTES`]).
     pub fn thread_stack_bytes(mut self, bytes: usize) -> Self {
         self.config.thread_stack_bytes = bytes;
+        self
+    }
+
+    /// How long an idle reader thread waits for the next child before it exits (default
+    /// [`DEFAULT_READER_IDLE`]).
+    pub fn reader_idle(mut self, idle: Duration) -> Self {
+        self.config.reader_idle = idle;
         self
     }
 
@@ -254,6 +267,7 @@ impl ManagerBuilder {
     /// Starts the supervisor thread and returns the manager.
     pub fn build(self) -> io::Result<Manager> {
         let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
+        let base_envp = Arc::new(envp_of(&self.config.base_env));
         let shared = Arc::new(Shared {
             config: self.config,
             table: Mutex::new(Table::default()),
@@ -262,7 +276,10 @@ impl ManagerBuilder {
             jobs: jobs_tx,
             wake: sys::Waker::new()?,
             stop_readers: Arc::new(sys::Waker::new()?),
+            base_envp,
             lingering: Mutex::new(Vec::new()),
+            readers: ReaderPool::new(),
+            dev_null: sys::open_dev_null()?,
             closed: Mutex::new(false),
             closed_cv: Condvar::new(),
         });
@@ -292,6 +309,12 @@ pub(crate) struct Shared {
     /// Processes marked exited whose group may still have members (a background child that
     /// outlived its leader): signalled again at close.
     pub(crate) lingering: Mutex<Vec<Arc<Proc>>>,
+    /// The base environment as `KEY=VALUE` C strings, for starts that change nothing in it.
+    base_envp: Arc<Vec<CString>>,
+    /// Reader threads, reused across children.
+    pub(crate) readers: ReaderPool,
+    /// `/dev/null`, opened once: every child's stdin.
+    dev_null: std::os::fd::OwnedFd,
     closed: Mutex<bool>,
     closed_cv: Condvar,
 }
@@ -380,6 +403,7 @@ impl fmt::Debug for Manager {
         f.debug_struct("Manager")
             .field("running", &self.shared.running.load(Ordering::Relaxed))
             .field("closing", &self.shared.closing.load(Ordering::Relaxed))
+            .field("reader_threads", &self.shared.readers.threads())
             .finish_non_exhaustive()
     }
 }
@@ -468,17 +492,28 @@ impl Manager {
             check_nul(&format!("env[\"{key}\"]"), value)?;
         }
         let workdir = self.resolve_workdir(cmd.workdir.as_deref())?;
-        let env = self.build_env(cmd);
+        // Without a hook, request variables or a chat, every child gets the base environment:
+        // built once, shared.
+        let fast = config.env_hook.is_none() && cmd.env.is_empty() && cmd.chat.is_none();
+        let env = (!fast).then(|| self.build_env(cmd));
         let program = if cmd.shell.is_some() {
             config.shell.clone()
         } else {
             let name = cmd.argv.as_ref().and_then(|a| a.first()).cloned();
-            resolve_program(name.as_deref().unwrap_or_default(), &env).map_err(Error::Spawn)?
+            let path = env
+                .as_ref()
+                .unwrap_or(&config.base_env)
+                .get(std::ffi::OsStr::new("PATH"));
+            resolve_program(name.as_deref().unwrap_or_default(), path).map_err(Error::Spawn)?
+        };
+        let envp = match env {
+            Some(env) => Arc::new(envp_of(&env)),
+            None => Arc::clone(&self.shared.base_envp),
         };
         Ok(Prepared {
             program,
             argv,
-            env,
+            envp,
             workdir,
             display,
         })
@@ -541,22 +576,6 @@ impl Manager {
             CString::new(bytes)
                 .map_err(|e| Error::Spawn(io::Error::new(io::ErrorKind::InvalidInput, e)))
         };
-        let envp = prepared
-            .env
-            .iter()
-            .filter(|(k, _)| {
-                let k = k.as_bytes();
-                !k.is_empty() && !k.contains(&b'=')
-            })
-            .map(|(k, v)| {
-                let mut entry = k.clone().into_vec();
-                entry.push(b'=');
-                entry.extend_from_slice(v.as_bytes());
-                entry
-            })
-            .filter(|entry| !entry.contains(&0))
-            .map(|entry| CString::new(entry).map_err(|e| Error::Spawn(io::Error::other(e))))
-            .collect::<Result<Vec<_>, _>>()?;
         let (read_end, write_end) = sys::pipe_cloexec().map_err(Error::Spawn)?;
         let spec = sys::SpawnSpec {
             path: to_cstring(prepared.program.into_os_string().into_vec())?,
@@ -565,9 +584,10 @@ impl Manager {
                 .into_iter()
                 .map(to_cstring)
                 .collect::<Result<_, _>>()?,
-            envp,
+            envp: prepared.envp,
             cwd: to_cstring(prepared.workdir.clone().into_os_string().into_vec())?,
             output: write_end.as_raw_fd(),
+            stdin: Some(self.shared.dev_null.as_raw_fd()),
             parent_death_signal: Some(libc::SIGKILL),
             method: config.spawn_method,
         };
@@ -598,7 +618,6 @@ impl Manager {
                     timed_out: false,
                     exit: None,
                     pidfd: None,
-                    reader: None,
                 }),
                 exited: Condvar::new(),
             })
@@ -648,44 +667,24 @@ impl Manager {
     }
 
     fn start_reader(&self, proc: &Arc<Proc>, pipe: std::os::fd::OwnedFd) -> Result<(), Error> {
-        let reader_proc = Arc::clone(proc);
-        let shared = Arc::clone(&self.shared);
         let pidfd = proc.state.lock().pidfd.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("procwarden-read-{}", proc.pid))
-            .stack_size(self.shared.config.thread_stack_bytes)
-            .spawn(move || {
-                if let Err(e) = process::watch(&shared, &reader_proc, pipe, pidfd) {
-                    log::warn!("{}: reading output failed: {e}", proc_label(&reader_proc));
-                }
-                // The supervisor joins this thread.
-                let _ = shared.jobs.send(Job::PipeClosed(Arc::clone(&reader_proc)));
-                shared.wake.wake();
-            });
-        match spawned {
-            Ok(handle) => {
-                let mut state = proc.state.lock();
-                if state.pipe_open {
-                    state.reader = Some(handle);
-                } else {
-                    // The reader already finished and reported: join it here.
-                    drop(state);
-                    let _ = handle.join();
-                }
-                Ok(())
-            }
-            Err(e) => {
-                // Without a reader nobody drains the pipe or watches the exit: stop the process,
-                // let the supervisor reap it, and report the failure.
-                let state = proc.state.lock();
-                let _ = Proc::signal_group(&state, proc.pid, libc::SIGKILL);
-                drop(state);
-                let _ = self.shared.jobs.send(Job::Watch(Arc::clone(proc)));
-                let _ = self.shared.jobs.send(Job::PipeClosed(Arc::clone(proc)));
-                self.shared.wake.wake();
-                Err(Error::Spawn(e))
-            }
+        let work = ReaderWork {
+            proc: Arc::clone(proc),
+            pipe,
+            pidfd,
+        };
+        if let Err(e) = self.shared.readers.dispatch(&self.shared, work) {
+            // Without a reader nobody drains the pipe (now closed) or watches the exit: stop
+            // the process, let the supervisor reap it, and report the failure.
+            let mut state = proc.state.lock();
+            state.pipe_open = false;
+            let _ = Proc::signal_group(&state, proc.pid, libc::SIGKILL);
+            drop(state);
+            let _ = self.shared.jobs.send(Job::Watch(Arc::clone(proc)));
+            self.shared.wake.wake();
+            return Err(Error::Spawn(e));
         }
+        Ok(())
     }
 
     /// Finds a process visible to `chat` for reading or signalling.
@@ -844,7 +843,7 @@ impl Drop for Manager {
 struct Prepared {
     program: PathBuf,
     argv: Vec<Vec<u8>>,
-    env: BTreeMap<OsString, OsString>,
+    envp: Arc<Vec<CString>>,
     workdir: PathBuf,
     display: String,
 }
@@ -866,12 +865,11 @@ fn check_nul(field: &str, value: &str) -> Result<(), Error> {
 /// Finds a program the way `execvp` would, but in the parent, before the spawn: a name with a
 /// slash is used as it is; otherwise the first executable file of that name in the child's
 /// `PATH` (or the default search path when it has none).
-fn resolve_program(name: &str, env: &BTreeMap<OsString, OsString>) -> io::Result<PathBuf> {
+fn resolve_program(name: &str, path: Option<&OsString>) -> io::Result<PathBuf> {
     if name.contains('/') {
         return Ok(PathBuf::from(name));
     }
-    let path = env
-        .get(std::ffi::OsStr::new("PATH"))
+    let path = path
         .cloned()
         .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     for dir in std::env::split_paths(&path) {
@@ -892,6 +890,21 @@ fn resolve_program(name: &str, env: &BTreeMap<OsString, OsString>) -> io::Result
         io::ErrorKind::NotFound,
         format!("program \"{name}\" not found in PATH"),
     ))
+}
+
+/// `KEY=VALUE` C strings of an environment, leaving out what no program can receive (a name
+/// that is empty or has `=`, a NUL anywhere: requests are checked before this; the base
+/// environment and the hook's result are filtered here).
+fn envp_of(env: &BTreeMap<OsString, OsString>) -> Vec<CString> {
+    env.iter()
+        .filter(|(k, _)| !k.is_empty() && !k.as_bytes().contains(&b'='))
+        .filter_map(|(k, v)| {
+            let mut entry = k.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(v.as_bytes());
+            CString::new(entry).ok()
+        })
+        .collect()
 }
 
 fn far_future() -> Instant {

@@ -8,7 +8,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
@@ -324,7 +323,6 @@ pub(crate) struct ProcState {
     /// Kept while the group may have members: it names the group even after the leader is
     /// reaped (Linux 6.9+), so signals never reach a reused id.
     pub(crate) pidfd: Option<Arc<OwnedFd>>,
-    pub(crate) reader: Option<JoinHandle<()>>,
 }
 
 impl Proc {

@@ -27,8 +27,8 @@ use parking_lot::MutexGuard;
 pub(crate) enum Job {
     /// Spawn a child and register it; the reply carries the record or the error.
     Spawn(Box<SpawnJob>),
-    /// A reader thread reached the end of its pipe (or was stopped).
-    PipeClosed(Arc<Proc>),
+    /// An idle reader thread retired: join it.
+    ReaderRetired(std::thread::ThreadId),
     /// A per-child waiter thread saw the leader exit (no pidfd: non-Linux, old kernels).
     LeaderExited(Arc<Proc>),
     /// Watch this child's exit here: its reader thread could not be started.
@@ -157,7 +157,7 @@ impl Supervisor {
     fn handle(&mut self, job: Job) {
         match job {
             Job::Spawn(job) => self.spawn(*job),
-            Job::PipeClosed(proc) => self.pipe_closed(&proc),
+            Job::ReaderRetired(id) => self.shared.readers.join_retired(id),
             Job::LeaderExited(proc) => {
                 if let Some(at) = self.waiters.iter().position(|(pid, _)| *pid == proc.pid) {
                     let (_, handle) = self.waiters.swap_remove(at);
@@ -256,22 +256,6 @@ impl Supervisor {
         match pidfd {
             Some(fd) => self.watched.push((proc, fd)),
             None => self.start_waiter(&proc),
-        }
-    }
-
-    /// A reader thread has finished (it marked the pipe closed, and finalized the process if
-    /// the leader was already reaped): join it.
-    fn pipe_closed(&mut self, proc: &Arc<Proc>) {
-        let mut state = proc.state.lock();
-        state.pipe_open = false;
-        let reader = state.reader.take();
-        if state.exit.is_none() && state.leader != Leader::Alive {
-            self.finalize(proc, state);
-        } else {
-            drop(state);
-        }
-        if let Some(reader) = reader {
-            let _ = reader.join();
         }
     }
 
@@ -427,17 +411,12 @@ impl Supervisor {
         // Every group was signalled and every leader reaped. A reader can still be blocked on
         // a pipe held by a process that left its group (setsid): stop them all, then join.
         self.shared.stop_readers.wake();
-        for proc in self.shared.all() {
-            let reader = proc.state.lock().reader.take();
-            if let Some(reader) = reader {
-                let _ = reader.join();
-            }
-        }
+        self.shared.readers.close_and_join();
         for (_, waiter) in self.waiters.drain(..) {
             let _ = waiter.join();
         }
-        // Drain late jobs (e.g. PipeClosed from the readers just stopped, or spawns that raced
-        // with the close) so that nobody waits on a reply forever.
+        // Drain late jobs (e.g. spawns that raced with the close) so that nobody waits on a
+        // reply forever.
         while let Ok(job) = self.jobs.try_recv() {
             match job {
                 Job::Spawn(job) => {

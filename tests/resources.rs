@@ -1,5 +1,6 @@
-//! Resources come back: many start/wait cycles leave no zombie, and the process's fd count
-//! and thread count return to where they started. Alone in its binary, because fd and thread
+//! Resources come back: many start/wait cycles leave no zombie, reuse their reader threads,
+//! and the process's fd count and thread count return to where they started once idle readers
+//! retire. Alone in its binary, because fd and thread
 //! counts are process-wide and other tests would move them.
 
 mod common;
@@ -41,10 +42,18 @@ fn start_wait_cycles_leave_no_zombie_fd_or_thread() {
     for portable in [false, true] {
         let manager = Manager::builder()
             .portable_spawn(portable)
+            .reader_idle(Duration::from_millis(200))
             .build()
             .expect("manager");
         let (threads, fds) = (thread_count(), fd_count());
         cycles(&manager, if portable { 100 } else { 500 });
+        // Reader threads are reused: a handful (a start can come before the last reader is idle
+        // again), never one per cycle.
+        assert!(
+            thread_count() <= threads + 8,
+            "reader threads were not reused: {threads} -> {}",
+            thread_count()
+        );
         assert!(own_zombies().is_empty(), "zombies: {:?}", own_zombies());
         assert!(
             eventually(SETTLE, || thread_count() == threads && fd_count() == fds),

@@ -8,10 +8,12 @@
 //! The functions marked *async-signal-safe* are called in the child between `clone`/`fork`
 //! and `execve`: they make one system call each, touch no lock and allocate nothing.
 
+use std::cell::Cell;
 use std::ffi::{c_int, c_uint, c_ulong, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// `PIDFD_SIGNAL_PROCESS_GROUP` from `<linux/pidfd.h>` (Linux 6.9+): makes
 /// `pidfd_send_signal` deliver to the whole process group whose leader the pidfd names.
@@ -24,8 +26,27 @@ pub(super) const PIDFD_SIGNAL_PROCESS_GROUP: c_uint = 1 << 2;
 ///
 /// The child only runs `unix::child_exec`: a few small frames plus libc's thin syscall
 /// wrappers, well under 8 KiB even in a debug build. 64 KiB leaves a wide margin; the pages
-/// are only touched, and so only cost memory, where the child actually uses them.
+/// are only touched, and so only cost memory, where the child actually uses them. One such
+/// stack is kept per spawning thread (see [`SPARE_STACK`]).
 const CHILD_STACK_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// This thread's stack for `CLONE_VM` children, kept from one spawn to the next: mapping,
+    /// guarding and unmapping a fresh one cost three system calls per spawn (`mmap`,
+    /// `mprotect`, `munmap`), and the child then faulted its pages in afresh every time.
+    ///
+    /// One per thread, because the stack is in use only while the thread that owns it is
+    /// suspended in [`clone_vfork`] (that is what `CLONE_VFORK` means): a thread never needs
+    /// two at once, while two threads spawning at the same time need one each. It is taken
+    /// out of the cell for the duration of the call and put back afterwards, so even a
+    /// re-entrant call (which the blocked signals rule out anyway) would just map a second,
+    /// temporary one. Unmapped by the thread-local destructor when the thread exits.
+    static SPARE_STACK: Cell<Option<ChildStack>> = const { Cell::new(None) };
+}
+
+/// Whether `close_range(CLOSE_RANGE_CLOEXEC)` works in this process, probed once:
+/// 0 not yet known, 1 yes, 2 no.
+static CLOSE_RANGE_CLOEXEC: AtomicU8 = AtomicU8::new(0);
 
 /// Opens a pidfd for `pid` (`pidfd_open(2)`, Linux 5.3+), close-on-exec by definition.
 ///
@@ -85,6 +106,28 @@ pub(super) fn close_range_cloexec(first: c_uint) -> c_int {
         )
     };
     if rc < 0 { -1 } else { 0 }
+}
+
+/// Does `close_range(CLOSE_RANGE_CLOEXEC)` work here (Linux 5.11+, and no seccomp filter
+/// refusing it)? Probed once per process, in the parent, with a call that marks nothing:
+/// `close_range(~0U, ~0U, CLOSE_RANGE_CLOEXEC)` (no fd can be numbered `~0U`; the kernel
+/// clamps the range to the fd table and finds it empty). Older kernels answer `EINVAL`
+/// (unknown flag, 5.9 and 5.10) or `ENOSYS`.
+///
+/// Only a hint for the parent (it decides whether the child's fallback needs an
+/// `RLIMIT_NOFILE` read): the child still makes the real call and falls back on its own
+/// should it fail after all (say, a per-thread seccomp filter installed after the probe).
+pub(super) fn close_range_cloexec_works() -> bool {
+    match CLOSE_RANGE_CLOEXEC.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let works = close_range_cloexec(c_uint::MAX) == 0;
+            // Racing probes all store the same answer.
+            CLOSE_RANGE_CLOEXEC.store(if works { 1 } else { 2 }, Ordering::Relaxed);
+            works
+        }
+    }
 }
 
 /// `prctl(PR_SET_PDEATHSIG, sig)`: the kernel sends `sig` to the calling process when the
@@ -177,11 +220,13 @@ pub(super) fn eventfd_nonblocking() -> io::Result<OwnedFd> {
 /// with its pid and, when the kernel supports `CLONE_PIDFD` (5.2+), a pidfd obtained
 /// atomically with the child: no window in which the pid could be reaped and reused.
 ///
+/// The stack is this thread's [`SPARE_STACK`], mapped on the first call and reused after.
+///
 /// # Safety
 ///
 /// - `entry` must only make async-signal-safe calls, allocate nothing, never unwind and never
 ///   return (it must end in `execve` or `_exit`): it runs on the parent's memory, with the
-///   parent thread's TLS, on a 64 KiB stack that is freed when this function returns.
+///   parent thread's TLS, on a 64 KiB stack that the next spawn of this thread reuses.
 /// - `arg` must stay valid until this function returns; the parent thread is suspended until
 ///   then, so anything borrowed by the caller is.
 /// - The caller must block all signals in this thread around the call, so that no signal
@@ -191,15 +236,22 @@ pub(super) unsafe fn clone_vfork(
     entry: extern "C" fn(*mut c_void) -> c_int,
     arg: *mut c_void,
 ) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
-    let stack = ChildStack::new(CHILD_STACK_SIZE)?;
+    // Taken out of the cell, not borrowed: nothing else can reach it while we use it. Fails
+    // only while this thread's thread-locals are being destroyed; a fresh stack then.
+    let stack = match SPARE_STACK.try_with(Cell::take) {
+        Ok(Some(stack)) => stack,
+        _ => ChildStack::new(CHILD_STACK_SIZE)?,
+    };
     let mut pidfd: c_int = -1;
     let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
-    // SAFETY: the stack is a fresh private mapping that outlives the child's use of it
-    // (CLONE_VFORK suspends us until the child has exec'd or exited, and `stack` is dropped
-    // after that). With CLONE_PIDFD glibc passes `&mut pidfd` as parent_tid and the kernel
-    // stores the pidfd there before returning. The tls and child_tid arguments are ignored
-    // without CLONE_SETTLS / CLONE_CHILD_*TID and passed as NULL. The requirements on `entry`
-    // and `arg` are this function's own safety contract.
+    // SAFETY: the stack is a private mapping that no one else uses during the call (it was
+    // taken out of this thread's cell) and that outlives the child's use of it: CLONE_VFORK
+    // suspends us until the child has exec'd (it then runs on a new address space) or exited
+    // (it then runs no more user code), so by the time clone returns the child is done with
+    // it, and whatever it left there is dead data. With CLONE_PIDFD glibc passes `&mut pidfd`
+    // as parent_tid and the kernel stores the pidfd there before returning. The tls and
+    // child_tid arguments are ignored without CLONE_SETTLS / CLONE_CHILD_*TID and passed as
+    // NULL. The requirements on `entry` and `arg` are this function's own safety contract.
     let pid = unsafe {
         libc::clone(
             entry,
@@ -211,8 +263,13 @@ pub(super) unsafe fn clone_vfork(
             ptr::null_mut::<c_int>(),
         )
     };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
+    let clone_error = (pid < 0).then(io::Error::last_os_error);
+    // Back into the cell for the next spawn (after a failed clone too: the stack is intact).
+    // Should the cell be gone (thread exiting), the closure, and with it the stack, is
+    // dropped instead, which unmaps it.
+    let _ = SPARE_STACK.try_with(move |spare| spare.set(Some(stack)));
+    if let Some(err) = clone_error {
+        return Err(err);
     }
     // A kernel older than 5.2 ignores the unknown flag and leaves -1 here.
     let pidfd = (pidfd >= 0).then(|| {
@@ -220,6 +277,21 @@ pub(super) unsafe fn clone_vfork(
         unsafe { OwnedFd::from_raw_fd(pidfd) }
     });
     Ok((pid, pidfd))
+}
+
+/// The lowest address (the guard page) of this thread's spare child stack, if it has one:
+/// lets tests check that spawns reuse it and that thread exit unmaps it.
+#[cfg(test)]
+pub(super) fn spare_stack_base() -> Option<usize> {
+    SPARE_STACK
+        .try_with(|spare| {
+            let stack = spare.take();
+            let base = stack.as_ref().map(|s| s.base as usize);
+            spare.set(stack);
+            base
+        })
+        .ok()
+        .flatten()
 }
 
 /// The stack a `CLONE_VM` child runs on: an anonymous private mapping with a `PROT_NONE`
@@ -276,8 +348,9 @@ impl ChildStack {
 
 impl Drop for ChildStack {
     fn drop(&mut self) {
-        // SAFETY: we mapped exactly [base, base + len) and nothing uses it any more: the
-        // CLONE_VFORK child has exec'd (leaving our address space) or exited by now.
+        // SAFETY: we mapped exactly [base, base + len) and nothing uses it any more: a stack
+        // is only dropped outside `clone_vfork` (or after its clone returned), when the
+        // CLONE_VFORK child that ran on it has exec'd (leaving our address space) or exited.
         unsafe { libc::munmap(self.base, self.len) };
     }
 }

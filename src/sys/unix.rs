@@ -10,6 +10,8 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 #[cfg(target_os = "linux")]
@@ -50,13 +52,18 @@ pub(crate) struct SpawnSpec {
     /// The argument vector, `argv[0]` included.
     pub(crate) argv: Vec<CString>,
     /// `KEY=VALUE` entries: the child's whole environment, nothing is inherited.
-    pub(crate) envp: Vec<CString>,
+    pub(crate) envp: Arc<Vec<CString>>,
     /// The directory the child `chdir`s into before `execve`.
     pub(crate) cwd: CString,
     /// Write end of the output pipe. It is `dup2`'d onto both fd 1 and fd 2: one pipe for
     /// both streams preserves their interleaving. The caller keeps ownership; it may be
     /// close-on-exec (it should be) and may even be 0, 1 or 2.
     pub(crate) output: RawFd,
+    /// The child's stdin: an fd open on `/dev/null` for reading (see [`open_dev_null`]),
+    /// `dup2`'d onto fd 0. The caller keeps ownership, so one fd opened once serves every
+    /// spawn; it may be close-on-exec (it should be) and may even be 0, 1 or 2. `None` opens
+    /// `/dev/null` afresh for this spawn (one `open` and one `close` more).
+    pub(crate) stdin: Option<RawFd>,
     /// Linux: `prctl(PR_SET_PDEATHSIG, sig)`, so the child gets `sig` when the *thread* that
     /// spawned it exits (spawn from one long-lived thread). `Some(0)` means the same as `None`.
     /// Ignored on other unix systems, which have no such mechanism.
@@ -87,12 +94,17 @@ pub(crate) struct SpawnedChild {
 ///
 /// Child-side steps, in order: every catchable signal back to `SIG_DFL`; empty signal mask;
 /// `setpgid(0, 0)`; the parent-death signal (Linux), then `_exit` if the parent has already
-/// gone; stdin from `/dev/null`; `spec.output` onto fds 1 and 2; `chdir`; every fd >= 3
-/// close-on-exec; `execve`. If any step fails, the child reports `errno` and the step through
-/// a close-on-exec pipe and `_exit(127)`s; the parent then reaps it (by pid) and returns that
+/// gone; stdin from `/dev/null` (`spec.stdin` or a fresh open); `spec.output` onto fds 1 and
+/// 2; `chdir`; every fd >= 3 close-on-exec; `execve`. If any step fails, the child reports
+/// `errno` and the step and `_exit(127)`s; the parent then reaps it (by pid) and returns that
 /// errno as an `io::Error` (so `raw_os_error()` is e.g. `ENOENT` for a missing executable),
 /// logging the step at debug level. Success means `execve` succeeded, not that the program
 /// will run well.
+///
+/// How the report travels depends on how the child was made. `CloneVfork`: through memory
+/// the child shares with the parent (see [`ChildFailure`]), as glibc's `posix_spawn` does; no
+/// pipe, no read. `Fork`: through a close-on-exec pipe, whose EOF without data means the exec
+/// succeeded.
 ///
 /// All signals are blocked in the calling thread while the child is being created, and
 /// restored before this returns.
@@ -103,48 +115,56 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> io::Result<SpawnedChild> {
     // The child's sources for dup2 must not be 0, 1 or 2, or an earlier dup2 could overwrite a
     // later one's source (and dup2(fd, fd) would leave fd close-on-exec). Such low fds only
     // happen when the host closed its own stdio; then a close-on-exec copy >= 3 is used.
-    let stdin = above_stdio(open_dev_null()?)?;
-    let output_copy = if (0..3).contains(&spec.output) {
-        // SAFETY: the caller promises `spec.output` is an open fd for the duration of the call.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(spec.output) };
-        Some(dup_above_stdio(borrowed)?)
-    } else {
-        None
+    let (stdin, stdin_owned) = match spec.stdin {
+        // SAFETY: the caller promises `fd` is open for the duration of the call.
+        Some(fd) => unsafe { source_above_stdio(fd)? },
+        None => {
+            let fd = above_stdio(open_dev_null()?)?;
+            (fd.as_raw_fd(), Some(fd))
+        }
     };
-    let output = output_copy
-        .as_ref()
-        .map_or(spec.output, |fd| fd.as_raw_fd());
-    let (report_read, report_write) = pipe_cloexec()?;
-    let report_write = above_stdio(report_write)?;
+    // SAFETY: the caller promises `spec.output` is open for the duration of the call.
+    let (output, output_copy) = unsafe { source_above_stdio(spec.output)? };
+    #[cfg(target_os = "linux")]
+    let death_signal = spec.parent_death_signal.unwrap_or(0);
+    // Only needed to check the parent-death signal's race.
+    #[cfg(target_os = "linux")]
+    let parent_pid = if death_signal != 0 {
+        // SAFETY: getpid has no preconditions.
+        unsafe { libc::getpid() }
+    } else {
+        0
+    };
 
-    let args = ChildArgs {
+    let mut args = ChildArgs {
         path: spec.path.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         cwd: spec.cwd.as_ptr(),
-        stdin: stdin.as_raw_fd(),
+        stdin,
         output,
-        report: report_write.as_raw_fd(),
+        report: -1, // set by start_child if it forks
+        failure: ChildFailure::default(),
         #[cfg(target_os = "linux")]
-        death_signal: spec.parent_death_signal.unwrap_or(0),
-        // SAFETY: getpid has no preconditions.
+        death_signal,
         #[cfg(target_os = "linux")]
-        parent_pid: unsafe { libc::getpid() },
+        parent_pid,
         fd_scan_limit: fd_scan_limit(),
         default_action: default_action(),
         empty_mask: empty_sigset(),
     };
 
-    let (pid, pidfd) = {
-        let _blocked = BlockedSignals::all()?;
-        start_child(spec.method, &args)?
-    }; // the signal mask is restored here
-
-    // Only the child may hold the write end now, so EOF means "exec succeeded".
-    drop(report_write);
-    drop(stdin);
+    let (pid, pidfd, channel) = start_child(spec.method, &mut args)?;
+    // The child has exec'd or exited (CloneVfork) or holds its own copies (Fork).
+    drop(stdin_owned);
     drop(output_copy);
-    match read_report(&report_read) {
+    #[cfg(test)]
+    let via_pipe = matches!(channel, ReportChannel::Pipe(_));
+    let report = match channel {
+        ReportChannel::SharedMemory => Ok(args.failure.read()),
+        ReportChannel::Pipe(read) => read_report(&read),
+    };
+    match report {
         Ok(None) => Ok(SpawnedChild { pid, pidfd }),
         Ok(Some((errno, step))) => {
             log::debug!(
@@ -154,7 +174,13 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> io::Result<SpawnedChild> {
             );
             reap_blocking(pid);
             #[cfg(test)]
-            tests::LAST_FAILED_CHILD.with(|last| last.set(pid));
+            tests::LAST_FAILED_CHILD.with(|last| {
+                last.set(Some(tests::FailedChild {
+                    pid,
+                    step,
+                    via_pipe,
+                }))
+            });
             Err(io::Error::from_raw_os_error(errno))
         }
         Err(err) => {
@@ -168,19 +194,35 @@ pub(crate) fn spawn(spec: &SpawnSpec) -> io::Result<SpawnedChild> {
     }
 }
 
-/// Creates the child with `method`; the caller has blocked all signals.
+/// How a failed child's report reaches the parent.
+#[derive(Debug)]
+enum ReportChannel {
+    /// The child shared our memory (`CLONE_VM | CLONE_VFORK`): it wrote into
+    /// [`ChildArgs::failure`], if anything.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only Linux clones with CLONE_VM
+    SharedMemory,
+    /// The child has its own memory (`fork`): read end of the report pipe.
+    Pipe(OwnedFd),
+}
+
+/// Creates the child with `method`, blocking all signals around the creation.
 fn start_child(
     method: SpawnMethod,
-    args: &ChildArgs,
-) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+    args: &mut ChildArgs,
+) -> io::Result<(libc::pid_t, Option<OwnedFd>, ReportChannel)> {
     #[cfg(target_os = "linux")]
     if method == SpawnMethod::CloneVfork {
-        let arg = args as *const ChildArgs as *mut c_void;
-        // SAFETY: `child_entry` only runs `child_exec` (async-signal-safe, no allocation, ends
-        // in execve or _exit); `args` outlives the call, which returns only after the child
-        // has exec'd or exited; the caller blocked all signals (BlockedSignals).
-        match unsafe { linux::clone_vfork(child_entry, arg) } {
-            Ok(child) => return Ok(child),
+        let arg = &*args as *const ChildArgs as *mut c_void;
+        let cloned = {
+            let _blocked = BlockedSignals::all()?;
+            // SAFETY: `child_entry` only runs `child_exec` (async-signal-safe, no allocation,
+            // ends in execve or _exit); `args` outlives the call, which returns only after the
+            // child has exec'd or exited; all signals are blocked (`_blocked`). The child
+            // writes to `args` only through its atomic `failure` fields.
+            unsafe { linux::clone_vfork(child_entry, arg) }
+        }; // the signal mask is restored here
+        match cloned {
+            Ok((pid, pidfd)) => return Ok((pid, pidfd, ReportChannel::SharedMemory)),
             // EINVAL: a kernel or sandbox refusing this flag combination. fork always works.
             Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
                 log::debug!(
@@ -193,17 +235,27 @@ fn start_child(
     #[cfg(not(target_os = "linux"))]
     let _ = method; // CloneVfork is Linux-only; everything else forks.
 
-    // SAFETY: in the child, only `child_exec` runs, which makes async-signal-safe calls only
-    // and allocates nothing, as required after fork in a multithreaded process; it never
-    // returns. `args` lives in the copied address space.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: we are the freshly forked child; `args` is valid (copied memory).
-        unsafe { child_exec(args) }
-    }
+    // A forked child's memory is its own: it reports through a pipe instead.
+    let (report_read, report_write) = pipe_cloexec()?;
+    let report_write = above_stdio(report_write)?;
+    args.report = report_write.as_raw_fd();
+    let pid = {
+        let _blocked = BlockedSignals::all()?;
+        // SAFETY: in the child, only `child_exec` runs, which makes async-signal-safe calls
+        // only and allocates nothing, as required after fork in a multithreaded process; it
+        // never returns. `args` lives in the copied address space. All signals are blocked.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: we are the freshly forked child; `args` is valid (copied memory).
+            unsafe { child_exec(args) }
+        }
+        pid
+    }; // the signal mask is restored here
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
+    // Only the child may hold the write end now, so EOF means "exec succeeded".
+    drop(report_write);
     #[cfg(target_os = "linux")]
     let pidfd = match linux::pidfd_open(pid) {
         Ok(fd) => Some(fd),
@@ -214,7 +266,7 @@ fn start_child(
     };
     #[cfg(not(target_os = "linux"))]
     let pidfd = None;
-    Ok((pid, pidfd))
+    Ok((pid, pidfd, ReportChannel::Pipe(report_read)))
 }
 
 /// What the child routine reads: plain integers and pointers into memory the parent keeps
@@ -232,8 +284,11 @@ struct ChildArgs {
     stdin: c_int,
     /// Where fds 1 and 2 go; >= 3.
     output: c_int,
-    /// Write end of the report pipe (close-on-exec); >= 3.
+    /// Write end of the report pipe (close-on-exec, >= 3) when the child was forked; -1 when
+    /// it shares our memory and reports through `failure` alone.
     report: c_int,
+    /// Where a child that shares our memory leaves its failure report.
+    failure: ChildFailure,
     /// Parent-death signal, or 0 for none (Linux only: nothing else has one).
     #[cfg(target_os = "linux")]
     death_signal: c_int,
@@ -248,7 +303,53 @@ struct ChildArgs {
     empty_mask: libc::sigset_t,
 }
 
-/// The step of the child routine that failed, sent to the parent as one byte after `errno`.
+/// A failed child's report, written by the child into memory it shares with the parent.
+///
+/// Why this is sound with `clone(CLONE_VM | CLONE_VFORK)` (glibc's `posix_spawn` reports its
+/// child's errors exactly this way, through a field of the argument struct):
+/// - the child runs on the parent's memory, so its stores land in the parent's `ChildArgs`;
+/// - `CLONE_VFORK` keeps the parent suspended until the child has either called `execve`
+///   successfully (its old address space, ours, is then released: it can no longer write to
+///   it) or exited; the child writes only on a failure path, right before `_exit`. So when
+///   `clone` returns in the parent the child has stopped touching this memory for good, and
+///   a report is there if and only if a step failed (a successful exec means no write);
+/// - the kernel's wake-up of the vfork parent orders the child's stores before the parent's
+///   loads (it completes a `struct completion` under a spinlock), and the fields are atomics,
+///   so the child may write them through a shared reference and the compiler must load them
+///   afresh after the opaque `clone` call, which received a pointer to them.
+///
+/// A child killed by a signal before it could write (or between the two stores) leaves
+/// `step` at 0: it looks like a successful exec, and the caller's reaping then reports the
+/// signal, exactly as the pipe's EOF did.
+///
+/// A forked child writes into its own copy, which the parent never sees: it uses the pipe.
+#[derive(Debug, Default)]
+struct ChildFailure {
+    /// The failed step's `errno`.
+    errno: AtomicI32,
+    /// The [`ChildStep`] that failed, as its code; 0 while nothing failed.
+    step: AtomicU8,
+}
+
+impl ChildFailure {
+    /// Records a failure. Async-signal-safe: two lock-free atomic stores.
+    fn write(&self, errno: c_int, step: ChildStep) {
+        // Relaxed: the ordering comes from the vfork wake-up (see the type's docs).
+        self.errno.store(errno, Ordering::Relaxed);
+        self.step.store(step as u8, Ordering::Relaxed);
+    }
+
+    /// `Some((errno, step))` if the child recorded a failure. Call only after `clone` has
+    /// returned, when the child can no longer write.
+    fn read(&self) -> Option<(c_int, u8)> {
+        match self.step.load(Ordering::Relaxed) {
+            0 => None,
+            step => Some((self.errno.load(Ordering::Relaxed), step)),
+        }
+    }
+}
+
+/// The step of the child routine that failed, reported to the parent with `errno`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 enum ChildStep {
@@ -308,6 +409,8 @@ const LAST_SIGNAL: c_int = 128;
 /// other unix systems, Linux before 5.11): one `fcntl` per fd, so a huge `RLIMIT_NOFILE`
 /// (some containers set 2^30) must not make every spawn take seconds. Fds above the cap would
 /// leak into the child on those systems; they only exist if the program opened that many.
+/// Also the whole scan range on Linux when `close_range` works in the parent but fails in the
+/// child after all (see [`fd_scan_limit`]).
 const FD_SCAN_CAP: c_int = 65_536;
 
 /// The trampoline `clone` calls in the child: `arg` is the parent's `&ChildArgs`.
@@ -427,10 +530,25 @@ fn mark_cloexec_from_3(limit: c_int) {
     }
 }
 
-/// Sends `errno` (4 bytes, native endian) and `step` through the report pipe, then
-/// `_exit(127)`. Async-signal-safe; a failed write is ignored: the parent then sees EOF from
-/// a child that exited 127, as a shell would report a failed exec.
+/// Reports `errno` and `step` to the parent, then `_exit(127)`s. Async-signal-safe.
+///
+/// Always into [`ChildArgs::failure`]: for a child that shares our memory that is the report
+/// (see [`ChildFailure`]); for a forked child it is a harmless store into its own copy. A
+/// forked child (`args.report >= 0`) also sends `errno` (4 bytes, native endian) and `step`
+/// through the report pipe; a failed write is ignored: the parent then sees EOF from a child
+/// that exited 127, as a shell would report a failed exec.
 fn report_and_exit(args: &ChildArgs, code: c_int, step: ChildStep) -> ! {
+    args.failure.write(code, step);
+    if args.report >= 0 {
+        write_report(args.report, code, step);
+    }
+    // SAFETY: _exit is async-signal-safe and ends the process without running atexit
+    // handlers or flushing stdio buffers that belong to the parent.
+    unsafe { libc::_exit(127) }
+}
+
+/// Writes `code` and `step` to the report pipe `fd`, retrying on `EINTR`. Async-signal-safe.
+fn write_report(fd: c_int, code: c_int, step: ChildStep) {
     let e = code.to_ne_bytes();
     let message = [e[0], e[1], e[2], e[3], step as u8];
     let mut written = 0;
@@ -438,7 +556,7 @@ fn report_and_exit(args: &ChildArgs, code: c_int, step: ChildStep) -> ! {
         // SAFETY: write is async-signal-safe; the pointer and length stay inside `message`.
         let n = unsafe {
             libc::write(
-                args.report,
+                fd,
                 message.as_ptr().add(written).cast::<c_void>(),
                 message.len() - written,
             )
@@ -449,9 +567,6 @@ fn report_and_exit(args: &ChildArgs, code: c_int, step: ChildStep) -> ! {
             break;
         }
     }
-    // SAFETY: _exit is async-signal-safe and ends the process without running atexit
-    // handlers or flushing stdio buffers that belong to the parent.
-    unsafe { libc::_exit(127) }
 }
 
 /// The calling thread's `errno` (async-signal-safe: it reads one thread-local integer).
@@ -574,10 +689,23 @@ fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
         .collect()
 }
 
-/// One past the highest fd the child's fallback loop visits: the soft `RLIMIT_NOFILE`, capped
-/// at [`FD_SCAN_CAP`]. Read in the parent because `getrlimit` in the child would be one more
-/// call to audit.
+/// One past the highest fd the child's fallback loop visits (the loop runs only if
+/// `close_range(CLOSE_RANGE_CLOEXEC)` fails in the child).
+///
+/// Where `close_range` works (probed once per process, see
+/// `linux::close_range_cloexec_works`), the fallback should never run and no `getrlimit` is
+/// spent per spawn: the limit is then [`FD_SCAN_CAP`], which covers at least as many fds as
+/// the soft limit would, so the rare child that falls back anyway (a seccomp filter installed
+/// after the probe) is slower, never leakier. Elsewhere: the soft `RLIMIT_NOFILE`, capped at
+/// [`FD_SCAN_CAP`], read afresh each spawn. Not cached: the host may raise the limit at any
+/// time (our own server does at start, see [`raise_fd_limit`]), and a stale, lower value
+/// would leave the fds above it open in the child. Read in the parent because `getrlimit` in
+/// the child would be one more call to audit.
 fn fd_scan_limit() -> c_int {
+    #[cfg(target_os = "linux")]
+    if linux::close_range_cloexec_works() {
+        return FD_SCAN_CAP;
+    }
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -590,8 +718,9 @@ fn fd_scan_limit() -> c_int {
 }
 
 /// Opens `/dev/null` read-only and close-on-exec, as the child's stdin (opened in the parent
-/// so the child does not call `open`).
-fn open_dev_null() -> io::Result<OwnedFd> {
+/// so the child does not call `open`). Open it once and pass it as [`SpawnSpec::stdin`] to
+/// every spawn to save an `open` and a `close` per spawn.
+pub(crate) fn open_dev_null() -> io::Result<OwnedFd> {
     // SAFETY: the path is a valid C string literal.
     let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
@@ -599,6 +728,21 @@ fn open_dev_null() -> io::Result<OwnedFd> {
     }
     // SAFETY: the kernel just returned this fd to us; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `(fd, None)` if `fd` is not 0, 1 or 2; else `(copy, Some(copy))` with a close-on-exec
+/// copy >= 3 that the caller closes once the child has its own (a dup2 source of the child).
+///
+/// # Safety
+///
+/// If `fd` is 0, 1 or 2 it must be open for the duration of the call.
+unsafe fn source_above_stdio(fd: RawFd) -> io::Result<(RawFd, Option<OwnedFd>)> {
+    if !(0..3).contains(&fd) {
+        return Ok((fd, None));
+    }
+    // SAFETY: the caller promises that `fd` is open; it is not -1.
+    let copy = dup_above_stdio(unsafe { BorrowedFd::borrow_raw(fd) })?;
+    Ok((copy.as_raw_fd(), Some(copy)))
 }
 
 /// Returns `fd` if it is >= 3, else a close-on-exec copy >= 3 (and closes the original).
@@ -1107,10 +1251,20 @@ mod tests {
     use std::io::Read;
     use std::path::Path;
 
+    /// What `spawn` learnt about the last child that failed on this thread.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) struct FailedChild {
+        /// Its pid, so a test can check that `spawn` reaped it.
+        pub(super) pid: libc::pid_t,
+        /// The step code it reported.
+        pub(super) step: u8,
+        /// Whether the report came through the pipe (else through shared memory).
+        pub(super) via_pipe: bool,
+    }
+
     thread_local! {
-        /// The pid of the last child whose spawn failed on this thread, so a test can check
-        /// that `spawn` reaped it.
-        pub(super) static LAST_FAILED_CHILD: Cell<libc::pid_t> = const { Cell::new(0) };
+        /// The last child whose spawn failed on this thread.
+        pub(super) static LAST_FAILED_CHILD: Cell<Option<FailedChild>> = const { Cell::new(None) };
     }
 
     /// Upper bound on anything a test waits for.
@@ -1142,9 +1296,10 @@ mod tests {
         SpawnSpec {
             path,
             argv: argv.iter().map(|a| cstring(a)).collect(),
-            envp: TEST_ENV.iter().map(|e| cstring(e)).collect(),
+            envp: Arc::new(TEST_ENV.iter().map(|e| cstring(e)).collect()),
             cwd: cstring("/"),
             output,
+            stdin: None,
             parent_death_signal: None,
             method,
         }
@@ -1278,14 +1433,59 @@ mod tests {
         (output, child.wait())
     }
 
-    /// Asserts `spawn(spec)` fails with `errno` and reaped the child it started.
-    fn assert_spawn_fails(spec: &SpawnSpec, errno: c_int) {
-        LAST_FAILED_CHILD.with(|last| last.set(0));
+    /// Asserts `spawn(spec)` fails with `errno`, reported by the child at `step` through the
+    /// channel its method uses (shared memory for `CloneVfork` on Linux, else the pipe), and
+    /// reaped the child it started.
+    fn assert_spawn_fails(spec: &SpawnSpec, errno: c_int, step: ChildStep) {
+        LAST_FAILED_CHILD.with(|last| last.set(None));
         let err = spawn(spec).expect_err("spawn should fail");
         assert_eq!(err.raw_os_error(), Some(errno), "{err}");
-        let pid = LAST_FAILED_CHILD.with(Cell::get);
-        assert!(pid > 0, "the failure was reported by a child");
-        assert_not_our_child(pid);
+        let failed = LAST_FAILED_CHILD
+            .with(Cell::get)
+            .expect("the failure was reported by a child");
+        assert_eq!(
+            ChildStep::describe_code(failed.step),
+            ChildStep::describe_code(step as u8)
+        );
+        let shared_memory = cfg!(target_os = "linux") && spec.method == SpawnMethod::CloneVfork;
+        assert_eq!(failed.via_pipe, !shared_memory, "report channel");
+        assert!(failed.pid > 0);
+        assert_not_our_child(failed.pid);
+    }
+
+    /// A regular file `name` in a fresh temporary directory, with `contents` and `mode`;
+    /// removed (with its directory) on drop.
+    struct TempFile {
+        dir: std::path::PathBuf,
+        path: std::path::PathBuf,
+    }
+
+    impl TempFile {
+        fn new(name: &str, contents: &str, mode: u32) -> Self {
+            use std::os::unix::fs::PermissionsExt;
+            use std::sync::atomic::AtomicUsize;
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "procwarden-sys-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(name);
+            std::fs::write(&path, contents).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            TempFile { dir, path }
+        }
+
+        fn cstring(&self) -> CString {
+            cstring(self.path.to_str().expect("utf-8 temp path"))
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 
     /// `pid` is not (any more) a child of ours: it was reaped, so no zombie is left behind.
@@ -1389,17 +1589,68 @@ mod tests {
 
         fn missing_executable_is_enoent_and_the_child_is_reaped(method) {
             let spec = spec(method, cstring("/nonexistent/procwarden-test"), &["x"], 2);
-            assert_spawn_fails(&spec, libc::ENOENT);
+            assert_spawn_fails(&spec, libc::ENOENT, ChildStep::Exec);
         }
 
         fn non_executable_file_is_eacces_and_the_child_is_reaped(method) {
-            assert_spawn_fails(&spec(method, cstring("/dev/null"), &["x"], 2), libc::EACCES);
+            let spec = spec(method, cstring("/dev/null"), &["x"], 2);
+            assert_spawn_fails(&spec, libc::EACCES, ChildStep::Exec);
+        }
+
+        fn script_without_execute_permission_is_eacces_at_exec(method) {
+            // Mode 0644: no execute bit for anyone, so even root gets EACCES.
+            let script = TempFile::new("script", "#!/bin/sh\nexit 0\n", 0o644);
+            let failing = spec(method, script.cstring(), &["script"], 2);
+            assert_spawn_fails(&failing, libc::EACCES, ChildStep::Exec);
+            // The same file made executable runs: the failure was the mode, nothing else.
+            let script = TempFile::new("script", "#!/bin/sh\necho ran\n", 0o755);
+            let working = spec(method, script.cstring(), &["script"], -1);
+            assert_eq!(run(working), ("ran\n".to_owned(), WaitOutcome::Exited(0)));
         }
 
         fn missing_cwd_is_enoent_and_the_child_is_reaped(method) {
             let mut spec = sh(method, "exit 0", 2);
             spec.cwd = cstring("/nonexistent/procwarden-test-dir");
-            assert_spawn_fails(&spec, libc::ENOENT);
+            assert_spawn_fails(&spec, libc::ENOENT, ChildStep::Chdir);
+        }
+
+        fn cwd_that_is_a_file_is_enotdir_at_chdir(method) {
+            let file = TempFile::new("not-a-dir", "", 0o644);
+            let mut spec = sh(method, "exit 0", 2);
+            spec.cwd = file.cstring();
+            assert_spawn_fails(&spec, libc::ENOTDIR, ChildStep::Chdir);
+        }
+
+        fn failures_and_successes_alternate_without_mixing_up(method) {
+            // A report left over from a failed spawn must not leak into the next one.
+            for i in 0..6 {
+                if i % 2 == 0 {
+                    assert_spawn_fails(
+                        &spec(method, cstring("/nonexistent/x"), &["x"], 2),
+                        libc::ENOENT,
+                        ChildStep::Exec,
+                    );
+                } else {
+                    assert_eq!(run(sh(method, "exit 5", -1)), (String::new(), WaitOutcome::Exited(5)));
+                }
+            }
+        }
+
+        #[cfg(target_os = "linux")]
+        fn given_stdin_fd_is_dev_null_and_reads_eof(method) {
+            let devnull = open_dev_null().unwrap();
+            for _ in 0..3 {
+                let mut spec = sh(method, "readlink /proc/self/fd/0; cat; echo \"eof $?\"", -1);
+                spec.stdin = Some(devnull.as_raw_fd());
+                assert_eq!(
+                    run(spec),
+                    ("/dev/null\neof 0\n".to_owned(), WaitOutcome::Exited(0))
+                );
+                // The caller's fd is still open (and still close-on-exec) after each spawn.
+                // SAFETY: F_GETFD on an fd we own.
+                let flags = unsafe { libc::fcntl(devnull.as_raw_fd(), libc::F_GETFD) };
+                assert_eq!(flags, libc::FD_CLOEXEC);
+            }
         }
 
         fn cwd_is_applied(method) {
@@ -1417,7 +1668,7 @@ mod tests {
 
         fn environment_is_exactly_envp(method) {
             let mut spec = spec(method, tool("env"), &["env"], -1);
-            spec.envp = ["FOO=bar baz", "EMPTY=", "PATH=/nowhere"].map(cstring).to_vec();
+            spec.envp = Arc::new(["FOO=bar baz", "EMPTY=", "PATH=/nowhere"].map(cstring).to_vec());
             let (output, outcome) = run(spec);
             assert_eq!(output, "FOO=bar baz\nEMPTY=\nPATH=/nowhere\n");
             assert_eq!(outcome, WaitOutcome::Exited(0));
@@ -1426,7 +1677,7 @@ mod tests {
         fn shell_sees_envp_and_nothing_inherited(method) {
             // HOME is set in almost every parent environment; the child must not inherit it.
             let mut spec = sh(method, r#"echo "$FOO"; echo "${HOME-unset}""#, -1);
-            spec.envp.push(cstring("FOO=bar"));
+            Arc::make_mut(&mut spec.envp).push(cstring("FOO=bar"));
             let (output, outcome) = run(spec);
             assert_eq!(output, "bar\nunset\n");
             assert_eq!(outcome, WaitOutcome::Exited(0));
@@ -1610,7 +1861,11 @@ mod tests {
                 let (output, outcome) = run(sh(method, &format!("echo {code}; exit {code}"), -1));
                 assert_eq!((output, outcome), (format!("{code}\n"), WaitOutcome::Exited(code)));
                 if code % 10 == 0 {
-                    assert_spawn_fails(&spec(method, cstring("/nonexistent/x"), &["x"], 2), libc::ENOENT);
+                    assert_spawn_fails(
+                        &spec(method, cstring("/nonexistent/x"), &["x"], 2),
+                        libc::ENOENT,
+                        ChildStep::Exec,
+                    );
                 }
             }
         }
@@ -1647,6 +1902,39 @@ mod tests {
         for thread in threads {
             thread.join().expect("spawning thread");
         }
+    }
+
+    #[test]
+    fn four_threads_spawning_fifty_each_at_once_get_their_own_reports() {
+        // Each thread has its own ChildArgs (reports) and its own child stack; one /dev/null
+        // fd serves them all. Failures are mixed in so that a report landing in the wrong
+        // thread's memory would show.
+        let devnull = open_dev_null().unwrap();
+        let devnull = devnull.as_raw_fd();
+        let start = std::sync::Barrier::new(4);
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let start = &start;
+                scope.spawn(move || {
+                    start.wait();
+                    for i in 0..50 {
+                        let method = SpawnMethod::CloneVfork;
+                        if (t + i) % 10 == 0 {
+                            assert_spawn_fails(
+                                &spec(method, cstring("/nonexistent/x"), &["x"], 2),
+                                libc::ENOENT,
+                                ChildStep::Exec,
+                            );
+                            continue;
+                        }
+                        let code: i32 = (t * 50 + i) % 256;
+                        let mut spec = sh(method, &format!("echo {code}; exit {code}"), -1);
+                        spec.stdin = (i % 2 == 0).then_some(devnull);
+                        assert_eq!(run(spec), (format!("{code}\n"), WaitOutcome::Exited(code)));
+                    }
+                });
+            }
+        });
     }
 
     #[test]
@@ -1832,15 +2120,30 @@ mod tests {
         assert!(open_fd_count().unwrap() >= 2);
     }
 
-    /// Set in the environment of the fresh process that runs [`fresh_process_fd_checks`].
+    /// Set in the environment of the fresh processes that run [`fresh_process_fd_checks`] and
+    /// [`fresh_process_stack_checks`].
     const FRESH_PROCESS_ENV: &str = "PROCWARDEN_SYS_FRESH_PROCESS";
 
     /// Exact fd accounting needs a process where no other test opens fds meanwhile: re-run
     /// this test binary, alone, for the one ignored test below.
     #[test]
     fn spawn_leaks_no_fd_and_copes_with_closed_stdio() {
+        run_in_fresh_process("fresh_process_fd_checks");
+    }
+
+    /// Exact accounting of memory mappings needs a process where no other test maps or
+    /// unmaps meanwhile.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn spawns_reuse_one_child_stack_per_thread_and_thread_exit_unmaps_it() {
+        run_in_fresh_process("fresh_process_stack_checks");
+    }
+
+    /// Re-runs this test binary for the one ignored test `test` of this module, alone, and
+    /// fails unless it ran and passed.
+    fn run_in_fresh_process(test: &str) {
         let module = module_path!().split_once("::").expect("crate::module").1;
-        let name = format!("{module}::fresh_process_fd_checks");
+        let name = format!("{module}::{test}");
         let exe = std::env::current_exe().unwrap();
         let out = std::process::Command::new(exe)
             .args([
@@ -1879,6 +2182,7 @@ mod tests {
         for method in METHODS {
             assert_eq!(run(sh(method, "true", -1)).1, WaitOutcome::Exited(0)); // warm-up
         }
+        let devnull = open_dev_null().unwrap();
         let before = open_fd_count().unwrap();
         for method in METHODS {
             for _ in 0..10 {
@@ -1889,10 +2193,18 @@ mod tests {
                 assert_spawn_fails(
                     &spec(method, cstring("/nonexistent/x"), &["x"], 2),
                     libc::ENOENT,
+                    ChildStep::Exec,
                 );
                 let mut bad_cwd = sh(method, "true", 2);
                 bad_cwd.cwd = cstring("/nonexistent/dir");
-                assert_spawn_fails(&bad_cwd, libc::ENOENT);
+                assert_spawn_fails(&bad_cwd, libc::ENOENT, ChildStep::Chdir);
+                // With the caller's /dev/null: nothing opened, nothing closed of it.
+                let mut given = sh(method, "echo y", -1);
+                given.stdin = Some(devnull.as_raw_fd());
+                assert_eq!(run(given), ("y\n".to_owned(), WaitOutcome::Exited(0)));
+                let mut given = spec(method, cstring("/nonexistent/x"), &["x"], 2);
+                given.stdin = Some(devnull.as_raw_fd());
+                assert_spawn_fails(&given, libc::ENOENT, ChildStep::Exec);
             }
         }
         assert_eq!(
@@ -1902,7 +2214,8 @@ mod tests {
         );
 
         // The host closed its stdin: /dev/null then opens as fd 0 inside spawn, and the
-        // caller's output fd can itself be 0.
+        // caller's output fd, or its stdin fd, can itself be 0.
+        drop(devnull);
         // SAFETY: this process is ours alone; nothing else uses fd 0.
         unsafe { libc::close(0) };
         let before = open_fd_count().unwrap();
@@ -1912,6 +2225,14 @@ mod tests {
                 run(sh(method, probe, -1)),
                 (expected.to_owned(), WaitOutcome::Exited(0))
             );
+
+            // The caller's /dev/null is fd 0 itself (still close-on-exec).
+            let devnull = open_dev_null().unwrap();
+            assert_eq!(devnull.as_raw_fd(), 0);
+            let mut given = sh(method, probe, -1);
+            given.stdin = Some(devnull.as_raw_fd());
+            assert_eq!(run(given), (expected.to_owned(), WaitOutcome::Exited(0)));
+            drop(devnull);
 
             // Keep fd 0 taken while the pipe is made, so neither end lands on it.
             let placeholder = File::open("/dev/null").unwrap();
@@ -1937,6 +2258,100 @@ mod tests {
         );
     }
 
+    /// The lines of `/proc/self/maps`: one per memory mapping.
+    #[cfg(target_os = "linux")]
+    fn mappings() -> Vec<String> {
+        std::fs::read_to_string("/proc/self/maps")
+            .expect("/proc/self/maps")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Whether a mapping starts at `base` (the child stack's guard page).
+    #[cfg(target_os = "linux")]
+    fn mapped_at(base: usize) -> bool {
+        let prefix = format!("{base:x}-");
+        mappings().iter().any(|line| line.starts_with(&prefix))
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    #[ignore = "runs in a fresh process, started by \
+                spawns_reuse_one_child_stack_per_thread_and_thread_exit_unmaps_it"]
+    fn fresh_process_stack_checks() {
+        if std::env::var_os(FRESH_PROCESS_ENV).is_none() {
+            return; // run by hand among other tests: the counts would not be exact
+        }
+        let method = SpawnMethod::CloneVfork;
+        let devnull = open_dev_null().unwrap();
+        let missing = spec(method, cstring("/nonexistent/x"), &["x"], 2);
+
+        // This thread: the first spawn maps the stack; 200 more, failures among them, reuse it.
+        assert_eq!(
+            linux::spare_stack_base(),
+            None,
+            "no spawn on this thread yet"
+        );
+        assert_eq!(run(sh(method, "true", -1)).1, WaitOutcome::Exited(0));
+        let base = linux::spare_stack_base().expect("a stack kept after the first spawn");
+        assert!(mapped_at(base));
+        let before = mappings().len();
+        for i in 0..200 {
+            if i % 20 == 0 {
+                assert_spawn_fails(&missing, libc::ENOENT, ChildStep::Exec);
+            } else {
+                let mut spec = sh(method, "true", -1);
+                spec.stdin = (i % 2 == 0).then_some(devnull.as_raw_fd());
+                assert_eq!(run(spec).1, WaitOutcome::Exited(0));
+            }
+        }
+        let after = mappings();
+        assert_eq!(
+            after.len(),
+            before,
+            "mappings grew over 200 spawns:\n{}",
+            after.join("\n")
+        );
+        assert_eq!(
+            linux::spare_stack_base(),
+            Some(base),
+            "the same stack, reused"
+        );
+
+        // Other threads: each maps its own, and its exit unmaps it. A first thread that
+        // spawns with Fork (no child stack) warms up what any thread costs (glibc keeps a
+        // joined thread's stack for the next one, malloc keeps its arena).
+        std::thread::spawn(move || {
+            assert_eq!(
+                run(sh(SpawnMethod::Fork, "true", -1)).1,
+                WaitOutcome::Exited(0)
+            );
+            assert_eq!(linux::spare_stack_base(), None, "Fork maps no child stack");
+        })
+        .join()
+        .unwrap();
+        let before = mappings().len();
+        let thread_base = std::thread::spawn(move || {
+            assert_eq!(run(sh(method, "true", -1)).1, WaitOutcome::Exited(0));
+            let thread_base = linux::spare_stack_base().expect("this thread's own stack");
+            assert!(mapped_at(thread_base));
+            thread_base
+        })
+        .join()
+        .unwrap();
+        assert_ne!(thread_base, base, "threads do not share a stack");
+        assert!(!mapped_at(thread_base), "thread exit unmapped its stack");
+        let after = mappings();
+        assert_eq!(
+            after.len(),
+            before,
+            "a spawning thread left mappings behind:\n{}",
+            after.join("\n")
+        );
+        assert!(mapped_at(base), "this thread's stack is untouched");
+    }
+
     /// Median wall time of `n` runs of `f`.
     fn median_of(n: usize, mut f: impl FnMut()) -> Duration {
         let mut times: Vec<Duration> = (0..n)
@@ -1950,17 +2365,56 @@ mod tests {
         times[n / 2]
     }
 
+    /// Something started that the spawn-only measurement reaps outside the timed part.
+    trait Reap {
+        /// Waits for the child and checks it exited 0.
+        fn reap(self);
+    }
+
+    impl Reap for SpawnedChild {
+        fn reap(self) {
+            assert_eq!(TestChild::from(self).wait(), WaitOutcome::Exited(0));
+        }
+    }
+
+    impl Reap for std::process::Child {
+        fn reap(mut self) {
+            assert!(self.wait().expect("wait").success());
+        }
+    }
+
+    /// Median wall time of `n` calls of `start` alone (until it returns); each child is
+    /// reaped after its time is taken, so none overlaps the next measurement.
+    fn median_of_starts<C: Reap>(n: usize, mut start: impl FnMut() -> C) -> Duration {
+        let mut times: Vec<Duration> = (0..n)
+            .map(|_| {
+                let began = Instant::now();
+                let child = start();
+                let took = began.elapsed();
+                child.reap();
+                took
+            })
+            .collect();
+        times.sort();
+        times[n / 2]
+    }
+
     /// Not a test: a measurement to read (`cargo test --release spawn_micro_benchmark --
-    /// --ignored --nocapture`). Spawn + reap of `/bin/sh -c true`, 200 times each way.
+    /// --ignored --nocapture`). Spawn + reap of `/bin/sh -c true`, 200 times each way; then
+    /// `spawn` alone (until it returns, reaping excluded), 500 times each way, with stdin
+    /// opened per spawn (`stdin: None`) and with one cached `/dev/null` fd, against std's
+    /// `Command::spawn()`.
     #[test]
     #[ignore = "micro-measurement; run by hand with --release --ignored --nocapture"]
     fn spawn_micro_benchmark() {
         const RUNS: usize = 200;
+        const SPAWN_ONLY_RUNS: usize = 500;
         fn measure(label: &str) {
             let devnull = std::fs::OpenOptions::new()
                 .write(true)
                 .open("/dev/null")
                 .unwrap();
+            let stdin = open_dev_null().unwrap();
             for method in METHODS {
                 let spec = sh(method, "true", devnull.as_raw_fd());
                 let median = median_of(RUNS, || {
@@ -1968,7 +2422,20 @@ mod tests {
                     assert_eq!(child.wait(), WaitOutcome::Exited(0));
                 });
                 println!("{label}: {method:?}: median {median:?}");
+                let median = median_of_starts(SPAWN_ONLY_RUNS, || spawn(&spec).expect("spawn"));
+                println!("{label}: {method:?}: spawn alone, stdin: None: median {median:?}");
+                let mut cached = sh(method, "true", devnull.as_raw_fd());
+                cached.stdin = Some(stdin.as_raw_fd());
+                let median = median_of_starts(SPAWN_ONLY_RUNS, || spawn(&cached).expect("spawn"));
+                println!("{label}: {method:?}: spawn alone, stdin: Some: median {median:?}");
             }
+            let median = median_of_starts(SPAWN_ONLY_RUNS, || {
+                std::process::Command::new("/bin/sh")
+                    .args(["-c", "true"])
+                    .spawn()
+                    .expect("spawn")
+            });
+            println!("{label}: std Command::new(\"/bin/sh\").spawn() alone: median {median:?}");
             for program in ["sh", "/bin/sh"] {
                 let median = median_of(RUNS, || {
                     let status = std::process::Command::new(program)
