@@ -102,8 +102,10 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
+pub mod api;
 pub mod buffer;
 mod error;
+pub mod handler;
 mod manager;
 #[cfg(any(test, feature = "model"))]
 pub mod model;

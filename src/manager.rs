@@ -433,15 +433,19 @@ impl Manager {
     /// Starts a process: checks the command, resolves the working directory and environment,
     /// spawns the child in its own process group with its output in one pipe, and returns once
     /// it has exec'd.
+    ///
+    /// Errors come in the wire contract's order: the command's own problems, then the running
+    /// limit, then a manager that is closing.
     pub fn start(&self, cmd: Command) -> Result<Started, Error> {
-        if self.shared.closing.load(Ordering::SeqCst) {
-            return Err(Error::ShuttingDown);
-        }
         let prepared = self.prepare(&cmd)?;
         let limit = self.shared.config.max_running;
         if self.shared.running.fetch_add(1, Ordering::SeqCst) >= limit {
             self.release_slot();
             return Err(Error::TooManyRunning { limit });
+        }
+        if self.shared.closing.load(Ordering::SeqCst) {
+            self.release_slot();
+            return Err(Error::ShuttingDown);
         }
         match self.spawn(cmd, prepared) {
             Ok(started) => Ok(started),

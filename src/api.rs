@@ -1,0 +1,233 @@
+//! The wire types of the HTTP API (v0), shared by the server, the client and the agent tools.
+//!
+//! Field names are those of coder's workspace agent process API, so its clients work unchanged;
+//! fields marked *extension* are additive. Optional fields that are absent are left out of the
+//! JSON, never sent as `null`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::buffer::TRUNCATION_STRATEGY;
+use crate::process::{Exit, Output, ProcessInfo as Info};
+
+/// Path prefix of every process route.
+pub const PREFIX: &str = "/api/v0/processes";
+
+/// Most entries a `list` answers unless `limit` says otherwise.
+pub const DEFAULT_LIST_LIMIT: usize = crate::manager::DEFAULT_LIST_LIMIT;
+/// Largest `limit` a `list` accepts.
+pub const MAX_LIST_LIMIT: u64 = 1000;
+/// Longest `wait=true` in milliseconds; a larger `timeout_ms` is clamped to it.
+pub const MAX_WAIT_MS: u64 = 300_000;
+/// Request header that scopes a request to a chat.
+pub const CHAT_HEADER: &str = "Coder-Chat-Id";
+
+/// `POST /api/v0/processes/start`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartRequest {
+    /// Run as `sh -c <command>`; absent or `""` means not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// *Extension*: run this program directly, no shell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// Working directory, absolute; `""` counts as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Extra environment variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Recorded and reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<bool>,
+    /// *Extension*: after this long the group gets SIGTERM, then SIGKILL after the kill grace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Answer to a start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartResponse {
+    /// The new process's id (a v4 UUID).
+    pub id: String,
+    /// Always true.
+    pub started: bool,
+    /// *Extension*: the leader's pid (also its process group id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+}
+
+/// One process, as `list` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// The process's id.
+    pub id: String,
+    /// The shell command, or the argv joined with POSIX shell quoting.
+    pub command: String,
+    /// The working directory used.
+    pub workdir: String,
+    /// Whether it was started as a background process.
+    pub background: bool,
+    /// Whether it is still running.
+    pub running: bool,
+    /// Present once exited: the leader's exit code, -1 for a signal or an unknown status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Start time, unix seconds.
+    pub started_at_unix: i64,
+    /// Present once exited: exit time, unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exited_at_unix: Option<i64>,
+    /// *Extension*: the leader's pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// *Extension*: the signal that ended the leader, e.g. `"SIGKILL"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// *Extension*: present and true when the timeout ended it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_out: Option<bool>,
+    /// *Extension*: present once exited: milliseconds from start to exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+/// Answer to a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListResponse {
+    /// Running first, then newest start first.
+    pub processes: Vec<ProcessInfo>,
+}
+
+/// What was left out of an output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truncation {
+    /// Stream bytes the answer covers.
+    pub original_bytes: u64,
+    /// Byte length of the returned `output`.
+    pub retained_bytes: u64,
+    /// Stream bytes not kept, shown by the omission marker.
+    pub omitted_bytes: u64,
+    /// Always `"head_tail"`.
+    pub strategy: String,
+}
+
+/// Answer to an output request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputResponse {
+    /// The rendered output, valid UTF-8.
+    pub output: String,
+    /// Present exactly when stream bytes were not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncation>,
+    /// Whether the process is still running; when false, `output` is final.
+    pub running: bool,
+    /// Present once exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// *Extension*: the signal that ended the leader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// *Extension*: present and true when the timeout ended it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_out: Option<bool>,
+    /// *Extension*: stream offset just past the bytes this answer covers.
+    #[serde(default)]
+    pub next_cursor: u64,
+}
+
+/// `POST /api/v0/processes/{id}/signal`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalRequest {
+    /// `"terminate"`, `"kill"` or (*extension*) `"interrupt"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// *Extension*: with terminate or interrupt, SIGKILL the group this many ms later if it
+    /// still runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_ms: Option<u64>,
+}
+
+/// Every other answer, errors included: `{"message": ..., "detail"?: ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// A sentence for a person.
+    pub message: String,
+    /// The underlying error, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Message {
+    /// A message without detail.
+    pub fn new(message: impl Into<String>) -> Self {
+        Message {
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// A message with detail.
+    pub fn with_detail(message: impl Into<String>, detail: impl Into<String>) -> Self {
+        Message {
+            message: message.into(),
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+fn unix_seconds(t: std::time::SystemTime) -> i64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+fn duration_ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl From<&Info> for ProcessInfo {
+    fn from(info: &Info) -> Self {
+        let exit = info.exit.as_ref();
+        ProcessInfo {
+            id: info.id.to_string(),
+            command: info.command.clone(),
+            workdir: info.workdir.to_string_lossy().into_owned(),
+            background: info.background,
+            running: info.running,
+            exit_code: exit.map(|e| e.code),
+            started_at_unix: unix_seconds(info.started_at),
+            exited_at_unix: exit.map(|e| unix_seconds(e.exited_at)),
+            pid: Some(info.pid),
+            signal: exit.and_then(|e| e.signal.clone()),
+            timed_out: exit.and_then(timed_out),
+            duration_ms: exit.map(|e| duration_ms(e.duration)),
+        }
+    }
+}
+
+fn timed_out(exit: &Exit) -> Option<bool> {
+    exit.timed_out.then_some(true)
+}
+
+impl From<&Output> for OutputResponse {
+    fn from(out: &Output) -> Self {
+        let exit = out.exit.as_ref();
+        OutputResponse {
+            output: out.output.clone(),
+            truncated: out.truncated.map(|t| Truncation {
+                original_bytes: t.original_bytes,
+                retained_bytes: t.retained_bytes,
+                omitted_bytes: t.omitted_bytes,
+                strategy: TRUNCATION_STRATEGY.to_string(),
+            }),
+            running: out.running,
+            exit_code: exit.map(|e| e.code),
+            signal: exit.and_then(|e| e.signal.clone()),
+            timed_out: exit.and_then(timed_out),
+            next_cursor: out.next_cursor,
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! Request handling as a pure function: a request value in, a response value out, with the
+//! manager behind it. The HTTP front end only parses bytes into a [`Request`] and writes the
+//! [`Response`] back, so everything here can be tested and fuzzed without sockets.
+//!
+//! Order of checks, as the wire contract fixes it: body size (done by the front end, from the
+//! declared length), then the bearer token, then route and method, then the route's own checks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::api::{self, Message};
+use crate::error::Error;
+use crate::manager::Manager;
+use crate::process::{Command, OutputQuery, ProcessId, Signal};
+
+/// A request as the handler sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The method, e.g. `GET`.
+    pub method: String,
+    /// The raw request target: path and optional `?query`.
+    pub target: String,
+    /// Header names as sent (matched case-insensitively) and raw values.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body (already bounded by the front end).
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// A response: a status and a JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The JSON body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A JSON response from any serializable value.
+    pub fn json(status: u16, value: &impl Serialize) -> Self {
+        let body = serde_json::to_vec(value).unwrap_or_else(|e| {
+            // Our wire types always serialize; keep the promise of a JSON body regardless.
+            serde_json::to_vec(&Message::with_detail("Internal error.", e.to_string()))
+                .unwrap_or_default()
+        });
+        Response { status, body }
+    }
+
+    /// A `{"message": ...}` response.
+    pub fn message(status: u16, message: impl Into<String>) -> Self {
+        Response::json(status, &Message::new(message))
+    }
+}
+
+/// The application: maps the four routes and `GET /` onto a [`Manager`].
+pub struct Handler {
+    manager: Arc<Manager>,
+    token: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("manager", &self.manager)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// The route a path names.
+enum Route<'a> {
+    Root,
+    Start,
+    List,
+    Output(&'a str),
+    Signal(&'a str),
+}
+
+impl Handler {
+    /// A handler for `manager`; with a token, every request needs `Authorization: Bearer <token>`.
+    pub fn new(manager: Arc<Manager>, token: Option<String>) -> Self {
+        Handler {
+            manager,
+            token: token.map(String::into_bytes),
+        }
+    }
+
+    /// The manager behind this handler.
+    pub fn manager(&self) -> &Arc<Manager> {
+        &self.manager
+    }
+
+    /// Answers one request. Never panics on any input.
+    pub fn handle(&self, req: &Request) -> Response {
+        if !self.authorized(req) {
+            return Response::message(401, "Unauthorized.");
+        }
+        let (path, query) = match req.target.split_once('?') {
+            Some((path, query)) => (path, query),
+            None => (req.target.as_str(), ""),
+        };
+        let Some(route) = route(path) else {
+            return Response::message(404, "Not found.");
+        };
+        let allowed = match route {
+            Route::Root | Route::List | Route::Output(_) => "GET",
+            Route::Start | Route::Signal(_) => "POST",
+        };
+        if req.method != allowed {
+            return Response::message(405, "Method not allowed.");
+        }
+        if let Route::Root = route {
+            return Response::message(200, format!("procwarden {}", env!("CARGO_PKG_VERSION")));
+        }
+        let chat = match chat_of(req) {
+            Ok(chat) => chat,
+            Err(response) => return response,
+        };
+        match route {
+            Route::Root => unreachable!("answered above"),
+            Route::Start => self.start(req, chat),
+            Route::List => self.list(query, chat),
+            Route::Output(id) => self.output(id, query, chat),
+            Route::Signal(id) => self.signal(id, req, chat),
+        }
+    }
+
+    /// Compares the bearer token in constant time (for a given token length).
+    fn authorized(&self, req: &Request) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let Some(value) = req.header("Authorization") else {
+            return false;
+        };
+        let value = trim_ascii(value);
+        let Some(given) = value.strip_prefix(b"Bearer ") else {
+            return false;
+        };
+        constant_time_eq(trim_ascii(given), token)
+    }
+
+    fn start(&self, req: &Request, chat: Option<Uuid>) -> Response {
+        let body: api::StartRequest = match serde_json::from_slice(&req.body) {
+            Ok(body) => body,
+            Err(e) => return invalid_json(&e),
+        };
+        let mut cmd = Command::from_parts(body.command, body.argv)
+            .background(body.background.unwrap_or(false))
+            .chat_opt(chat);
+        if let Some(dir) = body.workdir.filter(|d| !d.is_empty()) {
+            cmd = cmd.workdir(dir);
+        }
+        if let Some(env) = body.env {
+            cmd = cmd.envs(env);
+        }
+        if let Some(ms) = body.timeout_ms {
+            cmd = cmd.timeout(Duration::from_millis(ms));
+        }
+        match self.manager.start(cmd) {
+            Ok(started) => Response::json(
+                200,
+                &api::StartResponse {
+                    id: started.id.to_string(),
+                    started: true,
+                    pid: Some(started.pid),
+                },
+            ),
+            Err(e) => error_response(&e, None),
+        }
+    }
+
+    fn list(&self, query: &str, chat: Option<Uuid>) -> Response {
+        let limit = match query_u64(query, "limit") {
+            Ok(None) => api::DEFAULT_LIST_LIMIT,
+            Ok(Some(n)) if (1..=api::MAX_LIST_LIMIT).contains(&n) => n as usize,
+            Ok(Some(_)) => {
+                return Response::message(
+                    400,
+                    format!(
+                        "Query parameter \"limit\" must be between 1 and {}.",
+                        api::MAX_LIST_LIMIT
+                    ),
+                );
+            }
+            Err(response) => return response,
+        };
+        let processes = self
+            .manager
+            .list(chat, limit)
+            .iter()
+            .map(api::ProcessInfo::from)
+            .collect();
+        Response::json(200, &api::ListResponse { processes })
+    }
+
+    fn output(&self, raw_id: &str, query: &str, chat: Option<Uuid>) -> Response {
+        let cursor = match query_u64(query, "cursor") {
+            Ok(cursor) => cursor,
+            Err(response) => return response,
+        };
+        let timeout_ms = match query_u64(query, "timeout_ms") {
+            Ok(ms) => ms.unwrap_or(api::MAX_WAIT_MS).min(api::MAX_WAIT_MS),
+            Err(response) => return response,
+        };
+        let wait = query_value(query, "wait").as_deref() == Some("true");
+        let Ok(id) = raw_id.parse::<ProcessId>() else {
+            return not_found(raw_id);
+        };
+        let query = OutputQuery {
+            cursor,
+            wait: wait.then(|| Duration::from_millis(timeout_ms)),
+        };
+        match self.manager.output(&id, chat, query) {
+            Ok(out) => Response::json(200, &api::OutputResponse::from(&out)),
+            Err(e) => error_response(&e, Some(raw_id)),
+        }
+    }
+
+    fn signal(&self, raw_id: &str, req: &Request, chat: Option<Uuid>) -> Response {
+        let id = raw_id.parse::<ProcessId>().ok();
+        // 1. Another chat's process is not found, before the body is even looked at.
+        let known = id.and_then(|id| self.manager.info(&id, None).ok());
+        if let (Some(info), Some(chat)) = (&known, chat)
+            && info.chat.is_some_and(|owner| owner != chat)
+        {
+            return not_found(raw_id);
+        }
+        // 2-4. The body.
+        let body: api::SignalRequest = match serde_json::from_slice(&req.body) {
+            Ok(body) => body,
+            Err(e) => return invalid_json(&e),
+        };
+        let name = match body.signal.as_deref() {
+            None | Some("") => return Response::message(400, "Signal is required."),
+            Some(name) => name,
+        };
+        let Ok(signal) = name.parse::<Signal>() else {
+            return Response::message(
+                400,
+                format!(
+                    "Unsupported signal \"{name}\". Use \"kill\", \"terminate\" or \"interrupt\"."
+                ),
+            );
+        };
+        // 5-6. The process itself.
+        let (Some(id), Some(_)) = (id, known) else {
+            return not_found(raw_id);
+        };
+        let grace = body.grace_ms.map(Duration::from_millis);
+        match self.manager.signal(&id, chat, signal, grace) {
+            Ok(()) => Response::message(
+                200,
+                format!("Signal \"{}\" sent to process \"{raw_id}\".", signal.name()),
+            ),
+            Err(e) => error_response(&e, Some(raw_id)),
+        }
+    }
+}
+
+/// Which route a path names, if any.
+fn route(path: &str) -> Option<Route<'_>> {
+    if path == "/" {
+        return Some(Route::Root);
+    }
+    let rest = path.strip_prefix(api::PREFIX)?.strip_prefix('/')?;
+    match rest {
+        "start" => Some(Route::Start),
+        "list" => Some(Route::List),
+        _ => {
+            let (id, action) = rest.split_once('/')?;
+            if id.is_empty() {
+                return None;
+            }
+            match action {
+                "output" => Some(Route::Output(id)),
+                "signal" => Some(Route::Signal(id)),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// The chat a request acts for: absent or empty header means none; anything else must be a
+/// UUID other than the nil UUID.
+fn chat_of(req: &Request) -> Result<Option<Uuid>, Response> {
+    let Some(raw) = req.header(api::CHAT_HEADER) else {
+        return Ok(None);
+    };
+    let raw = trim_ascii(raw);
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    match std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| Uuid::parse_str(s).ok())
+    {
+        Some(uuid) if !uuid.is_nil() => Ok(Some(uuid)),
+        _ => Err(Response::message(400, "Invalid Coder-Chat-Id header.")),
+    }
+}
+
+fn not_found(raw_id: &str) -> Response {
+    Response::message(404, format!("Process \"{raw_id}\" not found."))
+}
+
+fn invalid_json(e: &serde_json::Error) -> Response {
+    Response::json(
+        400,
+        &Message::with_detail("Request body must be valid JSON.", e.to_string()),
+    )
+}
+
+/// Maps a manager error to its status code and wire message.
+fn error_response(e: &Error, raw_id: Option<&str>) -> Response {
+    let status = match e {
+        Error::CommandRequired
+        | Error::CommandAndArgv
+        | Error::EmptyArgv
+        | Error::NulByte { .. }
+        | Error::InvalidEnvKey { .. }
+        | Error::RelativeWorkdir(_)
+        | Error::WorkdirNotFound(_) => 400,
+        Error::NotFound(_) => return not_found(raw_id.unwrap_or_default()),
+        Error::NotRunning(_) => {
+            return Response::message(
+                409,
+                format!("Process \"{}\" is not running.", raw_id.unwrap_or_default()),
+            );
+        }
+        Error::TooManyRunning { .. } => 429,
+        Error::ShuttingDown => 503,
+        Error::Spawn(_) | Error::Signal(_) => 500,
+    };
+    let message = match e.detail() {
+        Some(detail) => Message::with_detail(e.to_string(), detail),
+        None => Message::new(e.to_string()),
+    };
+    Response::json(status, &message)
+}
+
+/// The first value of a query parameter, percent-decoded; `None` if absent.
+fn query_value(query: &str, key: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k).as_deref() == Some(key)).then(|| percent_decode(v))
+        })
+        .map(|v| v.unwrap_or_else(|| "\u{FFFD}".to_string()))
+}
+
+/// A query parameter that must be a non-negative integer fitting in 64 bits when present.
+fn query_u64(query: &str, key: &str) -> Result<Option<u64>, Response> {
+    let Some(value) = query_value(query, key) else {
+        return Ok(None);
+    };
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad_query(key));
+    }
+    value.parse::<u64>().map(Some).map_err(|_| bad_query(key))
+}
+
+fn bad_query(key: &str) -> Response {
+    Response::message(
+        400,
+        format!("Query parameter \"{key}\" must be a non-negative integer."),
+    )
+}
+
+/// Decodes `%XX` escapes and `+` (as a space); `None` for a broken escape or invalid UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn trim_ascii(bytes: &[u8]) -> &[u8] {
+    bytes.trim_ascii()
+}
+
+/// Equality whose time depends only on the lengths, not on where the bytes differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert!(matches!(route("/"), Some(Route::Root)));
+        assert!(matches!(
+            route("/api/v0/processes/start"),
+            Some(Route::Start)
+        ));
+        assert!(matches!(route("/api/v0/processes/list"), Some(Route::List)));
+        assert!(matches!(
+            route("/api/v0/processes/abc/output"),
+            Some(Route::Output("abc"))
+        ));
+        assert!(matches!(
+            route("/api/v0/processes/abc/signal"),
+            Some(Route::Signal("abc"))
+        ));
+        for path in [
+            "",
+            "/api",
+            "/api/v0/processes",
+            "/api/v0/processes/",
+            "/api/v0/processes//output",
+            "/api/v0/processes/abc",
+            "/api/v0/processes/abc/other",
+            "/api/v0/processes/abc/output/x",
+            "/api/v0/processesx/start",
+        ] {
+            assert!(route(path).is_none(), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn query_parsing() {
+        assert_eq!(query_value("a=1&b=2", "b").as_deref(), Some("2"));
+        assert_eq!(query_value("b=1&b=2", "b").as_deref(), Some("1"));
+        assert_eq!(query_value("wait", "wait").as_deref(), Some(""));
+        assert_eq!(
+            query_value("w%61it=tr%75e", "wait").as_deref(),
+            Some("true")
+        );
+        assert_eq!(query_value("", "wait"), None);
+        assert!(query_u64("cursor=", "cursor").is_err());
+        assert!(query_u64("cursor=-1", "cursor").is_err());
+        assert!(query_u64("cursor=+1", "cursor").is_err());
+        assert!(query_u64("cursor=18446744073709551616", "cursor").is_err());
+        assert_eq!(
+            query_u64("cursor=18446744073709551615", "cursor").ok(),
+            Some(Some(u64::MAX))
+        );
+        assert_eq!(query_u64("cursor=007", "cursor").ok(), Some(Some(7)));
+        assert!(query_u64("cursor=%zz", "cursor").is_err());
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secrets"));
+    }
+}
