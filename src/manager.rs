@@ -245,9 +245,10 @@ impl ManagerBuilder {
         self.workdir_provider(move || Some(dir.clone()))
     }
 
-    /// Called on the supervisor thread each time a process is marked exited, with its id, chat
-    /// and working directory (files there may have changed). Keep it short: it delays the
-    /// handling of other exits.
+    /// Called on the supervisor thread (a full-size stack) each time a process is marked exited,
+    /// with its id, chat and working directory (files there may have changed). Keep it short:
+    /// it delays spawns and timers. It may call [`Manager::close`], which then only starts the
+    /// close.
     pub fn on_exit(mut self, hook: impl Fn(&ExitEvent) + Send + Sync + 'static) -> Self {
         self.config.on_exit = Some(Box::new(hook));
         self
@@ -282,11 +283,13 @@ impl ManagerBuilder {
             dev_null: sys::open_dev_null()?,
             closed: Mutex::new(false),
             closed_cv: Condvar::new(),
+            supervisor_thread: std::sync::OnceLock::new(),
         });
         let for_supervisor = Arc::clone(&shared);
         let supervisor = std::thread::Builder::new()
             .name("procwarden-supervisor".into())
             .spawn(move || reaper::run(for_supervisor, jobs_rx))?;
+        let _ = shared.supervisor_thread.set(supervisor.thread().id());
         Ok(Manager {
             shared,
             supervisor: Mutex::new(Some(supervisor)),
@@ -317,6 +320,9 @@ pub(crate) struct Shared {
     dev_null: std::os::fd::OwnedFd,
     closed: Mutex<bool>,
     closed_cv: Condvar,
+    /// The supervisor thread, so that a close called from it (the exit hook) does not wait on
+    /// itself.
+    supervisor_thread: std::sync::OnceLock<std::thread::ThreadId>,
 }
 
 #[derive(Default)]
@@ -373,7 +379,7 @@ impl Shared {
         }
     }
 
-    fn next_seq(&self) -> u64 {
+    pub(crate) fn next_seq(&self) -> u64 {
         let mut table = self.table.lock();
         table.next_seq += 1;
         table.next_seq
@@ -449,10 +455,12 @@ impl Manager {
         }
         match self.spawn(cmd, prepared) {
             Ok(started) => Ok(started),
-            Err(e) => {
+            Err(Failure::Unspawned(e)) => {
                 self.release_slot();
                 Err(e)
             }
+            // The child exists and owns its slot until it is marked exited.
+            Err(Failure::Spawned(e)) => Err(e),
         }
     }
 
@@ -500,22 +508,19 @@ impl Manager {
         // built once, shared.
         let fast = config.env_hook.is_none() && cmd.env.is_empty() && cmd.chat.is_none();
         let env = (!fast).then(|| self.build_env(cmd));
-        let program = if cmd.shell.is_some() {
-            config.shell.clone()
-        } else {
-            let name = cmd.argv.as_ref().and_then(|a| a.first()).cloned();
-            let path = env
-                .as_ref()
-                .unwrap_or(&config.base_env)
-                .get(std::ffi::OsStr::new("PATH"));
-            resolve_program(name.as_deref().unwrap_or_default(), path).map_err(Error::Spawn)?
-        };
+        // The program is looked up later, after the running limit: a program that cannot be
+        // found is a failed spawn (500), which the contract puts after 429 and 503.
+        let path_var = env
+            .as_ref()
+            .unwrap_or(&config.base_env)
+            .get(std::ffi::OsStr::new("PATH"))
+            .cloned();
         let envp = match env {
             Some(env) => Arc::new(envp_of(&env)),
             None => Arc::clone(&self.shared.base_envp),
         };
         Ok(Prepared {
-            program,
+            path_var,
             argv,
             envp,
             workdir,
@@ -574,15 +579,28 @@ impl Manager {
         env
     }
 
-    fn spawn(&self, cmd: Command, prepared: Prepared) -> Result<Started, Error> {
+    fn spawn(&self, cmd: Command, prepared: Prepared) -> Result<Started, Failure> {
         let config = &self.shared.config;
         let to_cstring = |bytes: Vec<u8>| {
-            CString::new(bytes)
-                .map_err(|e| Error::Spawn(io::Error::new(io::ErrorKind::InvalidInput, e)))
+            CString::new(bytes).map_err(|e| {
+                Failure::Unspawned(Error::Spawn(io::Error::new(io::ErrorKind::InvalidInput, e)))
+            })
         };
-        let (read_end, write_end) = sys::pipe_cloexec().map_err(Error::Spawn)?;
+        let program = match (&cmd.shell, &cmd.argv) {
+            (Some(_), _) => config.shell.clone(),
+            (None, argv) => {
+                let name = argv.as_ref().and_then(|a| a.first()).cloned();
+                resolve_program(
+                    name.as_deref().unwrap_or_default(),
+                    prepared.path_var.as_ref(),
+                )
+                .map_err(|e| Failure::Unspawned(Error::Spawn(e)))?
+            }
+        };
+        let (read_end, write_end) =
+            sys::pipe_cloexec().map_err(|e| Failure::Unspawned(Error::Spawn(e)))?;
         let spec = sys::SpawnSpec {
-            path: to_cstring(prepared.program.into_os_string().into_vec())?,
+            path: to_cstring(program.into_os_string().into_vec())?,
             argv: prepared
                 .argv
                 .into_iter()
@@ -595,7 +613,6 @@ impl Manager {
             parent_death_signal: Some(libc::SIGKILL),
             method: config.spawn_method,
         };
-        let seq = self.shared.next_seq();
         let id = ProcessId::new_random();
         let buffer_config = config.buffer;
         let (chat, background, workdir, display) = (
@@ -604,7 +621,7 @@ impl Manager {
             prepared.workdir.clone(),
             prepared.display,
         );
-        let make = Box::new(move |child: &sys::SpawnedChild| {
+        let make = Box::new(move |child: &sys::SpawnedChild, seq: u64| {
             Arc::new(Proc {
                 id,
                 seq,
@@ -634,14 +651,14 @@ impl Manager {
             reply: reply_tx,
         }));
         if self.shared.jobs.send(job).is_err() {
-            return Err(Error::ShuttingDown);
+            return Err(Failure::Unspawned(Error::ShuttingDown));
         }
         self.shared.wake.wake();
         let proc = match reply_rx.recv() {
             Ok(Ok(proc)) => proc,
             Ok(Err(e)) if self.shared.closing.load(Ordering::SeqCst) => {
                 log::debug!("start refused while closing: {e}");
-                return Err(Error::ShuttingDown);
+                return Err(Failure::Unspawned(Error::ShuttingDown));
             }
             Ok(Err(e)) => {
                 log::warn!(
@@ -649,20 +666,14 @@ impl Manager {
                     cmd_label(&cmd),
                     chat_suffix(chat)
                 );
-                return Err(Error::Spawn(e));
+                return Err(Failure::Unspawned(Error::Spawn(e)));
             }
-            Err(_) => return Err(Error::ShuttingDown),
+            Err(_) => return Err(Failure::Unspawned(Error::ShuttingDown)),
         };
         // The child has its copy of the write end; ours must go so that end of file arrives.
         drop(write_end);
-        self.start_reader(&proc, read_end)?;
-        log::info!(
-            "{}: started pid {} in {}: {}",
-            proc_label(&proc),
-            proc.pid,
-            proc.workdir.display(),
-            proc.command
-        );
+        self.start_reader(&proc, read_end)
+            .map_err(Failure::Spawned)?;
         Ok(Started {
             id: proc.id,
             pid: proc.pid as u32,
@@ -815,15 +826,29 @@ impl Manager {
     /// Stops everything: new starts fail, every group that may still have members gets
     /// SIGTERM, then SIGKILL after the kill grace; every waiter wakes; every thread is joined;
     /// no zombie is left. Returns once done. Idempotent and safe to call from several threads.
+    ///
+    /// Called from the on-exit hook (which runs on the supervisor thread), it starts the close
+    /// and returns at once: the supervisor cannot wait for itself.
     pub fn close(&self) {
+        let on_supervisor =
+            self.shared.supervisor_thread.get() == Some(&std::thread::current().id());
         let first = !self.shared.closing.swap(true, Ordering::SeqCst);
+        if on_supervisor {
+            if first {
+                let (tx, _rx) = crossbeam_channel::bounded(1);
+                let _ = self.shared.jobs.send(Job::Close(tx));
+                self.shared.wake.wake();
+            }
+            return;
+        }
         if first {
             let (tx, rx) = crossbeam_channel::bounded(1);
             if self.shared.jobs.send(Job::Close(tx)).is_ok() {
                 self.shared.wake.wake();
                 let _ = rx.recv();
             }
-            if let Some(handle) = self.supervisor.lock().take() {
+            let handle = self.supervisor.lock().take();
+            if let Some(handle) = handle {
                 let _ = handle.join();
             }
             *self.shared.closed.lock() = true;
@@ -843,9 +868,17 @@ impl Drop for Manager {
     }
 }
 
+/// Why a spawn failed, and so who owns the running slot: before the child exists the caller
+/// releases it; after, the child holds it until it is marked exited.
+enum Failure {
+    Unspawned(Error),
+    Spawned(Error),
+}
+
 /// What `prepare` resolved.
 struct Prepared {
-    program: PathBuf,
+    /// `PATH` of the child's environment, for looking up an argv program.
+    path_var: Option<OsString>,
     argv: Vec<Vec<u8>>,
     envp: Arc<Vec<CString>>,
     workdir: PathBuf,

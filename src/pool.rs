@@ -41,7 +41,8 @@ pub(crate) struct ReaderPool {
     rx: Receiver<ReaderWork>,
     /// Idle readers not yet claimed by a start.
     idle: AtomicUsize,
-    threads: Mutex<HashMap<ThreadId, JoinHandle<()>>>,
+    /// Reader threads by id; `None` once closed (no new thread may start then).
+    threads: Mutex<Option<HashMap<ThreadId, JoinHandle<()>>>>,
 }
 
 impl ReaderPool {
@@ -51,7 +52,7 @@ impl ReaderPool {
             tx: Mutex::new(Some(tx)),
             rx,
             idle: AtomicUsize::new(0),
-            threads: Mutex::new(HashMap::new()),
+            threads: Mutex::new(Some(HashMap::new())),
         }
     }
 
@@ -68,18 +69,24 @@ impl ReaderPool {
                 None => return Err(io::Error::other("reader pool closed")),
             }
         }
+        // Spawn and record under one lock, so that a close cannot miss a thread started just
+        // before it, and no thread starts after it.
+        let mut threads = self.threads.lock();
+        let Some(threads) = threads.as_mut() else {
+            return Err(io::Error::other("reader pool closed"));
+        };
         let worker_shared = Arc::clone(shared);
         let handle = std::thread::Builder::new()
             .name("procwarden-read".into())
             .stack_size(shared.config.thread_stack_bytes)
             .spawn(move || reader_main(&worker_shared, work))?;
-        self.threads.lock().insert(handle.thread().id(), handle);
+        threads.insert(handle.thread().id(), handle);
         Ok(())
     }
 
     /// Joins a reader that has retired.
     pub(crate) fn join_retired(&self, id: ThreadId) {
-        let handle = self.threads.lock().remove(&id);
+        let handle = self.threads.lock().as_mut().and_then(|t| t.remove(&id));
         if let Some(handle) = handle {
             let _ = handle.join();
         }
@@ -89,7 +96,12 @@ impl ReaderPool {
     /// told to stop first (the manager's stop signal).
     pub(crate) fn close_and_join(&self) {
         self.tx.lock().take();
-        let threads: Vec<JoinHandle<()>> = self.threads.lock().drain().map(|(_, h)| h).collect();
+        let threads: Vec<JoinHandle<()>> = self
+            .threads
+            .lock()
+            .take()
+            .map(|t| t.into_values().collect())
+            .unwrap_or_default();
         for handle in threads {
             let _ = handle.join();
         }
@@ -97,7 +109,7 @@ impl ReaderPool {
 
     /// Reader threads alive (busy or idle).
     pub(crate) fn threads(&self) -> usize {
-        self.threads.lock().len()
+        self.threads.lock().as_ref().map_or(0, HashMap::len)
     }
 }
 

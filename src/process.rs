@@ -422,6 +422,12 @@ pub(crate) fn watch(
                     if state.leader != Leader::Alive {
                         grace_until = None;
                         reaper::finalize(shared, proc, state);
+                    } else {
+                        drop(state);
+                    }
+                    // A close may be waiting for this group's last member (the pipe's holder).
+                    if shared.is_closing() {
+                        shared.wake.wake();
                     }
                 }
                 Err(e) => break Err(e),
@@ -457,11 +463,16 @@ pub(crate) fn watch(
             }
         }
     };
-    // Stopped or failed: the pipe counts as closed from here on.
+    // Stopped or failed: the pipe counts as closed from here on. If the leader is still to be
+    // reaped (a poll or read error), hand its watch to the supervisor.
     let mut state = proc.state.lock();
     state.pipe_open = false;
     if state.leader != Leader::Alive {
         reaper::finalize(shared, proc, state);
+    } else {
+        drop(state);
+        let _ = shared.jobs.send(reaper::Job::Watch(Arc::clone(proc)));
+        shared.wake.wake();
     }
     result
 }

@@ -1,10 +1,12 @@
 //! The supervisor: the one long-lived thread of a manager.
 //!
 //! It spawns every child (the parent-death signal is tied to the spawning *thread*, so that
-//! thread must outlive the children), reaps leaders as their pidfds become readable, runs every
-//! deadline (timeouts, kill escalation, the pipe grace, retention), marks processes exited,
-//! fires the on-exit hook, and carries out `close`. It sleeps in `poll(2)` on the pidfds and a
-//! wake-up fd, with the nearest deadline as the timeout: no polling loop.
+//! thread must outlive the children), runs every deadline (timeouts, kill escalation, retention,
+//! and, for children watched here, the pipe grace), runs the on-exit hook, and carries out
+//! `close`. Children with a pidfd are watched by their reader thread (see
+//! [`crate::process::watch`]); the supervisor watches the others (no pidfd: other unix systems,
+//! old kernels, a reader that could not start). It sleeps in `poll(2)` on the pidfds it watches
+//! and a wake-up fd, with the nearest deadline as the timeout.
 //!
 //! Other threads talk to it through a channel and wake it through [`sys::Waker`].
 
@@ -14,14 +16,22 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
+use parking_lot::MutexGuard;
 
 use crate::manager::Shared;
 use crate::process::{Exit, ExitEvent, Leader, Proc, ProcState};
 use crate::sys;
-use parking_lot::MutexGuard;
+
+/// While closing, the first re-check of whether the remaining process groups have emptied; it
+/// doubles up to [`CLOSE_RECHECK_MAX`]. The kernel has no event for "this group is now empty",
+/// so this is the one place the product waits by re-checking; it happens only during a close,
+/// and never longer than twice the kill grace.
+pub const CLOSE_RECHECK_FIRST: Duration = Duration::from_millis(5);
+/// Longest interval between two such re-checks.
+pub const CLOSE_RECHECK_MAX: Duration = Duration::from_millis(200);
 
 /// Work for the supervisor.
 pub(crate) enum Job {
@@ -31,22 +41,24 @@ pub(crate) enum Job {
     ReaderRetired(std::thread::ThreadId),
     /// A per-child waiter thread saw the leader exit (no pidfd: non-Linux, old kernels).
     LeaderExited(Arc<Proc>),
-    /// Watch this child's exit here: its reader thread could not be started.
+    /// Watch this child's exit here: its reader thread could not be started or failed.
     Watch(Arc<Proc>),
     /// SIGKILL the group at `at` if it still runs (signal escalation).
     Escalate(Arc<Proc>, Instant),
+    /// Run the on-exit hook for this exit (here, on the supervisor's full-size stack).
+    ExitHook(ExitEvent),
     /// Stop everything; reply when done.
     Close(Sender<()>),
 }
 
-/// Builds the record of a child once its pid is known.
-pub(crate) type MakeProc = Box<dyn FnOnce(&sys::SpawnedChild) -> Arc<Proc> + Send>;
+/// Builds the record of a child once its pid and start order are known.
+pub(crate) type MakeProc = Box<dyn FnOnce(&sys::SpawnedChild, u64) -> Arc<Proc> + Send>;
 
 /// A spawn request: the prepared spec and the record to create around the child.
 pub(crate) struct SpawnJob {
     pub(crate) spec: sys::SpawnSpec,
     pub(crate) make: MakeProc,
-    pub(crate) timeout: Option<std::time::Duration>,
+    pub(crate) timeout: Option<Duration>,
     pub(crate) reply: Sender<io::Result<Arc<Proc>>>,
 }
 
@@ -60,6 +72,21 @@ enum Timer {
     PipeGrace(Weak<Proc>),
     /// Closing: the kill grace is over, SIGKILL every group left.
     CloseKill,
+    /// Closing: look again whether the remaining groups have emptied.
+    CloseRecheck,
+}
+
+impl Timer {
+    /// Whether the timer can still do anything (its process is alive and running).
+    fn is_live(&self) -> bool {
+        match self {
+            Timer::Timeout(p) | Timer::PipeGrace(p) => {
+                p.upgrade().is_some_and(|p| p.state.lock().exit.is_none())
+            }
+            Timer::Escalate(p) => p.strong_count() > 0,
+            Timer::CloseKill | Timer::CloseRecheck => true,
+        }
+    }
 }
 
 /// A deadline queue entry; `seq` keeps equal instants in insertion order.
@@ -82,16 +109,26 @@ impl Ord for Due {
     }
 }
 
+/// Where a close stands.
+struct Closing {
+    /// Callers to answer when the close completes.
+    replies: Vec<Sender<()>>,
+    /// When SIGKILL went to every remaining group (after the kill grace).
+    kill_sent_at: Option<Instant>,
+    /// Next interval between re-checks of the remaining groups.
+    recheck: Duration,
+    /// Whether a re-check timer is pending.
+    recheck_pending: bool,
+}
+
 struct Supervisor {
     shared: Arc<Shared>,
     jobs: Receiver<Job>,
-    /// Leaders not yet reaped that have a pidfd to poll.
+    /// Leaders not yet reaped that are watched here (their reader could not watch them).
     watched: Vec<(Arc<Proc>, Arc<OwnedFd>)>,
     timers: BinaryHeap<Reverse<Due>>,
     timer_seq: u64,
-    /// Set once a close has begun: the callers to answer when it completes.
-    closing: Option<Vec<Sender<()>>>,
-    kill_sent: bool,
+    closing: Option<Closing>,
     /// Per-child waiter threads (no pidfd), joined as their leaders are reaped.
     waiters: Vec<(i32, std::thread::JoinHandle<()>)>,
 }
@@ -105,7 +142,6 @@ pub(crate) fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
         timers: BinaryHeap::new(),
         timer_seq: 0,
         closing: None,
-        kill_sent: false,
         waiters: Vec::new(),
     };
     sup.run();
@@ -167,11 +203,28 @@ impl Supervisor {
             }
             Job::Escalate(proc, at) => self.add_timer(at, Timer::Escalate(Arc::downgrade(&proc))),
             Job::Watch(proc) => self.watch(proc),
+            Job::ExitHook(event) => self.run_hook(&event),
             Job::Close(reply) => self.begin_close(reply),
         }
     }
 
+    fn run_hook(&self, event: &ExitEvent) {
+        if let Some(hook) = &self.shared.config.on_exit {
+            hook(event);
+        }
+    }
+
     fn add_timer(&mut self, at: Instant, timer: Timer) {
+        // Timers of processes that exited early stay queued until due; drop the dead ones when
+        // they pile up, so that long timeouts cannot grow the queue without bound.
+        let running = self.shared.running.load(Ordering::SeqCst);
+        if self.timers.len() > 1024 + 4 * running {
+            let live: Vec<Reverse<Due>> = std::mem::take(&mut self.timers)
+                .into_iter()
+                .filter(|Reverse(Due(_, _, t))| t.is_live())
+                .collect();
+            self.timers = live.into();
+        }
         self.timer_seq += 1;
         self.timers.push(Reverse(Due(at, self.timer_seq, timer)));
     }
@@ -188,7 +241,8 @@ impl Supervisor {
                 return;
             }
         };
-        let proc = (job.make)(&child);
+        // The start order is taken here, where spawns happen one at a time.
+        let proc = (job.make)(&child, self.shared.next_seq());
         match child.pidfd {
             // The reader thread watches the pidfd (see `process::watch`).
             Some(fd) => proc.state.lock().pidfd = Some(Arc::new(fd)),
@@ -200,7 +254,14 @@ impl Supervisor {
             self.add_timer(at, Timer::Timeout(Arc::downgrade(&proc)));
         }
         self.shared.insert(Arc::clone(&proc));
-        let _ = job.reply.send(Ok(proc));
+        let _ = job.reply.send(Ok(Arc::clone(&proc)));
+        log::info!(
+            "{}: started pid {} in {}: {}",
+            proc_label(&proc),
+            proc.pid,
+            proc.workdir.display(),
+            proc.command
+        );
     }
 
     /// Without a pidfd, a small thread blocks in `waitid(WNOWAIT)` for the leader and tells us;
@@ -246,21 +307,22 @@ impl Supervisor {
             let at = Instant::now() + self.shared.config.pipe_grace;
             self.add_timer(at, Timer::PipeGrace(Arc::downgrade(proc)));
         } else {
-            self.finalize(proc, state);
+            finalize(&self.shared, proc, state);
         }
     }
 
-    /// Watches a child's pidfd here, because no reader thread could be started for it.
+    /// Watches a child's exit here, because its reader thread could not start or failed. A
+    /// child without a pidfd already has its waiter thread.
     fn watch(&mut self, proc: Arc<Proc>) {
-        let pidfd = proc.state.lock().pidfd.clone();
-        match pidfd {
-            Some(fd) => self.watched.push((proc, fd)),
-            None => self.start_waiter(&proc),
+        let state = proc.state.lock();
+        if state.leader != Leader::Alive {
+            return;
         }
-    }
-
-    fn finalize(&mut self, proc: &Arc<Proc>, state: parking_lot::MutexGuard<'_, ProcState>) {
-        finalize(&self.shared, proc, state);
+        let pidfd = state.pidfd.clone();
+        drop(state);
+        if let Some(fd) = pidfd {
+            self.watched.push((proc, fd));
+        }
     }
 
     fn fire_due_timers(&mut self) {
@@ -280,23 +342,28 @@ impl Supervisor {
                 }
                 Timer::Escalate(proc) => {
                     if let Some(proc) = proc.upgrade() {
-                        self.kill_if_alive(&proc);
+                        kill_if_alive(&proc);
                     }
                 }
                 Timer::PipeGrace(proc) => {
                     if let Some(proc) = proc.upgrade() {
                         let state = proc.state.lock();
                         if state.exit.is_none() {
+                            finalize(&self.shared, &proc, state);
                             log::debug!(
-                                "{}: output pipe still open {} ms after exit; marking exited",
+                                "{}: output pipe still open {} ms after exit; marked exited",
                                 proc_label(&proc),
                                 self.shared.config.pipe_grace.as_millis()
                             );
-                            self.finalize(&proc, state);
                         }
                     }
                 }
                 Timer::CloseKill => self.close_kill(),
+                Timer::CloseRecheck => {
+                    if let Some(closing) = &mut self.closing {
+                        closing.recheck_pending = false;
+                    }
+                }
             }
         }
     }
@@ -307,104 +374,108 @@ impl Supervisor {
             return;
         }
         state.timed_out = true;
-        match Proc::signal_group(&state, proc.pid, libc::SIGTERM) {
+        let sent = Proc::signal_group(&state, proc.pid, libc::SIGTERM);
+        drop(state);
+        match sent {
             Ok(_) => log::info!("{}: timed out; sent SIGTERM to its group", proc_label(proc)),
             Err(e) => log::warn!("{}: timed out; SIGTERM failed: {e}", proc_label(proc)),
         }
-        drop(state);
         let at = Instant::now() + self.shared.config.kill_grace;
         self.add_timer(at, Timer::Escalate(Arc::downgrade(proc)));
     }
 
-    /// SIGKILL the group if the process runs or its group may still have members.
-    fn kill_if_alive(&mut self, proc: &Arc<Proc>) {
-        let state = proc.state.lock();
-        if state.exit.is_some() && state.pidfd.is_none() {
-            return;
-        }
-        match Proc::signal_group(&state, proc.pid, libc::SIGKILL) {
-            Ok(true) => log::info!("{}: sent SIGKILL to its group", proc_label(proc)),
-            Ok(false) => {}
-            Err(e) => log::warn!("{}: SIGKILL failed: {e}", proc_label(proc)),
-        }
-    }
-
-    /// Drops lingering groups that have emptied.
+    /// Drops lingering groups that have emptied (asked through the pidfd, which names the
+    /// group; zombies count as members there, so an emptied group may linger a little longer).
     fn prune_lingering(&mut self) {
-        self.shared.lingering.lock().retain(|proc| {
-            let mut state = proc.state.lock();
-            let alive = state
-                .pidfd
-                .as_deref()
-                .is_some_and(|fd| sys::signal_group(Some(fd.as_fd()), proc.pid, 0, false).is_ok());
-            if !alive {
-                state.pidfd = None;
-            }
-            alive
-        });
+        self.shared
+            .lingering
+            .lock()
+            .retain(|proc| group_may_have_members(proc));
     }
 
     fn begin_close(&mut self, reply: Sender<()>) {
-        if let Some(waiting) = &mut self.closing {
-            waiting.push(reply);
+        if let Some(closing) = &mut self.closing {
+            closing.replies.push(reply);
             return;
         }
-        self.closing = Some(vec![reply]);
-        let procs = self.shared.all();
-        let lingering = self.shared.lingering.lock().clone();
-        let mut signalled = 0;
-        for proc in procs.iter().chain(lingering.iter()) {
-            let state = proc.state.lock();
-            if state.exit.is_some() && state.pidfd.is_none() {
-                continue;
-            }
-            if let Ok(true) = Proc::signal_group(&state, proc.pid, libc::SIGTERM) {
-                signalled += 1;
-            }
-        }
+        self.closing = Some(Closing {
+            replies: vec![reply],
+            kill_sent_at: None,
+            recheck: CLOSE_RECHECK_FIRST,
+            recheck_pending: false,
+        });
+        let signalled = self.signal_remaining(libc::SIGTERM);
         log::info!("closing: sent SIGTERM to {signalled} process groups");
         let at = Instant::now() + self.shared.config.kill_grace;
         self.add_timer(at, Timer::CloseKill);
     }
 
-    fn close_kill(&mut self) {
-        if self.closing.is_none() || self.kill_sent {
-            return;
-        }
-        self.kill_sent = true;
+    /// Sends `sig` to every group that runs or may still have members; returns how many.
+    fn signal_remaining(&self, sig: i32) -> usize {
         let procs = self.shared.all();
         let lingering = self.shared.lingering.lock().clone();
-        let mut killed = 0;
+        let mut signalled = 0;
         for proc in procs.iter().chain(lingering.iter()) {
             let state = proc.state.lock();
-            if state.exit.is_some() && state.pidfd.is_none() {
+            if state.exit.is_some() && state.pidfd.is_none() && !state.pipe_open {
                 continue;
             }
-            if let Ok(true) = Proc::signal_group(&state, proc.pid, libc::SIGKILL) {
-                killed += 1;
+            if let Ok(true) = Proc::signal_group(&state, proc.pid, sig) {
+                signalled += 1;
             }
         }
+        signalled
+    }
+
+    fn close_kill(&mut self) {
+        let Some(closing) = &mut self.closing else {
+            return;
+        };
+        if closing.kill_sent_at.is_some() {
+            return;
+        }
+        closing.kill_sent_at = Some(Instant::now());
+        let killed = self.signal_remaining(libc::SIGKILL);
         if killed > 0 {
             log::info!("closing: sent SIGKILL to {killed} process groups after the kill grace");
         }
     }
 
-    /// Closing is complete when every process is marked exited and no group is left (every
-    /// lingering group has emptied, or the kill grace has passed and SIGKILL was sent).
+    /// A close is complete when every process is marked exited and every lingering group has
+    /// no live member left. Group emptiness has no kernel event, so until then this re-checks
+    /// on a doubling interval; after SIGKILL it gives up once another kill grace has passed.
     fn close_complete(&mut self) -> bool {
-        if self.closing.is_none() {
+        let Some(closing) = &self.closing else {
             return false;
-        }
+        };
         if self.shared.running.load(Ordering::SeqCst) > 0 {
             return false;
         }
-        if !self.kill_sent {
-            self.prune_lingering();
-            if !self.shared.lingering.lock().is_empty() {
-                return false;
-            }
+        self.shared.lingering.lock().retain(|proc| {
+            let live = sys::group_has_live_members(proc.pid).unwrap_or(true);
+            live && group_may_have_members(proc)
+        });
+        if self.shared.lingering.lock().is_empty() {
+            return true;
         }
-        true
+        let now = Instant::now();
+        if let Some(sent) = closing.kill_sent_at
+            && now >= sent + self.shared.config.kill_grace
+        {
+            log::warn!(
+                "closing: process groups still have members after SIGKILL; giving up on them"
+            );
+            return true;
+        }
+        if !closing.recheck_pending {
+            let delay = closing.recheck;
+            if let Some(closing) = &mut self.closing {
+                closing.recheck = (delay * 2).min(CLOSE_RECHECK_MAX);
+                closing.recheck_pending = true;
+            }
+            self.add_timer(now + delay, Timer::CloseRecheck);
+        }
+        false
     }
 
     fn finish_close(&mut self) {
@@ -415,13 +486,14 @@ impl Supervisor {
         for (_, waiter) in self.waiters.drain(..) {
             let _ = waiter.join();
         }
-        // Drain late jobs (e.g. spawns that raced with the close) so that nobody waits on a
-        // reply forever.
+        // Late jobs: run the last exit hooks, refuse spawns that raced with the close, answer
+        // other closers.
         while let Ok(job) = self.jobs.try_recv() {
             match job {
                 Job::Spawn(job) => {
                     let _ = job.reply.send(Err(io::Error::other("shutting down")));
                 }
+                Job::ExitHook(event) => self.run_hook(&event),
                 Job::Close(reply) => {
                     let _ = reply.send(());
                 }
@@ -429,10 +501,45 @@ impl Supervisor {
             }
         }
         self.shared.lingering.lock().clear();
-        for reply in self.closing.take().unwrap_or_default() {
+        for reply in self.closing.take().map(|c| c.replies).unwrap_or_default() {
             let _ = reply.send(());
         }
         log::info!("closed: every process group ended, every thread joined");
+    }
+}
+
+/// Whether a finalized process's group may still have members: asked through the pidfd (which
+/// names the group itself) where the kernel can (Linux 6.9+); elsewhere, an open output pipe is
+/// taken as the sign that a member holds it.
+fn group_may_have_members(proc: &Proc) -> bool {
+    let mut state = proc.state.lock();
+    let by_pidfd = state.pidfd.as_deref().map(|fd| {
+        sys::signal_group(Some(fd.as_fd()), proc.pid, 0, false)
+            .map_or_else(|e| e.raw_os_error() != Some(libc::ESRCH), |()| true)
+    });
+    let may = match by_pidfd {
+        // ESRCH here also means "the kernel cannot ask by group": fall back to the pipe.
+        Some(true) => true,
+        _ => state.pipe_open,
+    };
+    if !may {
+        state.pidfd = None;
+    }
+    may
+}
+
+/// SIGKILL the group if the process runs or its group may still have members.
+fn kill_if_alive(proc: &Arc<Proc>) {
+    let state = proc.state.lock();
+    if state.exit.is_some() && state.pidfd.is_none() && !state.pipe_open {
+        return;
+    }
+    let sent = Proc::signal_group(&state, proc.pid, libc::SIGKILL);
+    drop(state);
+    match sent {
+        Ok(true) => log::info!("{}: sent SIGKILL to its group", proc_label(proc)),
+        Ok(false) => {}
+        Err(e) => log::warn!("{}: SIGKILL failed: {e}", proc_label(proc)),
     }
 }
 
@@ -451,7 +558,7 @@ pub(crate) fn reap_leader(
         Ok(sys::WaitOutcome::Running) => return false,
         Ok(outcome) => outcome,
         Err(e) => {
-            log::warn!("{}: reaping pid {} failed: {e}", proc_label(proc), proc.pid);
+            log::debug!("{}: reaping pid {} failed: {e}", proc_label(proc), proc.pid);
             sys::WaitOutcome::Unknown
         }
     };
@@ -459,13 +566,13 @@ pub(crate) fn reap_leader(
     true
 }
 
-/// Marks the process exited: seal the output first, then the state, then wake waiters, so
-/// that anyone who sees `running: false` reads final output.
+/// Marks the process exited: seal the output first, then free its running slot and set the
+/// exit (both under the lock), then wake waiters. So anyone who sees `running: false` reads
+/// final output, and a start right after it finds the slot free.
 ///
-/// Called by whichever of the two events comes last, with the process's lock held: the
-/// supervisor reaping the leader (pipe already at end of file), or the reader thread reaching
-/// end of file (leader already reaped). Either way the waiters are one wake-up away from the
-/// exit, not two.
+/// Called by whichever of the two events comes last, with the process's lock held: the leader
+/// being reaped (pipe already at end of file), or the reader reaching end of file (leader
+/// already reaped). Either way the waiters are one wake-up away from the exit, not two.
 pub(crate) fn finalize(shared: &Shared, proc: &Arc<Proc>, mut state: MutexGuard<'_, ProcState>) {
     if state.exit.is_some() {
         return;
@@ -485,21 +592,30 @@ pub(crate) fn finalize(shared: &Shared, proc: &Arc<Proc>, mut state: MutexGuard<
         exited_at: SystemTime::now(),
         duration: proc.started.elapsed(),
     };
+    shared.running.fetch_sub(1, Ordering::SeqCst);
     state.exit = Some(exit.clone());
-    // Does the group outlive its leader? Ask through the pidfd (which names the group, not a
-    // number); if it is empty, let the pidfd go.
-    let lingering = match state.pidfd.as_deref() {
-        Some(fd) => sys::signal_group(Some(fd.as_fd()), proc.pid, 0, false).is_ok(),
-        None => false,
-    };
-    if !lingering {
-        state.pidfd = None;
-    }
+    // Recorded (and the oldest exited process evicted past the limit) before anyone can see
+    // this exit. Lock order: a process's state, then the table; nothing takes them the other
+    // way round.
+    let first_expiry = shared.record_exit(proc.id);
     drop(state);
     proc.exited.notify_all();
-    shared.running.fetch_sub(1, Ordering::SeqCst);
-    if lingering {
+    // Does the group outlive its leader (a background member)? Keep it for close if so.
+    if group_may_have_members(proc) {
         shared.lingering.lock().push(Arc::clone(proc));
+    }
+    // The supervisor sleeps until its nearest deadline: tell it when this exit is the first
+    // retention deadline it has, or when a close waits for the last exit.
+    if shared.config.on_exit.is_some() {
+        let _ = shared.jobs.send(Job::ExitHook(ExitEvent {
+            id: proc.id,
+            chat: proc.chat,
+            workdir: proc.workdir.clone(),
+            exit: exit.clone(),
+        }));
+        shared.wake.wake();
+    } else if first_expiry || shared.is_closing() {
+        shared.wake.wake();
     }
     log::info!(
         "{}: exited: code {}{}{}, {} ms, {} output bytes",
@@ -513,19 +629,6 @@ pub(crate) fn finalize(shared: &Shared, proc: &Arc<Proc>, mut state: MutexGuard<
         exit.duration.as_millis(),
         proc.buffer.total_bytes(),
     );
-    // The supervisor sleeps until its nearest deadline: tell it when this exit is the first
-    // retention deadline it has, or when a close waits for the last exit.
-    if shared.record_exit(proc.id) || shared.is_closing() {
-        shared.wake.wake();
-    }
-    if let Some(hook) = &shared.config.on_exit {
-        hook(&ExitEvent {
-            id: proc.id,
-            chat: proc.chat,
-            workdir: proc.workdir.clone(),
-            exit,
-        });
-    }
 }
 
 /// `process <id> (chat <chat>)` for log lines.

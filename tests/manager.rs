@@ -501,7 +501,8 @@ fn terminate_escalates_to_kill_after_the_grace() {
 #[test]
 fn interrupt_sends_sigint() {
     let m = Manager::new().expect("manager");
-    let id = m.start(Command::shell("sleep 30")).expect("start").id;
+    // `exec`: a shell caught between fork and exec of its child may handle SIGINT itself.
+    let id = m.start(Command::shell("exec sleep 30")).expect("start").id;
     m.signal(&id, None, Signal::Interrupt, None)
         .expect("interrupt");
     let exit = wait_exit(&m, &id).exit.expect("exit");
@@ -771,4 +772,140 @@ fn starts_racing_with_close_fail_cleanly() {
     for pid in pids {
         assert!(eventually(LONG, || dead(pid)), "pid {pid} outlived close");
     }
+}
+
+#[test]
+fn an_exit_seen_by_a_waiter_has_freed_its_running_slot() {
+    let m = Manager::builder().max_running(1).build().expect("manager");
+    for i in 0..300 {
+        let started = match m.start(Command::argv(["/bin/true"])) {
+            Ok(s) => s,
+            Err(e) => panic!("cycle {i}: a start right after a seen exit failed: {e:?}"),
+        };
+        wait_exit(&m, &started.id);
+        assert_eq!(
+            m.running(),
+            0,
+            "cycle {i}: the slot is still taken after the exit"
+        );
+    }
+}
+
+#[test]
+fn a_reader_that_cannot_start_leaves_the_count_and_close_intact() {
+    // A stack no thread can have: the reader thread cannot be created.
+    let m = Manager::builder()
+        .thread_stack_bytes(1 << 50)
+        .build()
+        .expect("manager");
+    let err = m
+        .start(Command::shell("sleep 30"))
+        .expect_err("no reader thread");
+    assert!(matches!(err, Error::Spawn(_)), "{err:?}");
+    assert!(
+        eventually(LONG, || m.running() == 0),
+        "running = {}",
+        m.running()
+    );
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        m.close();
+        let _ = tx.send(());
+    });
+    assert!(rx.recv_timeout(LONG).is_ok(), "close hung");
+}
+
+#[test]
+fn the_running_limit_comes_before_the_program_lookup() {
+    let m = Manager::builder().max_running(1).build().expect("manager");
+    let id = m.start(Command::shell("sleep 30")).expect("start").id;
+    let err = m
+        .start(Command::argv(["procwarden-no-such-program"]))
+        .expect_err("refused");
+    assert!(matches!(err, Error::TooManyRunning { .. }), "{err:?}");
+    m.signal(&id, None, Signal::Kill, None).expect("kill");
+}
+
+#[test]
+fn close_ends_as_soon_as_a_lingering_group_is_gone() {
+    let m = Manager::builder()
+        .kill_grace(Duration::from_secs(10))
+        .build()
+        .expect("manager");
+    let started = m
+        .start(Command::shell("sleep 30 >/dev/null 2>&1 & echo $!"))
+        .expect("start");
+    let out = wait_exit(&m, &started.id);
+    let member: i32 = out.output.trim().parse().expect("the member's pid");
+    assert!(!dead(member));
+    let asked = Instant::now();
+    m.close();
+    assert!(dead(member), "close returned while the member lives");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "close waited {:?}: it should end once SIGTERM has emptied the group, not at the 10 s kill grace",
+        asked.elapsed()
+    );
+}
+
+#[test]
+fn close_returns_only_once_killed_members_are_gone() {
+    let m = Manager::builder()
+        .kill_grace(Duration::from_millis(100))
+        .build()
+        .expect("manager");
+    let started = m
+        .start(Command::shell(
+            "trap '' TERM; sleep 30 >/dev/null 2>&1 & sleep 30 >/dev/null 2>&1 & echo go",
+        ))
+        .expect("start");
+    assert_eq!(
+        m.output(
+            &started.id,
+            None,
+            OutputQuery {
+                cursor: Some(0),
+                wait: Some(LONG)
+            }
+        )
+        .expect("go")
+        .output,
+        "go\n"
+    );
+    let pgid = started.pid as i32;
+    m.close();
+    assert_eq!(
+        live_group_members(pgid),
+        Vec::<i32>::new(),
+        "members alive after close returned"
+    );
+}
+
+#[test]
+fn the_exit_hook_runs_on_the_supervisor_and_may_close_the_manager() {
+    let slot: Arc<std::sync::OnceLock<Arc<Manager>>> = Arc::new(std::sync::OnceLock::new());
+    let hook_slot = Arc::clone(&slot);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let m = Arc::new(
+        Manager::builder()
+            .on_exit(move |_| {
+                let name = std::thread::current().name().map(str::to_string);
+                if let Some(m) = hook_slot.get() {
+                    m.close();
+                }
+                let _ = tx.send(name);
+            })
+            .build()
+            .expect("manager"),
+    );
+    let _ = slot.set(Arc::clone(&m));
+    m.start(Command::shell("true")).expect("start");
+    let name = rx
+        .recv_timeout(LONG)
+        .expect("the hook ran without deadlocking");
+    assert_eq!(name.as_deref(), Some("procwarden-supervisor"));
+    assert!(matches!(
+        m.start(Command::shell("true")),
+        Err(Error::ShuttingDown)
+    ));
 }

@@ -24,7 +24,15 @@
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(unix)]
+mod procfs;
+#[cfg(unix)]
+mod signals;
+#[cfg(unix)]
 mod unix;
 
+#[cfg(unix)]
+pub(crate) use procfs::group_has_live_members;
+#[cfg(unix)]
+pub(crate) use signals::{block_signals, wait_for_signal};
 #[cfg(unix)]
 pub(crate) use unix::*;
