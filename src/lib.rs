@@ -106,6 +106,8 @@ pub mod api;
 pub mod buffer;
 mod error;
 pub mod handler;
+#[cfg(feature = "server")]
+pub mod http;
 mod manager;
 #[cfg(any(test, feature = "model"))]
 pub mod model;
@@ -113,6 +115,8 @@ mod pool;
 mod process;
 mod reaper;
 mod render;
+#[cfg(feature = "server")]
+pub mod serve;
 pub(crate) mod sys;
 
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};

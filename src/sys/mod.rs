@@ -25,14 +25,14 @@
 mod linux;
 #[cfg(unix)]
 mod procfs;
-#[cfg(unix)]
+#[cfg(all(unix, feature = "server"))]
 mod signals;
 #[cfg(unix)]
 mod unix;
 
 #[cfg(unix)]
 pub(crate) use procfs::group_has_live_members;
-#[cfg(unix)]
+#[cfg(all(unix, feature = "server"))]
 pub(crate) use signals::{block_signals, wait_for_signal};
 #[cfg(unix)]
 pub(crate) use unix::*;

@@ -2,6 +2,8 @@
 //! cannot signal (a pid leaving the process table, thread and fd counts settling).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod http;
+
 use std::time::{Duration, Instant};
 
 /// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held. Only for

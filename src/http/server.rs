@@ -1,0 +1,626 @@
+//! The accept loop, the registry of connections, eviction and shutdown.
+//!
+//! One accept thread (the caller of [`Server::run`]) waits in `poll(2)` on the listener and a
+//! waker, so [`ShutdownHandle::shutdown`] can end the wait from any thread. Each accepted
+//! connection gets a registry slot and its own thread. The registry records what each
+//! connection is doing; at the limit, a newcomer evicts the connection that has waited
+//! longest without being served (see `Registry::victim`), by shutting its socket down: its
+//! thread's blocked read returns at once and the thread ends.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::stream::{Listener, Stream};
+use super::wire::ErrorAnswer;
+use super::{Limits, Listen, Service, conn};
+use crate::sys;
+
+/// What a connection is doing, as its thread last reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum State {
+    /// Answered and closing: discarding what the client still sends. First to evict.
+    Closing,
+    /// Waiting for the first byte of a request (a new or a keep-alive connection).
+    Idle,
+    /// A request head has begun and is not complete.
+    ReadingHead,
+    /// Reading a request body.
+    ReadingBody,
+    /// Writing a response (or a `100 Continue`) to a client that is slow to read it.
+    Writing,
+    /// Inside the service. Never evicted: this is the work the server is for.
+    Busy,
+}
+
+impl State {
+    /// Whether a newcomer may evict a connection in this state.
+    fn evictable(self) -> bool {
+        self != State::Busy
+    }
+
+    /// Whether shutdown closes a connection in this state at once. A connection whose request
+    /// has reached the service (busy, or writing its answer) finishes it.
+    fn closed_by_shutdown(self) -> bool {
+        !matches!(self, State::Busy | State::Writing)
+    }
+}
+
+/// One registered connection.
+#[derive(Debug)]
+struct Entry {
+    /// What it is doing.
+    state: State,
+    /// Since when.
+    since: Instant,
+    /// Its socket, to shut down from here.
+    stream: Arc<Stream>,
+}
+
+/// Every connection that holds a slot, and whether the server is shutting down.
+#[derive(Debug, Default)]
+struct Registry {
+    /// Set once by shutdown, under this lock, so that a connection thread that reports
+    /// itself idle either sees it or is seen by the shutdown sweep.
+    stopping: bool,
+    /// Id of the next connection.
+    next_id: u64,
+    /// The connections by id.
+    conns: HashMap<u64, Entry>,
+}
+
+impl Registry {
+    /// The connection a newcomer should evict: one that is closing anyway, else the one that
+    /// has waited longest in its state (idle since its last response, or stuck in a head, a
+    /// body or a write since it began), never one inside the service.
+    ///
+    /// Why age and not "idle before slow": a newcomer is idle until its first bytes arrive,
+    /// so ranking every idle connection first would let a flood of new connections evict
+    /// each legitimate newcomer before it could send its request. By age, a newcomer is
+    /// evicted only after every connection older than it.
+    fn victim(&self) -> Option<u64> {
+        self.conns
+            .iter()
+            .filter(|(_, e)| e.state.evictable())
+            .min_by_key(|(id, e)| (e.state != State::Closing, e.since, **id))
+            .map(|(id, _)| *id)
+    }
+
+    /// Removes connection `id` from the registry and shuts its socket down.
+    fn evict(&mut self, id: u64, why: &str) {
+        if let Some(entry) = self.conns.remove(&id) {
+            log::debug!("http: evicting connection {id} ({:?}): {why}", entry.state);
+            // It may already be closed by its peer: nothing to do then.
+            let _ = entry.stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// What the accept thread and the connection threads share.
+pub(super) struct Shared {
+    /// The bounds.
+    pub(super) limits: Limits,
+    /// The application.
+    pub(super) service: Arc<dyn Service>,
+    /// The connections.
+    registry: Mutex<Registry>,
+    /// Mirror of `Registry::stopping`, read without the lock by the accept loop.
+    stopping: AtomicBool,
+    /// Wakes the accept loop's poll (and its back-off waits) on shutdown.
+    waker: sys::Waker,
+}
+
+impl Shared {
+    /// Records that connection `id` now does `state`. Returns `None` if the connection must
+    /// end instead: it was evicted, or it would go idle while the server shuts down (it is
+    /// then deregistered). Otherwise returns whether the server is shutting down (a response
+    /// written now should close the connection).
+    pub(super) fn enter(&self, id: u64, state: State) -> Option<bool> {
+        let mut registry = self.registry.lock();
+        let stopping = registry.stopping;
+        if stopping && state.closed_by_shutdown() {
+            registry.conns.remove(&id);
+            return None;
+        }
+        let entry = registry.conns.get_mut(&id)?;
+        entry.state = state;
+        entry.since = Instant::now();
+        Some(stopping)
+    }
+
+    /// Gives up connection `id`'s slot (when its thread ends).
+    pub(super) fn leave(&self, id: u64) {
+        self.registry.lock().conns.remove(&id);
+    }
+
+    /// Starts the shutdown: no more connections are admitted, connections that are not
+    /// serving a request are closed, and the accept loop is woken.
+    fn shutdown(&self) {
+        let mut registry = self.registry.lock();
+        if !registry.stopping {
+            registry.stopping = true;
+            self.stopping.store(true, Ordering::SeqCst);
+            let ids: Vec<u64> = registry
+                .conns
+                .iter()
+                .filter(|(_, e)| e.state.closed_by_shutdown())
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                registry.evict(id, "server shutting down");
+            }
+        }
+        drop(registry);
+        self.waker.wake();
+    }
+
+    /// Waits up to `timeout` or until shutdown, whichever is first, without polling: the
+    /// waker's fd becomes readable on shutdown.
+    fn wait_or_shutdown(&self, timeout: Duration) {
+        let mut ready = Vec::new();
+        if let Err(e) = sys::poll_readable(&[self.waker.fd()], Some(timeout), &mut ready) {
+            log::warn!("http: waiting after an accept error: {e}");
+        }
+    }
+}
+
+/// A bound HTTP server. [`Server::run`] serves until [`ShutdownHandle::shutdown`].
+pub struct Server {
+    /// Shared with the connection threads and the shutdown handles.
+    shared: Arc<Shared>,
+    /// The listener and the spare fd (see [`Server::run`]); `run` takes them, and drops the
+    /// listener (removing a unix socket file) when done.
+    listener: Mutex<Option<(Listener, Option<OwnedFd>)>>,
+    /// What `local_addr` says.
+    url: String,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stops a [`Server`] from any thread. Cheap to clone.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    /// The server's shared state.
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownHandle").finish_non_exhaustive()
+    }
+}
+
+impl ShutdownHandle {
+    /// Stops accepting, closes every connection that is not serving a request (idle, or still
+    /// sending its request), and lets requests already inside the service finish: their
+    /// responses are written, with `Connection: close`. [`Server::run`] then returns once
+    /// every connection thread has been joined. Returns at once; idempotent.
+    ///
+    /// A service call that blocks (a long-poll) delays `run`'s return until it answers, so
+    /// end the application's blocking work as well (e.g. close the process manager, which
+    /// answers every waiter).
+    pub fn shutdown(&self) {
+        self.shared.shutdown();
+    }
+}
+
+impl Server {
+    /// Binds to `listen` (TCP port 0 picks a free port; for unix sockets see [`Listen::Unix`]).
+    /// Nothing is accepted until [`Server::run`].
+    pub fn bind(listen: &Listen, limits: Limits, service: Arc<dyn Service>) -> io::Result<Server> {
+        let listener = Listener::bind(listen)?;
+        let url = listener.url()?;
+        // Opened now, not when `run` starts, so that it is there even if the process runs
+        // out of fds in between.
+        let spare = open_spare();
+        Ok(Server {
+            shared: Arc::new(Shared {
+                limits,
+                service,
+                registry: Mutex::new(Registry::default()),
+                stopping: AtomicBool::new(false),
+                waker: sys::Waker::new()?,
+            }),
+            listener: Mutex::new(Some((listener, spare))),
+            url,
+        })
+    }
+
+    /// The address actually bound: `http://127.0.0.1:PORT`, `http://[::1]:PORT`, or
+    /// `unix:/path`.
+    pub fn local_addr(&self) -> String {
+        self.url.clone()
+    }
+
+    /// A handle that stops this server from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Serves until shutdown: accepts connections and gives each its own thread. Returns
+    /// `Ok` after a shutdown, once every connection thread has been joined and the listener
+    /// closed (a unix socket file removed). Accept errors never end it: `EMFILE`/`ENFILE` are
+    /// handled with a spare fd (see below), errors about one connection are skipped, and
+    /// any other error (`ENOMEM`, `ENOBUFS`, ...) is logged and followed by a back-off wait
+    /// ([`Limits::accept_backoff_min`] doubling to [`Limits::accept_backoff_max`]) that
+    /// shutdown interrupts.
+    ///
+    /// Out of file descriptors: a pending connection cannot be accepted, so it would stay
+    /// pending and `poll` would report it again at once, a busy loop. The server keeps one
+    /// spare fd (`/dev/null`, opened by [`Server::bind`]) for this: it closes the spare,
+    /// accepts the connection, answers it 503 and closes it, reopens the spare, and goes back
+    /// to `poll` (which blocks until the next connection is pending).
+    ///
+    /// Fails only if called a second time (`WouldBlock`).
+    pub fn run(&self) -> io::Result<()> {
+        let Some((listener, spare)) = self.listener.lock().take() else {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "Server::run was already called",
+            ));
+        };
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let result = self.accept_loop(&listener, spare, &mut threads);
+        // Close the listener first: connections still in its backlog are refused now rather
+        // than after the requests in flight, and a unix socket file goes away.
+        drop(listener);
+        // Make sure every connection that is not serving a request closes (also when the
+        // accept loop failed), then wait for the ones that are.
+        self.shared.shutdown();
+        for thread in threads {
+            if thread.join().is_err() {
+                log::error!("http: a connection thread panicked");
+            }
+        }
+        log::debug!("http: server on {} stopped", self.url);
+        result
+    }
+
+    /// Accepts until shutdown. See [`Server::run`].
+    fn accept_loop(
+        &self,
+        listener: &Listener,
+        mut spare: Option<OwnedFd>,
+        threads: &mut Vec<JoinHandle<()>>,
+    ) -> io::Result<()> {
+        let shared = &*self.shared;
+        let limits = &shared.limits;
+        let mut backoff = limits.accept_backoff_min;
+        let mut ready = Vec::with_capacity(2);
+        while !shared.stopping.load(Ordering::SeqCst) {
+            if let Err(e) =
+                sys::poll_readable(&[listener.fd(), shared.waker.fd()], None, &mut ready)
+            {
+                log::warn!("http: poll on the listener failed: {e}");
+                shared.wait_or_shutdown(backoff);
+                backoff = backoff.saturating_mul(2).min(limits.accept_backoff_max);
+                continue;
+            }
+            if ready.contains(&1) {
+                shared.waker.drain();
+                continue; // the loop condition tells whether this was a shutdown
+            }
+            // Accept everything pending, then poll again.
+            while !shared.stopping.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, peer)) => {
+                        backoff = limits.accept_backoff_min;
+                        join_finished(threads);
+                        if let Some(thread) = self.admit(stream, peer) {
+                            threads.push(thread);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => match accept_error_action(&e) {
+                        AcceptAction::Retry => {
+                            log::debug!("http: accept: {e}");
+                        }
+                        AcceptAction::UseSpareFd if spare.is_some() => {
+                            log::warn!("http: accept: {e}: refusing one connection");
+                            drop(spare.take()); // closes it
+                            match listener.accept() {
+                                Ok((stream, _)) => refuse(
+                                    &stream,
+                                    &ErrorAnswer::busy(Some("too many open files".into())),
+                                ),
+                                Err(e) => log::debug!("http: accept with the spare fd: {e}"),
+                            }
+                            spare = open_spare();
+                            // Back to poll: accept(2) fails with EMFILE before it looks for
+                            // a pending connection, so accepting on until WouldBlock would
+                            // spin while the process is out of fds. Poll blocks until a
+                            // connection is really pending.
+                            break;
+                        }
+                        AcceptAction::UseSpareFd | AcceptAction::BackOff => {
+                            log::warn!("http: accept: {e}; waiting {backoff:?}");
+                            shared.wait_or_shutdown(backoff);
+                            backoff = backoff.saturating_mul(2).min(limits.accept_backoff_max);
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives a new connection a slot (evicting another if needed) and a thread; or refuses it
+    /// with 503 when every slot is busy inside the service.
+    fn admit(&self, stream: Stream, peer: String) -> Option<JoinHandle<()>> {
+        let shared = &self.shared;
+        if let Err(e) = stream.prepare() {
+            log::debug!("http: dropping connection from {peer}: {e}");
+            return None;
+        }
+        let stream = Arc::new(stream);
+        let id = {
+            let mut registry = shared.registry.lock();
+            if registry.stopping {
+                return None;
+            }
+            if registry.conns.len() >= shared.limits.max_connections {
+                match registry.victim() {
+                    Some(victim) => registry.evict(victim, "connection limit reached"),
+                    None => {
+                        drop(registry);
+                        log::warn!(
+                            "http: all {} connections are busy: refusing {peer}",
+                            shared.limits.max_connections
+                        );
+                        refuse(&stream, &ErrorAnswer::busy(None));
+                        return None;
+                    }
+                }
+            }
+            let id = registry.next_id;
+            registry.next_id += 1;
+            registry.conns.insert(
+                id,
+                Entry {
+                    state: State::Idle,
+                    since: Instant::now(),
+                    stream: Arc::clone(&stream),
+                },
+            );
+            id
+        };
+        let thread_shared = Arc::clone(shared);
+        let thread_stream = Arc::clone(&stream);
+        let spawned = std::thread::Builder::new()
+            .name("procwarden-http".into())
+            .stack_size(shared.limits.connection_stack_bytes)
+            .spawn(move || conn::serve(&thread_shared, id, &thread_stream, peer));
+        match spawned {
+            Ok(thread) => Some(thread),
+            Err(e) => {
+                log::warn!("http: cannot start a connection thread: {e}");
+                shared.leave(id);
+                refuse(
+                    &stream,
+                    &ErrorAnswer::busy(Some("cannot start a thread".into())),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Joins the connection threads that have ended (instant: they have), so the list stays as
+/// long as the number of live connections.
+fn join_finished(threads: &mut Vec<JoinHandle<()>>) {
+    let mut i = 0;
+    while i < threads.len() {
+        if threads[i].is_finished() {
+            if threads.swap_remove(i).join().is_err() {
+                log::error!("http: a connection thread panicked");
+            }
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// What to do about an accept error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AcceptAction {
+    /// It concerned one connection (aborted before we accepted it) or was an interruption:
+    /// accept the next one.
+    Retry,
+    /// Out of file descriptors (`EMFILE`, `ENFILE`): free the spare fd to accept and refuse
+    /// the pending connection.
+    UseSpareFd,
+    /// Anything else (`ENOMEM`, `ENOBUFS`, unknown): wait before trying again.
+    BackOff,
+}
+
+/// Classifies an accept error (see [`AcceptAction`]).
+fn accept_error_action(e: &io::Error) -> AcceptAction {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => AcceptAction::UseSpareFd,
+        // Linux passes pending network errors of the new socket on to accept (see accept(2)):
+        // they concern that connection only.
+        Some(
+            libc::ECONNABORTED
+            | libc::EINTR
+            | libc::EPROTO
+            | libc::EPERM
+            | libc::ENETDOWN
+            | libc::ENOPROTOOPT
+            | libc::EHOSTDOWN
+            | libc::ENONET
+            | libc::EHOSTUNREACH
+            | libc::EOPNOTSUPP
+            | libc::ENETUNREACH
+            | libc::ETIMEDOUT,
+        ) => AcceptAction::Retry,
+        _ => match e.kind() {
+            io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => AcceptAction::Retry,
+            _ => AcceptAction::BackOff,
+        },
+    }
+}
+
+/// The spare fd for [`AcceptAction::UseSpareFd`], if one can be opened.
+fn open_spare() -> Option<OwnedFd> {
+    match sys::open_dev_null() {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            log::warn!("http: cannot open the spare fd: {e}");
+            None
+        }
+    }
+}
+
+/// Answers a connection we will not serve, from the accept thread, without ever blocking:
+/// one nonblocking write of the answer (a fresh socket's send buffer always has room for it),
+/// end of our side, then whatever the client already sent is read and discarded (nonblocking)
+/// so that closing does not reset the connection under the answer.
+fn refuse(stream: &Stream, answer: &ErrorAnswer) {
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let _ = stream.write(&answer.to_bytes());
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    for _ in 0..REFUSE_DRAIN_READS {
+        match stream.read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+}
+
+/// Most reads (of 4 KiB) with which [`refuse`] discards what a refused client already sent.
+const REFUSE_DRAIN_READS: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os_error(code: i32) -> io::Error {
+        io::Error::from_raw_os_error(code)
+    }
+
+    #[test]
+    fn fd_exhaustion_uses_the_spare_fd() {
+        assert_eq!(
+            accept_error_action(&os_error(libc::EMFILE)),
+            AcceptAction::UseSpareFd
+        );
+        assert_eq!(
+            accept_error_action(&os_error(libc::ENFILE)),
+            AcceptAction::UseSpareFd
+        );
+    }
+
+    #[test]
+    fn errors_about_one_connection_are_skipped() {
+        for code in [libc::ECONNABORTED, libc::EINTR, libc::EPROTO, libc::EPERM] {
+            assert_eq!(
+                accept_error_action(&os_error(code)),
+                AcceptAction::Retry,
+                "{code}"
+            );
+        }
+        let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
+        assert_eq!(accept_error_action(&aborted), AcceptAction::Retry);
+    }
+
+    #[test]
+    fn resource_errors_back_off() {
+        for code in [libc::ENOMEM, libc::ENOBUFS, libc::EBADF, libc::EINVAL] {
+            assert_eq!(
+                accept_error_action(&os_error(code)),
+                AcceptAction::BackOff,
+                "{code}"
+            );
+        }
+        let other = io::Error::other("strange");
+        assert_eq!(accept_error_action(&other), AcceptAction::BackOff);
+    }
+
+    fn entry(state: State, age_ms: u64) -> Entry {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        Entry {
+            state,
+            since: Instant::now() - Duration::from_millis(age_ms),
+            stream: Arc::new(Stream::Unix(a)),
+        }
+    }
+
+    #[test]
+    fn victims_are_closing_first_then_the_longest_waiting_never_busy() {
+        let mut registry = Registry::default();
+        registry.conns.insert(1, entry(State::Busy, 900));
+        assert_eq!(
+            registry.victim(),
+            None,
+            "busy connections are never evicted"
+        );
+        registry.conns.insert(2, entry(State::ReadingHead, 300));
+        assert_eq!(registry.victim(), Some(2));
+        registry.conns.insert(3, entry(State::Idle, 10));
+        registry.conns.insert(4, entry(State::Idle, 500));
+        registry.conns.insert(6, entry(State::Writing, 400));
+        assert_eq!(registry.victim(), Some(4), "the longest waiting goes first");
+        registry.conns.insert(5, entry(State::Closing, 1));
+        assert_eq!(registry.victim(), Some(5), "closing goes before anything");
+        registry.evict(5, "test");
+        registry.evict(4, "test");
+        assert_eq!(registry.victim(), Some(6));
+        registry.evict(6, "test");
+        assert_eq!(registry.victim(), Some(2));
+        registry.evict(2, "test");
+        assert_eq!(
+            registry.victim(),
+            Some(3),
+            "a fresh idle connection goes last"
+        );
+    }
+
+    #[test]
+    fn eviction_wakes_a_blocked_reader() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let stream = Arc::new(Stream::Unix(a));
+        let mut registry = Registry::default();
+        registry.conns.insert(
+            7,
+            Entry {
+                state: State::Idle,
+                since: Instant::now(),
+                stream: Arc::clone(&stream),
+            },
+        );
+        let reader = std::thread::spawn(move || {
+            stream.set_read_timeout(Duration::from_secs(10)).unwrap();
+            let started = Instant::now();
+            let mut buf = [0u8; 8];
+            (stream.read(&mut buf).unwrap(), started.elapsed())
+        });
+        // Give the reader a moment to block; the result holds either way (a read after the
+        // shutdown returns end of stream at once too).
+        std::thread::sleep(Duration::from_millis(50));
+        registry.evict(7, "test");
+        let (n, waited) = reader.join().unwrap();
+        assert_eq!(n, 0);
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        assert!(registry.conns.is_empty());
+        drop(b);
+    }
+}

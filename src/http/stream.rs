@@ -1,0 +1,200 @@
+//! TCP and unix sockets behind one type each, so the server code does not care which it
+//! serves. Everything here is std: no libc.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::Listen;
+
+/// An accepted connection. Shared (`Arc`) between its thread and the registry, which may shut
+/// it down from another thread to evict it: every method takes `&self`.
+#[derive(Debug)]
+pub(super) enum Stream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A unix socket connection.
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// `read(2)`: `Ok(0)` at end of stream.
+    pub(super) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+        }
+    }
+
+    /// `write(2)`.
+    pub(super) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    /// `SO_RCVTIMEO`: a blocking read fails with `WouldBlock`/`TimedOut` after this long.
+    pub(super) fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(Some(timeout)),
+            Stream::Unix(s) => s.set_read_timeout(Some(timeout)),
+        }
+    }
+
+    /// `SO_SNDTIMEO`: a blocking write fails with `WouldBlock`/`TimedOut` after this long.
+    pub(super) fn set_write_timeout(&self, timeout: Duration) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(Some(timeout)),
+            Stream::Unix(s) => s.set_write_timeout(Some(timeout)),
+        }
+    }
+
+    /// `O_NONBLOCK` on or off.
+    pub(super) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(nonblocking),
+            Stream::Unix(s) => s.set_nonblocking(nonblocking),
+        }
+    }
+
+    /// `shutdown(2)`. From another thread, `Shutdown::Both` makes the owner's blocked read
+    /// return end of stream and its blocked write fail, at once.
+    pub(super) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+
+    /// Readies a freshly accepted socket: blocking mode (BSDs pass the listener's
+    /// `O_NONBLOCK` on to accepted sockets; Linux does not) and, for TCP, `TCP_NODELAY`, so a
+    /// response that takes more than one segment is not held back by Nagle's algorithm
+    /// waiting for the client's delayed ACK (~40 ms on Linux).
+    pub(super) fn prepare(&self) -> io::Result<()> {
+        self.set_nonblocking(false)?;
+        if let Stream::Tcp(s) = self {
+            s.set_nodelay(true)?;
+        }
+        Ok(())
+    }
+}
+
+/// The listening socket. A unix socket file is removed when the listener is dropped, if it
+/// is still the one we created.
+#[derive(Debug)]
+pub(super) enum Listener {
+    /// A TCP listener.
+    Tcp(TcpListener),
+    /// A unix socket listener and the file it created.
+    Unix {
+        /// The socket.
+        listener: UnixListener,
+        /// The socket file.
+        path: PathBuf,
+        /// (device, inode) of the socket file, so that we never remove a file someone else
+        /// has put there since.
+        file_id: (u64, u64),
+    },
+}
+
+impl Listener {
+    /// Binds, in nonblocking mode (the accept loop waits in `poll` so that shutdown can wake
+    /// it).
+    pub(super) fn bind(listen: &Listen) -> io::Result<Listener> {
+        let listener = match listen {
+            Listen::Tcp(addr) => Listener::Tcp(TcpListener::bind(addr)?),
+            Listen::Unix(path) => {
+                let listener = bind_unix(path)?;
+                let meta = fs::symlink_metadata(path)?;
+                Listener::Unix {
+                    listener,
+                    path: path.clone(),
+                    file_id: (meta.dev(), meta.ino()),
+                }
+            }
+        };
+        match &listener {
+            Listener::Tcp(l) => l.set_nonblocking(true)?,
+            Listener::Unix { listener, .. } => listener.set_nonblocking(true)?,
+        }
+        Ok(listener)
+    }
+
+    /// Accepts one pending connection: the stream and the peer, for logs.
+    pub(super) fn accept(&self) -> io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(l) => l
+                .accept()
+                .map(|(s, peer)| (Stream::Tcp(s), peer.to_string())),
+            Listener::Unix { listener, .. } => listener
+                .accept()
+                .map(|(s, _)| (Stream::Unix(s), "unix".to_owned())),
+        }
+    }
+
+    /// The fd to poll for pending connections.
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix { listener, .. } => listener.as_fd(),
+        }
+    }
+
+    /// `http://IP:PORT` (IPv6 in brackets) or `unix:/path`.
+    pub(super) fn url(&self) -> io::Result<String> {
+        match self {
+            Listener::Tcp(l) => Ok(format!("http://{}", l.local_addr()?)),
+            Listener::Unix { path, .. } => Ok(format!("unix:{}", path.display())),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix { path, file_id, .. } = self {
+            let ours = fs::symlink_metadata(&*path).is_ok_and(|m| (m.dev(), m.ino()) == *file_id);
+            if ours {
+                if let Err(e) = fs::remove_file(&*path) {
+                    log::warn!("could not remove socket file {}: {e}", path.display());
+                }
+            }
+        }
+    }
+}
+
+/// Binds a unix socket at `path`. A socket file already there is replaced only if it is stale
+/// (connecting to it is refused: nobody listens); a live socket, or a file that is not a
+/// socket, is `AddrInUse`. (Between the refused connect and the new bind another server could
+/// take the path; both would then believe they own it. Starting two servers on one path at the
+/// same instant is not supported.)
+fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    match UnixListener::bind(path) {
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {}
+        other => return other,
+    }
+    let in_use = |why: String| {
+        io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("address in use: {}: {why}", path.display()),
+        )
+    };
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.file_type().is_socket() {
+        return Err(in_use("the file exists and is not a socket".into()));
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(in_use("another server is listening there".into())),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            log::info!("removing stale socket file {}", path.display());
+            fs::remove_file(path)?;
+            UnixListener::bind(path)
+        }
+        Err(e) => Err(in_use(format!("cannot tell whether it is in use ({e})"))),
+    }
+}

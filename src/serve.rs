@@ -1,0 +1,386 @@
+//! `procwarden serve`: the HTTP agent. Its flags, the bearer token, the listening policy, the
+//! access log, and the shutdown on SIGTERM or SIGINT.
+//!
+//! The binary calls [`parse_args`] and [`run`]; both are here so that the policy is in the
+//! library, documented and testable, and `main.rs` stays a thin dispatcher.
+
+use std::fmt;
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use crate::handler::{self, Handler};
+use crate::http::{self, Limits, Listen, Server};
+use crate::manager::{DEFAULT_MAX_RUNNING, Manager};
+use crate::sys;
+
+/// Where `serve` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7717";
+/// The environment variable that may hold the bearer token (removed from children's
+/// environment).
+pub const TOKEN_ENV: &str = "PROCWARDEN_TOKEN";
+
+/// The options of `procwarden serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// `HOST:PORT` or `unix:/path`.
+    pub listen: String,
+    /// File holding the bearer token; wins over [`TOKEN_ENV`].
+    pub token_file: Option<PathBuf>,
+    /// Allow a non-loopback TCP address without a token.
+    pub allow_unauthenticated: bool,
+    /// Default working directory (used when it exists).
+    pub workdir: Option<PathBuf>,
+    /// Extra variables for every process.
+    pub env: Vec<(String, String)>,
+    /// Most processes running at once.
+    pub max_running: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            listen: DEFAULT_LISTEN.into(),
+            token_file: None,
+            allow_unauthenticated: false,
+            workdir: None,
+            env: Vec::new(),
+            max_running: DEFAULT_MAX_RUNNING,
+        }
+    }
+}
+
+/// Why `serve` did not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServeError {
+    /// A refusal at start-up (a bad flag, an empty token file, a non-loopback address without a
+    /// token): exit code 2.
+    Refused(String),
+    /// A failure to start (the address is in use): exit code 1.
+    Failed(String),
+}
+
+impl ServeError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServeError::Refused(_) => 2,
+            ServeError::Failed(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Refused(reason) | ServeError::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// The usage text of `procwarden serve`.
+pub const SERVE_USAGE: &str = "\
+Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
+                        [--workdir DIR] [--env KEY=VALUE]... [--max-running N]
+
+  --listen ADDR            HOST:PORT (default 127.0.0.1:7717; port 0 picks one) or unix:/path
+  --token-file FILE        require `Authorization: Bearer <token>`; the token is read from FILE
+                           (PROCWARDEN_TOKEN is used when no file is given)
+  --allow-unauthenticated  allow a non-loopback address without a token
+  --workdir DIR            default working directory for processes (when it exists)
+  --env KEY=VALUE          extra environment variable for every process (repeatable)
+  --max-running N          most processes running at once (default 256)
+
+Prints `listening on <address>` once listening. SIGTERM or SIGINT stops it gracefully.
+Logs go to stderr; RUST_LOG sets the level (default info).";
+
+/// Parses the arguments that follow `serve`. `--flag value` and `--flag=value` both work.
+pub fn parse_args(args: &[String]) -> Result<ServeOptions, ServeError> {
+    let mut opts = ServeOptions::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |name: &str| -> Result<String, ServeError> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| ServeError::Refused(format!("{name} needs a value"))),
+            }
+        };
+        match flag {
+            "--listen" => opts.listen = value("--listen")?,
+            "--token-file" => opts.token_file = Some(PathBuf::from(value("--token-file")?)),
+            "--allow-unauthenticated" if inline.is_none() => opts.allow_unauthenticated = true,
+            "--workdir" => opts.workdir = Some(PathBuf::from(value("--workdir")?)),
+            "--env" => {
+                let pair = value("--env")?;
+                match pair.split_once('=') {
+                    Some((key, val))
+                        if !key.is_empty() && !key.contains('\0') && !val.contains('\0') =>
+                    {
+                        opts.env.push((key.to_string(), val.to_string()));
+                    }
+                    _ => {
+                        return Err(ServeError::Refused(format!(
+                            "--env takes KEY=VALUE with a non-empty KEY, got \"{pair}\""
+                        )));
+                    }
+                }
+            }
+            "--max-running" => {
+                let n = value("--max-running")?;
+                opts.max_running = n.parse().map_err(|_| {
+                    ServeError::Refused(format!("--max-running takes a whole number, got \"{n}\""))
+                })?;
+            }
+            _ => return Err(ServeError::Refused(format!("unknown argument \"{arg}\""))),
+        }
+    }
+    Ok(opts)
+}
+
+/// The token in force: `--token-file` (trimmed; empty or unreadable is a refusal), else
+/// [`TOKEN_ENV`] (trimmed; empty counts as unset).
+pub fn resolve_token(opts: &ServeOptions) -> Result<Option<String>, ServeError> {
+    if let Some(path) = &opts.token_file {
+        let raw = std::fs::read_to_string(path).map_err(|e| {
+            ServeError::Refused(format!("cannot read token file {}: {e}", path.display()))
+        })?;
+        let token = raw.trim();
+        if token.is_empty() {
+            return Err(ServeError::Refused(format!(
+                "token file {} is empty",
+                path.display()
+            )));
+        }
+        return Ok(Some(token.to_string()));
+    }
+    Ok(std::env::var(TOKEN_ENV)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty()))
+}
+
+/// Parses `--listen`: `unix:/path`, an IP address with port, or a host name with port.
+pub fn resolve_listen(listen: &str) -> Result<Listen, ServeError> {
+    if let Some(path) = listen.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(ServeError::Refused("--listen unix: needs a path".into()));
+        }
+        return Ok(Listen::Unix(PathBuf::from(path)));
+    }
+    if let Ok(addr) = listen.parse::<SocketAddr>() {
+        return Ok(Listen::Tcp(addr));
+    }
+    match listen.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => Ok(Listen::Tcp(addr)),
+        _ => Err(ServeError::Refused(format!(
+            "--listen takes HOST:PORT or unix:/path, got \"{listen}\""
+        ))),
+    }
+}
+
+/// The termination signals `serve` handles.
+const TERMINATION: [i32; 2] = [libc::SIGTERM, libc::SIGINT];
+
+/// Runs the agent until SIGTERM or SIGINT, then shuts down gracefully: stop accepting, end every
+/// process group (SIGTERM, then SIGKILL after the kill grace), answer blocked waiters, join
+/// everything. Call it from the main thread before starting any other thread: it blocks the
+/// termination signals so that only its signal thread receives them.
+pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
+    sys::block_signals(&TERMINATION)
+        .map_err(|e| ServeError::Failed(format!("cannot block termination signals: {e}")))?;
+    let token = resolve_token(&opts)?;
+    let listen = resolve_listen(&opts.listen)?;
+    if let Listen::Tcp(addr) = &listen
+        && !addr.ip().is_loopback()
+        && token.is_none()
+        && !opts.allow_unauthenticated
+    {
+        return Err(ServeError::Refused(format!(
+            "refusing to listen on {addr} without a token: set {TOKEN_ENV} or --token-file, or pass --allow-unauthenticated"
+        )));
+    }
+    match sys::raise_fd_limit() {
+        Ok(limit) => log::debug!("file descriptor limit: {limit}"),
+        Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
+    }
+
+    // Bind before the manager exists: a failure to listen then reports one line and nothing
+    // else. The accept loop starts only after the handler is installed below.
+    let service = Arc::new(Api {
+        handler: OnceLock::new(),
+    });
+    let server = Server::bind(
+        &listen,
+        Limits::default(),
+        Arc::clone(&service) as Arc<dyn http::Service>,
+    )
+    .map_err(|e| ServeError::Failed(format!("cannot listen on {}: {e}", opts.listen)))?;
+
+    let mut builder = Manager::builder()
+        .env_remove(TOKEN_ENV)
+        .max_running(opts.max_running);
+    for (key, value) in &opts.env {
+        builder = builder.env(key, value);
+    }
+    if let Some(dir) = &opts.workdir {
+        builder = builder.default_workdir(dir);
+    }
+    let manager = Arc::new(
+        builder
+            .build()
+            .map_err(|e| ServeError::Failed(format!("cannot start the process manager: {e}")))?,
+    );
+    let _ = service
+        .handler
+        .set(Handler::new(Arc::clone(&manager), token));
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening on {}", server.local_addr());
+    let _ = stdout.flush();
+    drop(stdout);
+    log::info!(
+        "procwarden {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        server.local_addr()
+    );
+
+    let shutdown = server.shutdown_handle();
+    let closer = Arc::clone(&manager);
+    std::thread::Builder::new()
+        .name("procwarden-signals".into())
+        .spawn(move || match sys::wait_for_signal(&TERMINATION) {
+            Ok(sig) => {
+                log::info!("{}: shutting down", sys::signal_name(sig));
+                shutdown.shutdown();
+                closer.close();
+            }
+            Err(e) => log::error!("waiting for termination signals failed: {e}"),
+        })
+        .map_err(|e| ServeError::Failed(format!("cannot start the signal thread: {e}")))?;
+
+    let served = server.run();
+    manager.close();
+    served.map_err(|e| ServeError::Failed(format!("server failed: {e}")))?;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// The HTTP service: the handler plus one access-log line per request.
+struct Api {
+    /// Set once the manager exists, before the first connection is accepted.
+    handler: OnceLock<Handler>,
+}
+
+impl http::Service for Api {
+    fn handle(&self, request: http::Request) -> http::Response {
+        let started = Instant::now();
+        let req = handler::Request {
+            method: request.method,
+            target: request.target,
+            headers: request.headers,
+            body: request.body,
+        };
+        let response = match self.handler.get() {
+            Some(handler) => handler.handle(&req),
+            None => handler::Response::message(503, "Server is starting."),
+        };
+        let path = req.target.split('?').next().unwrap_or_default();
+        let chat = req
+            .header(crate::api::CHAT_HEADER)
+            .map(|v| String::from_utf8_lossy(v).trim().to_string())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "-".into());
+        log::info!(
+            target: "procwarden::access",
+            "{} {} {} {:.1}ms chat={} peer={}",
+            req.method,
+            path,
+            response.status,
+            started.elapsed().as_secs_f64() * 1000.0,
+            chat,
+            request.peer,
+        );
+        http::Response {
+            status: response.status,
+            body: response.body,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_parse_in_both_spellings() {
+        let opts = parse_args(&args(&[
+            "--listen",
+            "0.0.0.0:0",
+            "--token-file=/tmp/t",
+            "--allow-unauthenticated",
+            "--workdir",
+            "/srv",
+            "--env",
+            "A=1",
+            "--env=B=x=y",
+            "--max-running",
+            "7",
+        ]))
+        .expect("valid flags");
+        assert_eq!(opts.listen, "0.0.0.0:0");
+        assert_eq!(opts.token_file, Some(PathBuf::from("/tmp/t")));
+        assert!(opts.allow_unauthenticated);
+        assert_eq!(opts.workdir, Some(PathBuf::from("/srv")));
+        assert_eq!(
+            opts.env,
+            vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
+        assert_eq!(opts.max_running, 7);
+    }
+
+    #[test]
+    fn bad_flags_are_refusals() {
+        for bad in [
+            &["--nope"][..],
+            &["--listen"],
+            &["--max-running", "many"],
+            &["--env", "NOEQUALS"],
+            &["--env", "=v"],
+            &["--allow-unauthenticated=yes"],
+        ] {
+            let err = parse_args(&args(bad)).expect_err("refused");
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert!(
+            matches!(resolve_listen("127.0.0.1:0"), Ok(Listen::Tcp(a)) if a.ip().is_loopback())
+        );
+        assert!(matches!(resolve_listen("[::1]:0"), Ok(Listen::Tcp(a)) if a.is_ipv6()));
+        assert!(
+            matches!(resolve_listen("localhost:0"), Ok(Listen::Tcp(a)) if a.ip().is_loopback())
+        );
+        assert!(matches!(
+            resolve_listen("unix:/tmp/x.sock"),
+            Ok(Listen::Unix(_))
+        ));
+        assert!(resolve_listen("unix:").is_err());
+        assert!(resolve_listen("nonsense").is_err());
+    }
+}

@@ -1,0 +1,383 @@
+//! The release contract over real sockets: the `procwarden serve` binary, its flags, the line it
+//! prints, auth, limits, malformed requests, the unix socket and the graceful shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::http::{Addr, Conn, request, run_to_end, serve};
+use common::{eventually, live_group_members};
+use serde_json::{Value, json};
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn start(addr: &Addr, body: Value, headers: &[(&str, &str)]) -> Value {
+    let reply = request(
+        addr,
+        "POST",
+        "/api/v0/processes/start",
+        Some(&body.to_string()),
+        headers,
+    );
+    assert_eq!(reply.status, 200, "{:?}", reply.json());
+    reply.json()
+}
+
+#[test]
+fn serve_prints_one_line_and_answers_every_route() {
+    let server = serve(&["--listen", "127.0.0.1:0"], &[]);
+    assert!(
+        server.line.starts_with("listening on http://127.0.0.1:"),
+        "{}",
+        server.line
+    );
+    let addr = &server.addr;
+    let reply = request(addr, "GET", "/", None, &[]);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(
+        reply.json(),
+        json!({"message": format!("procwarden {}", env!("CARGO_PKG_VERSION"))})
+    );
+
+    let started = start(addr, json!({"command": "echo hello; exit 4"}), &[]);
+    let id = started["id"].as_str().expect("id");
+    let out = request(
+        addr,
+        "GET",
+        &format!("/api/v0/processes/{id}/output?wait=true"),
+        None,
+        &[],
+    );
+    assert_eq!(
+        out.json(),
+        json!({"output": "hello\n", "running": false, "exit_code": 4, "next_cursor": 6})
+    );
+    let list = request(addr, "GET", "/api/v0/processes/list", None, &[]).json();
+    assert_eq!(list["processes"][0]["id"], json!(id));
+
+    let sleeper = start(addr, json!({"command": "sleep 30"}), &[]);
+    let sid = sleeper["id"].as_str().expect("id");
+    let reply = request(
+        addr,
+        "POST",
+        &format!("/api/v0/processes/{sid}/signal"),
+        Some("{\"signal\":\"kill\"}"),
+        &[],
+    );
+    assert_eq!(
+        reply.json(),
+        json!({"message": format!("Signal \"kill\" sent to process \"{sid}\".")})
+    );
+
+    assert_eq!(request(addr, "GET", "/nope", None, &[]).status, 404);
+    assert_eq!(
+        request(addr, "DELETE", "/api/v0/processes/list", None, &[]).status,
+        405
+    );
+}
+
+#[test]
+fn ipv6_loopback_is_printed_in_brackets() {
+    let server = serve(&["--listen", "[::1]:0"], &[]);
+    assert!(
+        server.line.starts_with("listening on http://[::1]:"),
+        "{}",
+        server.line
+    );
+    assert_eq!(request(&server.addr, "GET", "/", None, &[]).status, 200);
+}
+
+#[test]
+fn unix_socket_serves() {
+    let dir = std::env::temp_dir().join(format!("procwarden-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("pw.sock");
+    let listen = format!("unix:{}", path.display());
+    let mut server = serve(&["--listen", &listen], &[]);
+    assert_eq!(server.line, format!("listening on {listen}"));
+    assert_eq!(request(&server.addr, "GET", "/", None, &[]).status, 200);
+    assert!(server.terminate().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    let server = serve(&["--listen", "127.0.0.1:0"], &[]);
+    let mut conn = Conn::open(&server.addr);
+    for _ in 0..5 {
+        assert_eq!(
+            conn.request("GET", "/api/v0/processes/list", None, &[])
+                .status,
+            200
+        );
+    }
+}
+
+#[test]
+fn token_from_file_or_environment() {
+    let dir = std::env::temp_dir();
+    let file = dir.join(format!("procwarden-token-{}", std::process::id()));
+    std::fs::write(&file, "from-file\n").expect("token file");
+    let file_arg = file.to_string_lossy().into_owned();
+    let server = serve(
+        &["--listen", "127.0.0.1:0", "--token-file", &file_arg],
+        &[("PROCWARDEN_TOKEN", "from-env")],
+    );
+    let addr = &server.addr;
+    assert_eq!(
+        request(addr, "GET", "/", None, &[]).json(),
+        json!({"message": "Unauthorized."})
+    );
+    assert_eq!(
+        request(
+            addr,
+            "GET",
+            "/",
+            None,
+            &[("Authorization", "Bearer from-env")]
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        request(
+            addr,
+            "GET",
+            "/",
+            None,
+            &[("Authorization", "Bearer from-file")]
+        )
+        .status,
+        200
+    );
+    drop(server);
+
+    let server = serve(
+        &["--listen", "127.0.0.1:0"],
+        &[("PROCWARDEN_TOKEN", "  from-env \n")],
+    );
+    let auth = [("Authorization", "Bearer from-env")];
+    assert_eq!(request(&server.addr, "GET", "/", None, &auth).status, 200);
+    // The token does not leak into children, unless a request sets it explicitly.
+    let id = start(
+        &server.addr,
+        json!({"command": "echo ${PROCWARDEN_TOKEN:-unset}"}),
+        &auth,
+    )["id"]
+        .as_str()
+        .map(String::from)
+        .expect("id");
+    let out = request(
+        &server.addr,
+        "GET",
+        &format!("/api/v0/processes/{id}/output?wait=true"),
+        None,
+        &auth,
+    )
+    .json();
+    assert_eq!(out["output"], json!("unset\n"));
+    let id = start(
+        &server.addr,
+        json!({"command": "echo $PROCWARDEN_TOKEN", "env": {"PROCWARDEN_TOKEN": "mine"}}),
+        &auth,
+    )["id"]
+        .as_str()
+        .map(String::from)
+        .expect("id");
+    let out = request(
+        &server.addr,
+        "GET",
+        &format!("/api/v0/processes/{id}/output?wait=true"),
+        None,
+        &auth,
+    )
+    .json();
+    assert_eq!(out["output"], json!("mine\n"));
+    drop(server);
+
+    // An empty environment token counts as unset.
+    let server = serve(&["--listen", "127.0.0.1:0"], &[("PROCWARDEN_TOKEN", "")]);
+    assert_eq!(request(&server.addr, "GET", "/", None, &[]).status, 200);
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn start_up_refusals_exit_2_and_failures_exit_1() {
+    let empty = std::env::temp_dir().join(format!("procwarden-empty-token-{}", std::process::id()));
+    std::fs::write(&empty, "  \n").expect("file");
+    let empty_arg = empty.to_string_lossy().into_owned();
+    for args in [
+        vec!["serve", "--listen", "0.0.0.0:0"],
+        vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--token-file",
+            &empty_arg,
+        ],
+        vec!["serve", "--no-such-flag"],
+        vec!["serve", "--max-running", "lots"],
+        vec!["serve", "--listen", "not an address"],
+    ] {
+        let (code, stdout, stderr) = run_to_end(&args, &[]);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(stdout, "", "{args:?}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: one-line reason, got {stderr:?}"
+        );
+    }
+    let _ = std::fs::remove_file(&empty);
+    // Address in use: a failure to start.
+    let server = serve(&["--listen", "127.0.0.1:0"], &[]);
+    let Addr::Tcp(taken) = &server.addr else {
+        unreachable!()
+    };
+    let (code, _, stderr) = run_to_end(&["serve", "--listen", taken], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr:?}");
+}
+
+#[test]
+fn non_loopback_is_allowed_with_a_token_or_the_flag() {
+    let server = serve(&["--listen", "0.0.0.0:0", "--allow-unauthenticated"], &[]);
+    let Addr::Tcp(bound) = &server.addr else {
+        unreachable!()
+    };
+    let port = bound.rsplit(':').next().expect("port");
+    let local = Addr::Tcp(format!("127.0.0.1:{port}"));
+    assert_eq!(request(&local, "GET", "/", None, &[]).status, 200);
+    drop(server);
+    let server = serve(&["--listen", "0.0.0.0:0"], &[("PROCWARDEN_TOKEN", "t")]);
+    assert!(
+        server.line.starts_with("listening on http://0.0.0.0:"),
+        "{}",
+        server.line
+    );
+}
+
+#[test]
+fn limits_and_malformed_requests() {
+    let server = serve(&["--listen", "127.0.0.1:0"], &[("PROCWARDEN_TOKEN", "t")]);
+    let addr = &server.addr;
+    // 413 from the declared length, before auth, without reading the body; connection closed.
+    let mut conn = Conn::open(addr);
+    conn.send_raw(b"POST /api/v0/processes/start HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\n");
+    let reply = conn.reply().expect("413");
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert!(reply.json()["message"].is_string());
+    assert!(conn.closed());
+    // 431 for a head over 16 KiB.
+    let mut conn = Conn::open(addr);
+    let big = "x".repeat(20 * 1024);
+    conn.send_raw(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes());
+    let reply = conn.reply().expect("431");
+    assert_eq!(reply.status, 431);
+    assert!(reply.json()["message"].is_string());
+    // A request line that cannot be parsed: JSON 400.
+    let mut conn = Conn::open(addr);
+    conn.send_raw(b"GARBAGE\r\n\r\n");
+    if let Ok(reply) = conn.reply() {
+        assert_eq!(reply.status, 400);
+        assert!(reply.json()["message"].is_string());
+    }
+    // Still serving.
+    assert_eq!(
+        request(addr, "GET", "/", None, &[("Authorization", "Bearer t")]).status,
+        200
+    );
+}
+
+#[test]
+fn sigterm_ends_every_group_answers_waiters_and_exits_0() {
+    let mut server = serve(&["--listen", "127.0.0.1:0"], &[]);
+    let addr = server.addr.clone();
+    let mut pgids = Vec::new();
+    for cmd in [
+        "sleep 60",
+        "sleep 60 | sleep 60",
+        "trap '' TERM; sleep 60",
+        "sleep 60 & echo bg",
+    ] {
+        let started = start(&addr, json!({"command": cmd}), &[]);
+        pgids.push(started["pid"].as_i64().expect("pid") as i32);
+    }
+    let waiter_id = start(&addr, json!({"command": "sleep 60"}), &[])["id"]
+        .as_str()
+        .map(String::from)
+        .expect("id");
+    let waiter = std::thread::spawn(move || {
+        request(
+            &addr,
+            "GET",
+            &format!("/api/v0/processes/{waiter_id}/output?wait=true"),
+            None,
+            &[],
+        )
+    });
+    // Let the waiter reach the server before the signal (it then must be answered, not dropped).
+    std::thread::sleep(Duration::from_millis(200));
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let reply = waiter.join().expect("waiter");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["running"], json!(false));
+    for pgid in pgids {
+        assert!(
+            eventually(LONG, || live_group_members(pgid).is_empty()),
+            "group {pgid} survived"
+        );
+    }
+}
+
+#[test]
+fn serve_flags_reach_the_processes() {
+    let dir = std::env::temp_dir().canonicalize().expect("tmp");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let server = serve(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--workdir",
+            &dir_arg,
+            "--env",
+            "AGENT=yes",
+            "--max-running",
+            "1",
+        ],
+        &[],
+    );
+    let addr = &server.addr;
+    let id = start(addr, json!({"command": "pwd; echo $AGENT; sleep 30"}), &[])["id"]
+        .as_str()
+        .map(String::from)
+        .expect("id");
+    let reply = request(
+        addr,
+        "POST",
+        "/api/v0/processes/start",
+        Some("{\"command\":\"true\"}"),
+        &[],
+    );
+    assert_eq!(
+        (reply.status, reply.json()),
+        (429, json!({"message": "Too many running processes."}))
+    );
+    let out = request(
+        addr,
+        "GET",
+        &format!("/api/v0/processes/{id}/output?cursor=0&wait=true&timeout_ms=10000"),
+        None,
+        &[],
+    )
+    .json();
+    assert!(
+        out["output"]
+            .as_str()
+            .is_some_and(|o| o.starts_with(&format!("{}\n", dir.display()))),
+        "{out}"
+    );
+}
