@@ -108,9 +108,9 @@ impl Handler {
         if !self.authorized(req) {
             return Response::message(401, "Unauthorized.");
         }
-        let (path, query) = match req.target.split_once('?') {
+        let (path, query) = match origin_form(&req.target).split_once('?') {
             Some((path, query)) => (path, query),
-            None => (req.target.as_str(), ""),
+            None => (origin_form(&req.target), ""),
         };
         let Some(route) = route(path) else {
             return Response::message(404, "Not found.");
@@ -122,15 +122,14 @@ impl Handler {
         if req.method != allowed {
             return Response::message(405, "Method not allowed.");
         }
-        if let Route::Root = route {
-            return Response::message(200, format!("procwarden {}", env!("CARGO_PKG_VERSION")));
-        }
         let chat = match chat_of(req) {
             Ok(chat) => chat,
             Err(response) => return response,
         };
         match route {
-            Route::Root => unreachable!("answered above"),
+            Route::Root => {
+                Response::message(200, format!("procwarden {}", env!("CARGO_PKG_VERSION")))
+            }
             Route::Start => self.start(req, chat),
             Route::List => self.list(query, chat),
             Route::Output(id) => self.output(id, query, chat),
@@ -154,9 +153,9 @@ impl Handler {
     }
 
     fn start(&self, req: &Request, chat: Option<Uuid>) -> Response {
-        let body: api::StartRequest = match serde_json::from_slice(&req.body) {
+        let body: api::StartRequest = match json_object(&req.body) {
             Ok(body) => body,
-            Err(e) => return invalid_json(&e),
+            Err(response) => return response,
         };
         let mut cmd = Command::from_parts(body.command, body.argv)
             .background(body.background.unwrap_or(false))
@@ -240,9 +239,9 @@ impl Handler {
             return not_found(raw_id);
         }
         // 2-4. The body.
-        let body: api::SignalRequest = match serde_json::from_slice(&req.body) {
+        let body: api::SignalRequest = match json_object(&req.body) {
             Ok(body) => body,
-            Err(e) => return invalid_json(&e),
+            Err(response) => return response,
         };
         let name = match body.signal.as_deref() {
             None | Some("") => return Response::message(400, "Signal is required."),
@@ -269,6 +268,21 @@ impl Handler {
             Err(e) => error_response(&e, Some(raw_id)),
         }
     }
+}
+
+/// The path and query of a request target: an absolute-form target (`http://host/path?q`,
+/// which HTTP/1.1 servers must accept) loses its scheme and authority.
+fn origin_form(target: &str) -> &str {
+    for scheme in ["http://", "https://"] {
+        if let Some(rest) = target
+            .get(..scheme.len())
+            .filter(|s| s.eq_ignore_ascii_case(scheme))
+            .map(|_| &target[scheme.len()..])
+        {
+            return rest.find('/').map_or("/", |i| &rest[i..]);
+        }
+    }
+    target
 }
 
 /// Which route a path names, if any.
@@ -317,11 +331,21 @@ fn not_found(raw_id: &str) -> Response {
     Response::message(404, format!("Process \"{raw_id}\" not found."))
 }
 
-fn invalid_json(e: &serde_json::Error) -> Response {
-    Response::json(
-        400,
-        &Message::with_detail("Request body must be valid JSON.", e.to_string()),
-    )
+/// Parses a body that must be one JSON object (serde would otherwise also fill a struct from
+/// an array, by position).
+fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    let invalid = |detail: String| {
+        Response::json(
+            400,
+            &Message::with_detail("Request body must be valid JSON.", detail),
+        )
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+    if !value.is_object() {
+        return Err(invalid("expected a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
 }
 
 /// Maps a manager error to its status code and wire message.
@@ -454,6 +478,16 @@ mod tests {
         ] {
             assert!(route(path).is_none(), "{path:?}");
         }
+    }
+
+    #[test]
+    fn absolute_form_targets() {
+        assert_eq!(
+            origin_form("http://h:1/api/v0/processes/list?limit=2"),
+            "/api/v0/processes/list?limit=2"
+        );
+        assert_eq!(origin_form("HTTP://h"), "/");
+        assert_eq!(origin_form("/x"), "/x");
     }
 
     #[test]
