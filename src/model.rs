@@ -313,6 +313,77 @@ fn compare(buffer: &HeadTailBuffer, model: &NaiveBuffer, cursor: u64, data: &[u8
     }
 }
 
+/// Runs one arbitrary request through the HTTP request handler and panics if the answer breaks
+/// the contract's promises for malformed input: the status is one the contract names, the body
+/// is a JSON object, every error carries a `message`, and nothing is ever a 5xx (the manager
+/// behind it runs nothing: its running limit is 0, so no input can start a process).
+///
+/// Input layout: byte 0 picks the method and whether a token is required; then NUL-separated
+/// fields: the target, up to eight `name:value` headers, and the body.
+pub fn check_handler_request(data: &[u8]) {
+    use crate::handler::{Handler, Request};
+    use std::sync::{Arc, OnceLock};
+
+    static OPEN: OnceLock<Handler> = OnceLock::new();
+    static GUARDED: OnceLock<Handler> = OnceLock::new();
+    let manager = || {
+        Arc::new(
+            crate::Manager::builder()
+                .max_running(0)
+                .build()
+                .expect("a manager for fuzzing"),
+        )
+    };
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    const METHODS: [&str; 8] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "get",
+    ];
+    let method = METHODS[usize::from(first % 8)];
+    let handler = if first & 0x80 == 0 {
+        OPEN.get_or_init(|| Handler::new(manager(), None))
+    } else {
+        GUARDED.get_or_init(|| Handler::new(manager(), Some("t0ken".into())))
+    };
+    let mut fields = rest.split(|&b| b == 0);
+    let target = String::from_utf8_lossy(fields.next().unwrap_or_default()).into_owned();
+    let mut headers = Vec::new();
+    let mut body = Vec::new();
+    for (i, field) in fields.enumerate() {
+        if i < 8
+            && let Some(colon) = field.iter().position(|&b| b == b':')
+        {
+            let name = String::from_utf8_lossy(&field[..colon]).into_owned();
+            headers.push((name, field[colon + 1..].to_vec()));
+            continue;
+        }
+        body.extend_from_slice(field);
+    }
+    let request = Request {
+        method: method.into(),
+        target,
+        headers,
+        body,
+    };
+    let response = handler.handle(&request);
+    let allowed = [200, 400, 401, 404, 405, 409, 429, 503];
+    assert!(
+        allowed.contains(&response.status),
+        "status {} for {request:?}",
+        response.status
+    );
+    let value: serde_json::Value =
+        serde_json::from_slice(&response.body).expect("every body is JSON");
+    assert!(value.is_object(), "body is not an object: {value}");
+    if response.status >= 400 {
+        assert!(
+            value["message"].is_string(),
+            "error without message: {value}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::check_script;
@@ -322,17 +393,29 @@ mod tests {
     /// exercises the fuzz target's inputs without cargo-fuzz.
     #[test]
     fn committed_fuzz_corpus_replays() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/buffer");
+        replay("buffer", check_script);
+    }
+
+    /// The same for the request handler's corpus.
+    #[test]
+    fn committed_handler_corpus_replays() {
+        replay("handler", super::check_handler_request);
+    }
+
+    fn replay(target: &str, check: fn(&[u8])) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target);
         let mut count = 0;
         for entry in std::fs::read_dir(&dir).expect("fuzz/corpus/buffer exists") {
             let path = entry.expect("corpus entry").path();
             if path.is_file() {
                 let data = std::fs::read(&path).expect("readable corpus file");
-                let run = std::panic::catch_unwind(|| check_script(&data));
+                let run = std::panic::catch_unwind(|| check(&data));
                 assert!(run.is_ok(), "corpus input {} fails", path.display());
                 count += 1;
             }
         }
-        assert!(count >= 10, "expected the committed seeds, found {count}");
+        assert!(count >= 5, "expected the committed seeds, found {count}");
     }
 }
