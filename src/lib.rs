@@ -117,6 +117,7 @@ mod reaper;
 mod render;
 #[cfg(feature = "server")]
 pub mod serve;
+pub mod tools;
 pub(crate) mod sys;
 
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};

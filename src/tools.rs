@@ -1,0 +1,661 @@
+//! Agent tools: `execute`, `process_output`, `process_list` and `process_signal`, for an AI
+//! model calling functions. They run over one trait, [`ProcessApi`], which the in-process
+//! [`Manager`] implements (and, with the `client` feature, the remote client will).
+//!
+//! The tool layer decides whether an agent hangs on an interactive prompt, loses a server started
+//! with `&`, or floods its context, so it: gives every process an environment that disables
+//! pagers, editors and prompts ([`AGENT_ENV`]); turns a trailing `&` into a background start;
+//! caps what goes back to the model at [`MAX_TOOL_OUTPUT_BYTES`]; and returns every failure as
+//! a structured result, never a panic.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use uuid::Uuid;
+
+use crate::api;
+use crate::error::Error;
+use crate::manager::Manager;
+use crate::process::{Command, OutputQuery, ProcessId, Signal};
+
+/// Variables every process started by a tool gets: nothing waits for a person.
+pub const AGENT_ENV: [(&str, &str); 10] = [
+    ("GIT_EDITOR", "true"),
+    ("GIT_SEQUENCE_EDITOR", "true"),
+    ("EDITOR", "true"),
+    ("VISUAL", "true"),
+    ("GIT_TERMINAL_PROMPT", "0"),
+    ("NO_COLOR", "1"),
+    ("TERM", "dumb"),
+    ("PAGER", "cat"),
+    ("GIT_PAGER", "cat"),
+    ("PROCWARDEN_AGENT", "1"),
+];
+
+/// Most bytes of output a tool result carries back to the model.
+pub const MAX_TOOL_OUTPUT_BYTES: usize = 32768;
+/// How long `execute` waits for a foreground command unless told otherwise.
+pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `process_output` waits for exit unless told otherwise.
+pub const DEFAULT_OUTPUT_WAIT: Duration = Duration::from_secs(10);
+
+/// The note added to foreground commands that dump files.
+pub const FILE_DUMP_NOTE: &str =
+    "Consider using read_file instead of dumping file contents with shell commands.";
+
+/// Why a call through [`ProcessApi`] failed: the HTTP status the wire would answer, its
+/// message, and the underlying detail. A transport failure (no answer at all) has no status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The wire status (400, 404, 409, 429, 500, 503), or `None` when nothing answered.
+    pub status: Option<u16>,
+    /// A sentence for a person.
+    pub message: String,
+    /// The underlying error, where there is one.
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(detail) = &self.detail {
+            write!(f, " ({detail})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// Whether nothing answered (a transport error), as opposed to an error answer.
+    pub fn is_transport(&self) -> bool {
+        self.status.is_none()
+    }
+}
+
+/// The four operations of the process API, in wire types, as the tools need them. Implemented
+/// by the in-process [`Manager`] (through `Arc<Manager>`), and by the remote client.
+pub trait ProcessApi {
+    /// Starts a process.
+    fn start(&self, request: &api::StartRequest) -> Result<api::StartResponse, ApiError>;
+    /// Reads output: a snapshot, or after waiting up to `wait` (for exit, or with a cursor for
+    /// output past it).
+    fn output(
+        &self,
+        id: &str,
+        cursor: Option<u64>,
+        wait: Option<Duration>,
+    ) -> Result<api::OutputResponse, ApiError>;
+    /// Lists processes (running first, then newest first).
+    fn list(&self, limit: usize) -> Result<api::ListResponse, ApiError>;
+    /// Signals a process's group: `terminate`, `kill` or `interrupt`.
+    fn signal(&self, id: &str, signal: &str) -> Result<api::Message, ApiError>;
+}
+
+/// The in-process implementation, acting for one chat (or none).
+#[derive(Debug, Clone)]
+pub struct LocalApi {
+    manager: Arc<Manager>,
+    chat: Option<Uuid>,
+}
+
+impl LocalApi {
+    /// Tools over `manager`, acting for `chat`.
+    pub fn new(manager: Arc<Manager>, chat: Option<Uuid>) -> Self {
+        LocalApi { manager, chat }
+    }
+}
+
+fn api_error(e: &Error, status: u16) -> ApiError {
+    ApiError {
+        status: Some(status),
+        message: e.to_string(),
+        detail: e.detail(),
+    }
+}
+
+fn status_of(e: &Error) -> u16 {
+    match e {
+        Error::NotFound(_) => 404,
+        Error::NotRunning(_) => 409,
+        Error::TooManyRunning { .. } => 429,
+        Error::ShuttingDown => 503,
+        Error::Spawn(_) | Error::Signal(_) => 500,
+        _ => 400,
+    }
+}
+
+fn parse_id(id: &str) -> Result<ProcessId, ApiError> {
+    id.parse().map_err(|_| ApiError {
+        status: Some(404),
+        message: format!("Process \"{id}\" not found."),
+        detail: None,
+    })
+}
+
+impl ProcessApi for LocalApi {
+    fn start(&self, request: &api::StartRequest) -> Result<api::StartResponse, ApiError> {
+        let mut cmd = Command::from_parts(request.command.clone(), request.argv.clone())
+            .background(request.background.unwrap_or(false))
+            .chat_opt(self.chat);
+        if let Some(dir) = request.workdir.as_ref().filter(|d| !d.is_empty()) {
+            cmd = cmd.workdir(dir);
+        }
+        if let Some(env) = &request.env {
+            cmd = cmd.envs(env.clone());
+        }
+        if let Some(ms) = request.timeout_ms {
+            cmd = cmd.timeout(Duration::from_millis(ms));
+        }
+        let started = self
+            .manager
+            .start(cmd)
+            .map_err(|e| api_error(&e, status_of(&e)))?;
+        Ok(api::StartResponse {
+            id: started.id.to_string(),
+            started: true,
+            pid: Some(started.pid),
+        })
+    }
+
+    fn output(
+        &self,
+        id: &str,
+        cursor: Option<u64>,
+        wait: Option<Duration>,
+    ) -> Result<api::OutputResponse, ApiError> {
+        let pid = parse_id(id)?;
+        let out = self
+            .manager
+            .output(&pid, self.chat, OutputQuery { cursor, wait })
+            .map_err(|e| {
+                let mut err = api_error(&e, status_of(&e));
+                if let Error::NotFound(_) = e {
+                    err.message = format!("Process \"{id}\" not found.");
+                }
+                err
+            })?;
+        Ok(api::OutputResponse::from(&out))
+    }
+
+    fn list(&self, limit: usize) -> Result<api::ListResponse, ApiError> {
+        let processes = self
+            .manager
+            .list(self.chat, limit)
+            .iter()
+            .map(api::ProcessInfo::from)
+            .collect();
+        Ok(api::ListResponse { processes })
+    }
+
+    fn signal(&self, id: &str, signal: &str) -> Result<api::Message, ApiError> {
+        let Ok(sig) = signal.parse::<Signal>() else {
+            return Err(ApiError {
+                status: Some(400),
+                message: format!(
+                    "Unsupported signal \"{signal}\". Use \"kill\", \"terminate\" or \"interrupt\"."
+                ),
+                detail: None,
+            });
+        };
+        let pid = parse_id(id)?;
+        self.manager
+            .signal(&pid, self.chat, sig, None)
+            .map_err(|e| api_error(&e, status_of(&e)))?;
+        Ok(api::Message::new(format!(
+            "Signal \"{signal}\" sent to process \"{id}\"."
+        )))
+    }
+}
+
+/// Applies the trailing-`&` rule: a foreground command whose trimmed text ends with `&` (but
+/// not `&&` or `|&`) runs in the background without the `&`. Returns the command to run and
+/// whether it runs in the background. A command already marked background is left as it is.
+pub fn background_from_ampersand(command: &str, run_in_background: bool) -> (String, bool) {
+    if run_in_background {
+        return (command.to_string(), true);
+    }
+    let trimmed = command.trim();
+    if let Some(rest) = trimmed.strip_suffix('&')
+        && !rest.ends_with('&')
+        && !rest.ends_with('|')
+    {
+        return (rest.trim().to_string(), true);
+    }
+    (command.to_string(), false)
+}
+
+/// The file-dump note for foreground commands that print whole files: `cat ...`,
+/// `rg|grep ... --include-all`, and `rg|grep -l ...`.
+pub fn file_dump_note(command: &str) -> Option<&'static str> {
+    let command = command.trim_start();
+    let mut words = command.split_whitespace();
+    let first = words.next()?;
+    let has_more = |rest: &str| rest.starts_with(char::is_whitespace) && !rest.trim().is_empty();
+    let rest = &command[first.len()..];
+    let dumps = match first {
+        "cat" => has_more(rest),
+        "rg" | "grep" => {
+            has_more(rest)
+                && (rest.split_whitespace().any(|w| w.contains("--include-all"))
+                    || words.next() == Some("-l") && words.next().is_some())
+        }
+        _ => false,
+    };
+    dumps.then_some(FILE_DUMP_NOTE)
+}
+
+/// Cuts `output` to at most `max` bytes at a character boundary; returns whether it cut.
+pub fn cap_output(output: &str, max: usize) -> (&str, bool) {
+    if output.len() <= max {
+        return (output, false);
+    }
+    let mut end = max;
+    while !output.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&output[..end], true)
+}
+
+/// Parses a duration such as `30s`, `5m`, `1h`, `250ms`, `1.5s` or `1m30s` (units `ms`, `s`,
+/// `m`, `h`; a bare number is seconds). The error names the value.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid =
+        || format!("invalid duration \"{text}\": use a number with a unit, like 30s, 5m or 250ms");
+    let s = text.trim();
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    if let Ok(seconds) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).map_err(|_| invalid());
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(invalid)?;
+        if number_len == 0 {
+            return Err(invalid());
+        }
+        let number: f64 = rest[..number_len].parse().map_err(|_| invalid())?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(invalid()),
+        };
+        total += number * scale;
+        rest = &rest[unit_len..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| invalid())
+}
+
+/// The arguments of `execute`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct ExecuteArgs {
+    /// The shell command (run with `sh -c`).
+    pub command: String,
+    /// How long to wait for a foreground command, e.g. `30s` or `5m` (default 10 s).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Absolute working directory.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Start it in the background and return at once.
+    #[serde(default)]
+    pub run_in_background: Option<bool>,
+}
+
+/// The arguments of `process_output`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct OutputArgs {
+    /// The id `execute` returned.
+    pub process_id: String,
+    /// How long to wait for exit, e.g. `30s` (default 10 s; `0s` for a snapshot).
+    #[serde(default)]
+    pub wait_timeout: Option<String>,
+    /// Read only output after this stream offset (a previous `next_cursor`).
+    #[serde(default)]
+    pub cursor: Option<u64>,
+}
+
+/// The arguments of `process_signal`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct SignalArgs {
+    /// The id `execute` returned.
+    pub process_id: String,
+    /// `terminate`, `kill` or `interrupt`.
+    pub signal: String,
+}
+
+fn failure(error: impl Into<String>) -> Value {
+    json!({"success": false, "error": error.into()})
+}
+
+/// Runs a tool by name with JSON arguments; always returns a JSON result (errors included).
+pub fn call(api: &dyn ProcessApi, name: &str, arguments: &Value) -> Value {
+    fn args<T: serde::de::DeserializeOwned>(arguments: &Value) -> Result<T, Value> {
+        serde_json::from_value(arguments.clone())
+            .map_err(|e| failure(format!("invalid arguments: {e}")))
+    }
+    let result = match name {
+        "execute" => args(arguments).map(|a| execute(api, &a)),
+        "process_output" => args(arguments).map(|a| process_output(api, &a)),
+        "process_list" => Ok(process_list(api)),
+        "process_signal" => args(arguments).map(|a| process_signal(api, &a)),
+        other => Err(failure(format!("unknown tool \"{other}\""))),
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+/// `execute`: runs a command; in the foreground, waits for it up to its timeout.
+pub fn execute(api: &dyn ProcessApi, args: &ExecuteArgs) -> Value {
+    if args.command.trim().is_empty() {
+        return failure("command is required");
+    }
+    let timeout = match args.timeout.as_deref() {
+        None | Some("") => DEFAULT_EXECUTE_TIMEOUT,
+        Some(text) => match parse_duration(text) {
+            Ok(t) => t,
+            Err(e) => return failure(e),
+        },
+    };
+    let (command, background) =
+        background_from_ampersand(&args.command, args.run_in_background.unwrap_or(false));
+    let request = api::StartRequest {
+        command: Some(command.clone()),
+        workdir: args.workdir.clone().filter(|w| !w.is_empty()),
+        env: Some(
+            AGENT_ENV
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        background: Some(background),
+        ..api::StartRequest::default()
+    };
+    let started_at = Instant::now();
+    let started = match api.start(&request) {
+        Ok(started) => started,
+        Err(e) => return failure(e.to_string()),
+    };
+    if background {
+        return json!({
+            "success": true,
+            "exit_code": 0,
+            "wall_duration_ms": 0,
+            "background_process_id": started.id,
+        });
+    }
+    let deadline = started_at + timeout;
+    let out = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match api.output(&started.id, None, Some(left)) {
+            Ok(out) if !out.running => {
+                return finished(&command, &out, started_at.elapsed());
+            }
+            Ok(out) if Instant::now() >= deadline => break out,
+            Ok(_) => {}
+            Err(e) if e.is_transport() => {
+                return recover(api, &started.id, &command, started_at, &e);
+            }
+            Err(e) => return failure(e.to_string()),
+        }
+    };
+    let (output, _) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
+    json!({
+        "success": false,
+        "output": output,
+        "exit_code": -1,
+        "error": format!("command timed out after {}", args.timeout.as_deref().unwrap_or("10s")),
+        "background_process_id": started.id,
+    })
+}
+
+/// After a transport error while waiting: one snapshot decides what the model is told.
+fn recover(
+    api: &dyn ProcessApi,
+    id: &str,
+    command: &str,
+    started_at: Instant,
+    error: &ApiError,
+) -> Value {
+    match api.output(id, None, None) {
+        Ok(out) if !out.running => finished(command, &out, started_at.elapsed()),
+        Ok(out) => {
+            let (output, _) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
+            json!({
+                "success": false,
+                "output": output,
+                "error": format!("waiting for the command failed ({error}); it is still running: use process_output to read it"),
+                "background_process_id": id,
+            })
+        }
+        Err(again) => json!({
+            "success": false,
+            "error": format!("waiting for the command failed ({error}), and so did reading its state ({again})"),
+            "background_process_id": id,
+        }),
+    }
+}
+
+/// The result of a foreground command that has exited.
+fn finished(command: &str, out: &api::OutputResponse, wall: Duration) -> Value {
+    let exit_code = out.exit_code.unwrap_or(-1);
+    let (output, capped) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
+    let mut result = json!({
+        "success": exit_code == 0,
+        "output": output,
+        "exit_code": exit_code,
+        "wall_duration_ms": u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
+    });
+    if let Some(t) = &out.truncated {
+        result["truncated"] = json!(t);
+    }
+    let mut notes = Vec::new();
+    if let Some(note) = file_dump_note(command) {
+        notes.push(note.to_string());
+    }
+    if capped {
+        notes.push(format!(
+            "Output cut to its first {MAX_TOOL_OUTPUT_BYTES} bytes."
+        ));
+    }
+    if !notes.is_empty() {
+        result["note"] = json!(notes.join(" "));
+    }
+    result
+}
+
+/// `process_output`: a process's output, waiting up to `wait_timeout` for its exit.
+pub fn process_output(api: &dyn ProcessApi, args: &OutputArgs) -> Value {
+    let wait = match args.wait_timeout.as_deref() {
+        None | Some("") => Some(DEFAULT_OUTPUT_WAIT),
+        Some(text) => match parse_duration(text) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) => Some(d),
+            Err(e) => return failure(e),
+        },
+    };
+    match api.output(&args.process_id, args.cursor, wait) {
+        Ok(out) => {
+            let (output, capped) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
+            let mut result = json!({
+                "success": out.running || out.exit_code == Some(0),
+                "output": output,
+                "next_cursor": out.next_cursor,
+            });
+            if let Some(code) = out.exit_code {
+                result["exit_code"] = json!(code);
+            }
+            if let Some(t) = &out.truncated {
+                result["truncated"] = json!(t);
+            }
+            if out.running {
+                result["note"] = json!("process is still running");
+            } else if capped {
+                result["note"] = json!(format!(
+                    "Output cut to its first {MAX_TOOL_OUTPUT_BYTES} bytes."
+                ));
+            }
+            result
+        }
+        Err(e) => failure(e.to_string()),
+    }
+}
+
+/// `process_list`: the processes, running first.
+pub fn process_list(api: &dyn ProcessApi) -> Value {
+    match api.list(api::MAX_LIST_LIMIT as usize) {
+        Ok(list) => json!({"success": true, "processes": list.processes}),
+        Err(e) => failure(e.to_string()),
+    }
+}
+
+/// `process_signal`: terminate, kill or interrupt a process's whole group.
+pub fn process_signal(api: &dyn ProcessApi, args: &SignalArgs) -> Value {
+    match api.signal(&args.process_id, &args.signal) {
+        Ok(message) => json!({"success": true, "message": message.message}),
+        Err(e) => failure(e.to_string()),
+    }
+}
+
+/// The tool definitions for a model: name, description and a JSON Schema of the arguments
+/// (the `function` object of the common function-calling APIs).
+pub fn definitions() -> Value {
+    json!([
+        {
+            "name": "execute",
+            "description": "Run a shell command on the host. Commands run under `sh -c` in their own process group, with no terminal: pagers, editors and prompts are disabled. In the foreground the call waits until the command exits or its timeout passes (default 10s); a command that times out keeps running and can be read with process_output. Use run_in_background for servers, watchers and long builds; do not end a command with shell `&` to background it.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string", "description": "The shell command."},
+                    "timeout": {"type": "string", "description": "How long to wait in the foreground, e.g. \"30s\" or \"5m\". Default \"10s\"."},
+                    "workdir": {"type": "string", "description": "Absolute working directory."},
+                    "run_in_background": {"type": "boolean", "description": "Start and return at once with a background_process_id (for servers, watchers, long builds)."}
+                },
+                "required": ["command"]
+            }
+        },
+        {
+            "name": "process_output",
+            "description": "Read the output of a process started by execute. Waits up to wait_timeout (default 10s, \"0s\" for an immediate snapshot) for it to exit. Output keeps the first and last 16 KiB; pass the returned next_cursor as cursor to read only what is new.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "process_id": {"type": "string"},
+                    "wait_timeout": {"type": "string", "description": "e.g. \"30s\"; \"0s\" for no wait."},
+                    "cursor": {"type": "integer", "minimum": 0, "description": "Only output after this offset (a previous next_cursor)."}
+                },
+                "required": ["process_id"]
+            }
+        },
+        {
+            "name": "process_list",
+            "description": "List processes: running ones first, then the most recently started.",
+            "parameters": {"type": "object", "properties": {}}
+        },
+        {
+            "name": "process_signal",
+            "description": "Stop a process and everything it started (its whole process group).",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "process_id": {"type": "string"},
+                    "signal": {"type": "string", "enum": ["terminate", "kill", "interrupt"]}
+                },
+                "required": ["process_id", "signal"]
+            }
+        }
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ampersand_table() {
+        let cases = [
+            ("cmd &", false, "cmd", true),
+            ("cmd&", false, "cmd", true),
+            ("  npm run dev &  ", false, "npm run dev", true),
+            ("a && b &", false, "a && b", true),
+            ("cmd &&", false, "cmd &&", false),
+            ("cmd |&", false, "cmd |&", false),
+            ("cmd", false, "cmd", false),
+            ("cmd &", true, "cmd &", true),
+            ("echo '&'", false, "echo '&'", false),
+        ];
+        for (input, background, want, want_background) in cases {
+            assert_eq!(
+                background_from_ampersand(input, background),
+                (want.to_string(), want_background),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_file_dump_table() {
+        for dumps in [
+            "cat foo.txt",
+            "  cat a b",
+            "cat\tx",
+            "grep -r foo --include-all .",
+            "rg foo --include-all",
+            "grep -l pattern src",
+            "rg -l pattern",
+        ] {
+            assert_eq!(file_dump_note(dumps), Some(FILE_DUMP_NOTE), "{dumps:?}");
+        }
+        for fine in [
+            "concatenate foo",
+            "grep -r x",
+            "cat",
+            "cat ",
+            "rg foo",
+            "grep -l",
+            "echo cat foo",
+            "catalog x",
+        ] {
+            assert_eq!(file_dump_note(fine), None, "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn output_is_capped_at_a_character_boundary() {
+        let text = format!("{}€tail", "a".repeat(32767)); // the euro sign straddles 32768
+        let (capped, cut) = cap_output(&text, MAX_TOOL_OUTPUT_BYTES);
+        assert!(cut);
+        assert_eq!(capped.len(), 32767);
+        assert!(capped.chars().all(|c| c == 'a'));
+        let (same, cut) = cap_output("short", MAX_TOOL_OUTPUT_BYTES);
+        assert_eq!((same, cut), ("short", false));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("12"), Ok(Duration::from_secs(12)));
+        for bad in ["", "s", "10x", "-5s", "abc", "5 m", "1e999"] {
+            let err = parse_duration(bad).expect_err(bad);
+            assert!(err.contains(&format!("\"{bad}\"")), "{err}");
+        }
+    }
+}
