@@ -279,6 +279,7 @@ impl ManagerBuilder {
             stop_readers: Arc::new(sys::Waker::new()?),
             base_envp,
             lingering: Mutex::new(Vec::new()),
+            lingering_added: AtomicBool::new(false),
             readers: ReaderPool::new(),
             dev_null: sys::open_dev_null()?,
             closed: Mutex::new(false),
@@ -312,6 +313,8 @@ pub(crate) struct Shared {
     /// Processes marked exited whose group may still have members (a background child that
     /// outlived its leader): signalled again at close.
     pub(crate) lingering: Mutex<Vec<Arc<Proc>>>,
+    /// Set when a group starts lingering, so the supervisor re-checks soon.
+    pub(crate) lingering_added: AtomicBool,
     /// The base environment as `KEY=VALUE` C strings, for starts that change nothing in it.
     base_envp: Arc<Vec<CString>>,
     /// Reader threads, reused across children.

@@ -32,6 +32,13 @@ use crate::sys;
 pub const CLOSE_RECHECK_FIRST: Duration = Duration::from_millis(5);
 /// Longest interval between two such re-checks.
 pub const CLOSE_RECHECK_MAX: Duration = Duration::from_millis(200);
+/// Outside a close, the first re-check of lingering groups (leader gone, members left) after
+/// one appears; it doubles up to [`LINGER_RECHECK_MAX`] while any group lingers, and stops when
+/// none does. The same missing kernel event as above: without it an emptied group's pidfd would
+/// stay open until the next retention sweep.
+pub const LINGER_RECHECK_FIRST: Duration = Duration::from_millis(100);
+/// Longest interval between two re-checks of lingering groups.
+pub const LINGER_RECHECK_MAX: Duration = Duration::from_secs(10);
 
 /// Work for the supervisor.
 pub(crate) enum Job {
@@ -74,6 +81,8 @@ enum Timer {
     CloseKill,
     /// Closing: look again whether the remaining groups have emptied.
     CloseRecheck,
+    /// Look again whether lingering groups have emptied.
+    LingerRecheck,
 }
 
 impl Timer {
@@ -84,7 +93,7 @@ impl Timer {
                 p.upgrade().is_some_and(|p| p.state.lock().exit.is_none())
             }
             Timer::Escalate(p) => p.strong_count() > 0,
-            Timer::CloseKill | Timer::CloseRecheck => true,
+            Timer::CloseKill | Timer::CloseRecheck | Timer::LingerRecheck => true,
         }
     }
 }
@@ -131,6 +140,10 @@ struct Supervisor {
     closing: Option<Closing>,
     /// Per-child waiter threads (no pidfd), joined as their leaders are reaped.
     waiters: Vec<(i32, std::thread::JoinHandle<()>)>,
+    /// When the pending lingering re-check is due, if one is.
+    linger_due: Option<Instant>,
+    /// Interval to the next lingering re-check.
+    linger_interval: Duration,
 }
 
 /// Runs the supervisor until a close completes.
@@ -143,6 +156,8 @@ pub(crate) fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
         timer_seq: 0,
         closing: None,
         waiters: Vec::new(),
+        linger_due: None,
+        linger_interval: LINGER_RECHECK_FIRST,
     };
     sup.run();
 }
@@ -163,6 +178,7 @@ impl Supervisor {
                 self.shared.sweep(now);
                 self.prune_lingering();
             }
+            self.schedule_linger_recheck(now);
             let next_timer = self.timers.peek().map(|Reverse(Due(at, ..))| *at);
             let timeout = [next_timer, self.shared.next_expiry()]
                 .into_iter()
@@ -364,6 +380,12 @@ impl Supervisor {
                         closing.recheck_pending = false;
                     }
                 }
+                Timer::LingerRecheck => {
+                    if self.linger_due.is_some_and(|due| due <= now) {
+                        self.linger_due = None;
+                        self.prune_lingering();
+                    }
+                }
             }
         }
     }
@@ -384,13 +406,38 @@ impl Supervisor {
         self.add_timer(at, Timer::Escalate(Arc::downgrade(proc)));
     }
 
-    /// Drops lingering groups that have emptied (asked through the pidfd, which names the
-    /// group; zombies count as members there, so an emptied group may linger a little longer).
+    /// Drops lingering groups that have emptied: no live (non-zombie) member in `/proc` where it
+    /// can tell, and the pidfd (which names the group itself) agreeing that members remain.
     fn prune_lingering(&mut self) {
-        self.shared
-            .lingering
-            .lock()
-            .retain(|proc| group_may_have_members(proc));
+        let live = sys::live_groups();
+        self.shared.lingering.lock().retain(|proc| {
+            if live
+                .as_ref()
+                .is_some_and(|groups| !groups.contains(&proc.pid))
+            {
+                proc.state.lock().pidfd = None;
+                return false;
+            }
+            group_may_have_members(proc)
+        });
+    }
+
+    /// Keeps a re-check of lingering groups pending while any group lingers: soon after a new
+    /// one appears, then on a doubling interval.
+    fn schedule_linger_recheck(&mut self, now: Instant) {
+        if self.shared.lingering_added.swap(false, Ordering::SeqCst) {
+            self.linger_interval = LINGER_RECHECK_FIRST;
+        }
+        if self.shared.lingering.lock().is_empty() {
+            self.linger_interval = LINGER_RECHECK_FIRST;
+            return;
+        }
+        let due = now + self.linger_interval;
+        if self.linger_due.is_none_or(|pending| pending > due) {
+            self.linger_due = Some(due);
+            self.add_timer(due, Timer::LingerRecheck);
+            self.linger_interval = (self.linger_interval * 2).min(LINGER_RECHECK_MAX);
+        }
     }
 
     fn begin_close(&mut self, reply: Sender<()>) {
@@ -448,18 +495,20 @@ impl Supervisor {
         let Some(closing) = &self.closing else {
             return false;
         };
+        let (kill_sent_at, recheck, recheck_pending) = (
+            closing.kill_sent_at,
+            closing.recheck,
+            closing.recheck_pending,
+        );
         if self.shared.running.load(Ordering::SeqCst) > 0 {
             return false;
         }
-        self.shared.lingering.lock().retain(|proc| {
-            let live = sys::group_has_live_members(proc.pid).unwrap_or(true);
-            live && group_may_have_members(proc)
-        });
+        self.prune_lingering();
         if self.shared.lingering.lock().is_empty() {
             return true;
         }
         let now = Instant::now();
-        if let Some(sent) = closing.kill_sent_at
+        if let Some(sent) = kill_sent_at
             && now >= sent + self.shared.config.kill_grace
         {
             log::warn!(
@@ -467,13 +516,12 @@ impl Supervisor {
             );
             return true;
         }
-        if !closing.recheck_pending {
-            let delay = closing.recheck;
+        if !recheck_pending {
             if let Some(closing) = &mut self.closing {
-                closing.recheck = (delay * 2).min(CLOSE_RECHECK_MAX);
+                closing.recheck = (recheck * 2).min(CLOSE_RECHECK_MAX);
                 closing.recheck_pending = true;
             }
-            self.add_timer(now + delay, Timer::CloseRecheck);
+            self.add_timer(now + recheck, Timer::CloseRecheck);
         }
         false
     }
@@ -603,6 +651,8 @@ pub(crate) fn finalize(shared: &Shared, proc: &Arc<Proc>, mut state: MutexGuard<
     // Does the group outlive its leader (a background member)? Keep it for close if so.
     if group_may_have_members(proc) {
         shared.lingering.lock().push(Arc::clone(proc));
+        shared.lingering_added.store(true, Ordering::SeqCst);
+        shared.wake.wake();
     }
     // The supervisor sleeps until its nearest deadline: tell it when this exit is the first
     // retention deadline it has, or when a close waits for the last exit.

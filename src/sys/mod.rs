@@ -31,7 +31,7 @@ mod signals;
 mod unix;
 
 #[cfg(unix)]
-pub(crate) use procfs::group_has_live_members;
+pub(crate) use procfs::live_groups;
 #[cfg(all(unix, feature = "server"))]
 pub(crate) use signals::{block_signals, wait_for_signal};
 #[cfg(unix)]
