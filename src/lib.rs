@@ -94,6 +94,13 @@
 //! assert!(buffer.wait_closed(Instant::now() + Duration::from_secs(1)));
 //! ```
 //!
+//! # Agent tools and remote agents
+//!
+//! [`tools`] holds the tools an AI model calls (`execute`, `process_output`, `process_list`,
+//! `process_signal`) and their definitions. They run over [`tools::ProcessApi`]: in process
+//! through [`tools::LocalApi`], or against a `procwarden serve` through `client::Client` (the
+//! blocking HTTP client, feature `client`). Feature `cli` adds the command line, `cli::run`.
+//!
 //! # Platforms
 //!
 //! Linux first: children are created with a vfork-style `clone` (fast whatever the size of the
@@ -104,6 +111,10 @@
 
 pub mod api;
 pub mod buffer;
+#[cfg(feature = "cli")]
+pub mod cli;
+#[cfg(feature = "client")]
+pub mod client;
 mod error;
 pub mod handler;
 #[cfg(feature = "server")]
@@ -117,8 +128,8 @@ mod reaper;
 mod render;
 #[cfg(feature = "server")]
 pub mod serve;
-pub mod tools;
 pub(crate) mod sys;
+pub mod tools;
 
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};
 pub use error::Error;

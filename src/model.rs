@@ -384,6 +384,65 @@ pub fn check_handler_request(data: &[u8]) {
     }
 }
 
+/// Parses arbitrary bytes as JSON into each wire type of [`crate::api`] and panics if a value
+/// that parses breaks the wire promises: it serializes, parses back to an equal value, and its
+/// JSON holds no `null` anywhere (absent optional fields are left out, never sent as `null`;
+/// no wire field is nullable).
+///
+/// Request types ([`crate::api::StartRequest`], [`crate::api::SignalRequest`]) and response
+/// types ([`crate::api::StartResponse`], [`crate::api::ProcessInfo`],
+/// [`crate::api::ListResponse`], [`crate::api::OutputResponse`], [`crate::api::Truncation`],
+/// [`crate::api::Message`]) are all tried on the same input.
+pub fn check_wire(data: &[u8]) {
+    use crate::api;
+    round_trip::<api::StartRequest>(data, "StartRequest");
+    round_trip::<api::SignalRequest>(data, "SignalRequest");
+    round_trip::<api::StartResponse>(data, "StartResponse");
+    round_trip::<api::ProcessInfo>(data, "ProcessInfo");
+    round_trip::<api::ListResponse>(data, "ListResponse");
+    round_trip::<api::OutputResponse>(data, "OutputResponse");
+    round_trip::<api::Truncation>(data, "Truncation");
+    round_trip::<api::Message>(data, "Message");
+}
+
+/// One type of [`check_wire`]: whatever parses must survive serialize + parse unchanged, and
+/// its JSON must hold no `null`.
+fn round_trip<T>(data: &[u8], name: &str)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let Ok(value) = serde_json::from_slice::<T>(data) else {
+        return;
+    };
+    let json = serde_json::to_string(&value)
+        .unwrap_or_else(|e| panic!("{name}: {value:?} does not serialize: {e}"));
+    let back: T = serde_json::from_str(&json)
+        .unwrap_or_else(|e| panic!("{name}: its own JSON {json} does not parse: {e}"));
+    assert_eq!(
+        back,
+        value,
+        "{name}: round trip changed the value\njson: {json}\ninput: {:?}",
+        String::from_utf8_lossy(data)
+    );
+    let tree: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{name}: {json} is not JSON: {e}"));
+    assert!(
+        !has_null(&tree),
+        "{name}: serialized JSON holds a null: {json}\ninput: {:?}",
+        String::from_utf8_lossy(data)
+    );
+}
+
+/// Whether a JSON value holds `null` anywhere (a string's text `"null"` does not count).
+fn has_null(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(items) => items.iter().any(has_null),
+        serde_json::Value::Object(fields) => fields.values().any(has_null),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::check_script;
@@ -400,6 +459,12 @@ mod tests {
     #[test]
     fn committed_handler_corpus_replays() {
         replay("handler", super::check_handler_request);
+    }
+
+    /// The same for the wire types' corpus.
+    #[test]
+    fn committed_wire_corpus_replays() {
+        replay("wire", super::check_wire);
     }
 
     fn replay(target: &str, check: fn(&[u8])) {

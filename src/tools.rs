@@ -1,6 +1,7 @@
 //! Agent tools: `execute`, `process_output`, `process_list` and `process_signal`, for an AI
 //! model calling functions. They run over one trait, [`ProcessApi`], which the in-process
-//! [`Manager`] implements (and, with the `client` feature, the remote client will).
+//! [`Manager`] implements through [`LocalApi`], and the blocking HTTP client implements with the
+//! `client` feature.
 //!
 //! The tool layer decides whether an agent hangs on an interactive prompt, loses a server started
 //! with `&`, or floods its context, so it: gives every process an environment that disables

@@ -178,6 +178,16 @@ pub fn serve(args: &[&str], env: &[(&str, &str)]) -> ServerProc {
     for (k, v) in env {
         cmd.env(k, v);
     }
+    serve_command(cmd)
+}
+
+/// Starts a prepared command that ends up running `procwarden serve` in its own process (e.g.
+/// through `sh -c '...; exec "$0" serve ...'`), with stdout and stderr piped, and waits for its
+/// `listening on` line.
+pub fn serve_command(mut cmd: Command) -> ServerProc {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
     let mut child = cmd.spawn().expect("procwarden starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
@@ -212,6 +222,47 @@ pub fn serve(args: &[&str], env: &[(&str, &str)]) -> ServerProc {
 }
 
 impl ServerProc {
+    /// The server's pid.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends SIGTERM (through the `kill` command, by pid) and waits at most `limit` for the
+    /// exit. Returns the status and how long the exit took, or `None` if the server was still
+    /// running at the deadline (it is then SIGKILLed and reaped).
+    pub fn terminate_within(
+        &mut self,
+        limit: Duration,
+    ) -> Option<(std::process::ExitStatus, Duration)> {
+        let sent = std::time::Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some((status, sent.elapsed()));
+            }
+            if sent.elapsed() >= limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILLs the server (through the `kill` command, by pid) and reaps it.
+    pub fn kill_hard(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        self.child.wait().expect("server reaped")
+    }
+
     /// Sends SIGTERM (through the `kill` command, by pid) and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")

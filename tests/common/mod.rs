@@ -107,3 +107,54 @@ pub fn thread_count() -> usize {
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
+
+/// A `kB` field (`VmRSS`, `VmHWM`, ...) of `/proc/PID/status`, in KiB.
+pub fn status_kib(pid: i32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(field)?
+            .strip_prefix(':')?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Threads of process `pid` (0 if it is gone).
+pub fn threads_of(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+/// Open file descriptors of process `pid` (0 if it is gone).
+pub fn fds_of(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// SIGKILLs what is left of process group `pgid` (a group this test started), through the
+/// `kill` command, only while it has live members (a group with members cannot have been
+/// reused). Returns how many live members it had.
+pub fn kill_group_survivors(pgid: i32) -> usize {
+    let members = live_group_members(pgid).len();
+    if members > 0 {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    members
+}
+
+/// Process groups a test started; whatever is left of them is SIGKILLed on drop (so a failing
+/// test leaves nothing behind).
+#[derive(Debug, Default)]
+pub struct OwnedGroups(pub Vec<i32>);
+
+impl Drop for OwnedGroups {
+    fn drop(&mut self) {
+        for &pgid in &self.0 {
+            kill_group_survivors(pgid);
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Output capture throughput: a child writes 256 MiB as fast as it can, against a plain drain of
+//! the same child's pipe in the same run.
+//!
+//! Run: `cargo bench --bench capture`.
+//!
+//! - `capture/manager`: `Manager::start(Command::shell("head -c 268435456 /dev/zero"))`, then
+//!   `output(.., wait: 60 s)` until it has exited; the answer must count all 256 MiB
+//!   (`truncated.original_bytes`).
+//! - `capture/plain_drain`: `sh -c` the same command with `Stdio::piped()` stdout, read to end
+//!   of file into one reused 64 KiB buffer (discarded), then `wait`.
+//!
+//! Goal: the manager's throughput at least 0.9x the plain drain's. Medians are in
+//! `target/criterion/capture/<name>/new/estimates.json` (`.median.point_estimate`, ns per
+//! 256 MiB).
+//!
+//! Bounds: every wait is at most 60 s and the manager's output loop makes at most 10 waits.
+
+use std::hint::black_box;
+use std::io::{ErrorKind, Read};
+use std::process::Stdio;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use procwarden::{Command, Manager, OutputQuery};
+
+/// Bytes the child writes.
+const BYTES: u64 = 256 * 1024 * 1024;
+/// The child: writes `BYTES` zero bytes to stdout as fast as it can.
+const SCRIPT: &str = "head -c 268435456 /dev/zero";
+/// Longest single wait for the child's exit.
+const WAIT: Duration = Duration::from_secs(60);
+/// Most waits before giving up on one run.
+const MAX_WAITS: usize = 10;
+/// The plain drain's read buffer.
+const DRAIN_BUFFER: usize = 64 * 1024;
+
+/// Starts the child through the manager and waits until it has exited; returns the bytes the
+/// final answer says the stream held.
+fn through_manager(manager: &Manager) -> u64 {
+    let started = manager.start(Command::shell(SCRIPT)).expect("start");
+    for _ in 0..MAX_WAITS {
+        let out = manager
+            .output(
+                &started.id,
+                None,
+                OutputQuery {
+                    cursor: None,
+                    wait: Some(WAIT),
+                },
+            )
+            .expect("output");
+        if !out.running {
+            let exit = out.exit.expect("exit once not running");
+            assert_eq!(exit.code, 0, "{exit:?}");
+            let truncated = out.truncated.expect("256 MiB cannot fit the buffer");
+            return truncated.original_bytes;
+        }
+    }
+    panic!("the child did not exit within {MAX_WAITS} waits of {WAIT:?}");
+}
+
+/// Spawns the same child with a piped stdout, reads it to end of file, waits; returns the
+/// bytes read.
+fn plain_drain(buffer: &mut [u8]) -> u64 {
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut total = 0u64;
+    // A pipe read returns at least one byte until end of file: at most BYTES reads.
+    for _ in 0..=BYTES {
+        match stdout.read(buffer) {
+            Ok(0) => break,
+            Ok(n) => total += n as u64,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    drop(stdout);
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status}");
+    total
+}
+
+fn capture(c: &mut Criterion) {
+    let manager = Manager::new().expect("manager");
+    let mut buffer = vec![0u8; DRAIN_BUFFER];
+    let mut group = c.benchmark_group("capture");
+    group.throughput(Throughput::Bytes(BYTES));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    group.warm_up_time(Duration::from_secs(2));
+    group.bench_function("manager", |b| {
+        b.iter(|| {
+            let bytes = through_manager(&manager);
+            assert_eq!(bytes, BYTES);
+            black_box(bytes);
+        });
+    });
+    group.bench_function("plain_drain", |b| {
+        b.iter(|| {
+            let bytes = plain_drain(&mut buffer);
+            assert_eq!(bytes, BYTES);
+            black_box(bytes);
+        });
+    });
+    group.finish();
+    manager.close();
+}
+
+criterion_group!(benches, capture);
+criterion_main!(benches);
