@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use procwarden::handler::{self, Handler};
+use procwarden::handler::Handler;
 use procwarden::http::{self, Limits, Listen, Server, ShutdownHandle};
 use procwarden::{Command, Manager, OutputQuery};
 
@@ -44,17 +44,7 @@ struct Api(Handler);
 
 impl http::Service for Api {
     fn handle(&self, request: http::Request) -> http::Response {
-        let req = handler::Request {
-            method: request.method,
-            target: request.target,
-            headers: request.headers,
-            body: request.body,
-        };
-        let response = self.0.handle(&req);
-        http::Response {
-            status: response.status,
-            body: response.body,
-        }
+        self.0.handle(&request)
     }
 }
 

@@ -16,21 +16,24 @@ use crate::error::Error;
 use crate::manager::Manager;
 use crate::process::{Command, OutputQuery, ProcessId, Signal};
 
-/// A request as the handler sees it.
-#[derive(Debug, Clone, Default)]
+/// A request: what the HTTP front end ([`crate::http`]) parsed, and what the handler answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Request {
-    /// The method, e.g. `GET`.
+    /// The method as sent, e.g. `GET` (case-sensitive, as HTTP methods are).
     pub method: String,
-    /// The raw request target: path and optional `?query`.
+    /// The raw request target: usually a path with an optional `?query`, not decoded.
     pub target: String,
-    /// Header names as sent (matched case-insensitively) and raw values.
+    /// Every header field in order: names as sent (compare them case-insensitively, or use
+    /// [`Request::header`]), values as raw bytes with surrounding whitespace removed.
     pub headers: Vec<(String, Vec<u8>)>,
-    /// The body (already bounded by the front end).
+    /// The body (already bounded by the front end); empty when the request had none.
     pub body: Vec<u8>,
+    /// Who sent it, for logs: `127.0.0.1:5555`, `[::1]:5555`, or `unix`; empty when unknown.
+    pub peer: String,
 }
 
 impl Request {
-    /// The first value of a header, by case-insensitive name.
+    /// The value of the first header field called `name` (compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
@@ -39,16 +42,25 @@ impl Request {
     }
 }
 
-/// A response: a status and a JSON body.
+/// A response: a status and a JSON body. The front end adds `Content-Type: application/json`,
+/// `Content-Length`, `Date` and `Connection` as needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
-    /// The HTTP status code.
+    /// The status code, 200 to 599.
     pub status: u16,
     /// The JSON body.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// A response with this status and (JSON) body.
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Response {
+            status,
+            body: body.into(),
+        }
+    }
+
     /// A JSON response from any serializable value.
     pub fn json(status: u16, value: &impl Serialize) -> Self {
         let body = serde_json::to_vec(value).unwrap_or_else(|e| {

@@ -168,58 +168,10 @@ impl Default for Limits {
     }
 }
 
-/// The request as the service sees it: head parsed, body read in full (within
-/// [`Limits::max_body_bytes`], chunked bodies decoded).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Request {
-    /// The method as sent, e.g. `GET` (case-sensitive, as HTTP methods are).
-    pub method: String,
-    /// The raw request target: usually a path with an optional `?query`, not decoded.
-    pub target: String,
-    /// Every header field in order: names as sent (compare them case-insensitively, or use
-    /// [`Request::header`]), values as raw bytes with surrounding whitespace removed.
-    pub headers: Vec<(String, Vec<u8>)>,
-    /// The body: empty when the request had none.
-    pub body: Vec<u8>,
-    /// Who sent it, for logs: `127.0.0.1:5555`, `[::1]:5555`, or `unix`.
-    pub peer: String,
-}
-
-impl Request {
-    /// The value of the first header field called `name` (compared case-insensitively).
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
-    }
-}
-
-/// What the service answers: a status and a JSON body. The front end adds `Content-Type:
-/// application/json`, `Content-Length`, `Date` and `Connection` as needed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response {
-    /// The status code, 200 to 599.
-    pub status: u16,
-    /// The JSON body.
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// A response with this status and (JSON) body.
-    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Response {
-            status,
-            body: body.into(),
-        }
-    }
-
-    /// `{"message": message}` with this status.
-    pub fn message(status: u16, message: impl Into<String>) -> Self {
-        let body = serde_json::json!({ "message": message.into() });
-        Response::new(status, body.to_string())
-    }
-}
+/// The request as the service sees it (head parsed, body read in full within
+/// [`Limits::max_body_bytes`], chunked bodies decoded) and what it answers: the same types the
+/// request handler works on.
+pub use crate::handler::{Request, Response};
 
 /// The application behind the front end. Called on the connection's own thread, once per
 /// request, in order; it may block (a long-poll), but every connection busy inside it holds

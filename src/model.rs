@@ -365,6 +365,7 @@ pub fn check_handler_request(data: &[u8]) {
         target,
         headers,
         body,
+        peer: String::new(),
     };
     let response = handler.handle(&request);
     let allowed = [200, 400, 401, 404, 405, 409, 429, 503];

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use crate::handler::{self, Handler};
+use crate::handler::Handler;
 use crate::http::{self, Limits, Listen, Server};
 use crate::manager::{DEFAULT_MAX_RUNNING, Manager};
 use crate::sys;
@@ -284,18 +284,12 @@ struct Api {
 impl http::Service for Api {
     fn handle(&self, request: http::Request) -> http::Response {
         let started = Instant::now();
-        let req = handler::Request {
-            method: request.method,
-            target: request.target,
-            headers: request.headers,
-            body: request.body,
-        };
         let response = match self.handler.get() {
-            Some(handler) => handler.handle(&req),
-            None => handler::Response::message(503, "Server is starting."),
+            Some(handler) => handler.handle(&request),
+            None => http::Response::message(503, "Server is starting."),
         };
-        let path = req.target.split('?').next().unwrap_or_default();
-        let chat = req
+        let path = request.target.split('?').next().unwrap_or_default();
+        let chat = request
             .header(crate::api::CHAT_HEADER)
             .map(|v| String::from_utf8_lossy(v).trim().to_string())
             .filter(|v| !v.is_empty())
@@ -303,17 +297,14 @@ impl http::Service for Api {
         log::info!(
             target: "procwarden::access",
             "{} {} {} {:.1}ms chat={} peer={}",
-            req.method,
+            request.method,
             path,
             response.status,
             started.elapsed().as_secs_f64() * 1000.0,
             chat,
             request.peer,
         );
-        http::Response {
-            status: response.status,
-            body: response.body,
-        }
+        response
     }
 }
 

@@ -20,6 +20,7 @@ fn req(method: &str, target: &str, body: &str, headers: &[(&str, &str)]) -> Requ
             .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
             .collect(),
         body: body.as_bytes().to_vec(),
+        peer: "test".into(),
     }
 }
 
