@@ -27,17 +27,16 @@ fn both() -> [(&'static str, Manager); 2] {
     ]
 }
 
+/// Wait (up to `LONG`) for the process to exit.
+fn waiting() -> OutputQuery {
+    OutputQuery {
+        cursor: None,
+        wait: Some(LONG),
+    }
+}
+
 fn wait_exit(m: &Manager, id: &ProcessId) -> Output {
-    let out = m
-        .output(
-            id,
-            None,
-            OutputQuery {
-                cursor: None,
-                wait: Some(LONG),
-            },
-        )
-        .expect("output");
+    let out = m.output(id, None, waiting()).expect("output");
     assert!(
         !out.running,
         "process still running after {LONG:?}: {out:?}"
@@ -352,17 +351,7 @@ fn two_concurrent_waiters_are_woken_by_a_kill() {
     let waiters: Vec<_> = (0..2)
         .map(|_| {
             let m = Arc::clone(&m);
-            std::thread::spawn(move || {
-                m.output(
-                    &id,
-                    None,
-                    OutputQuery {
-                        cursor: None,
-                        wait: Some(LONG),
-                    },
-                )
-                .expect("output")
-            })
+            std::thread::spawn(move || m.output(&id, None, waiting()).expect("output"))
         })
         .collect();
     m.signal(&id, None, Signal::Kill, None).expect("kill");
@@ -686,17 +675,7 @@ fn close_refuses_new_starts_wakes_waiters_and_is_idempotent() {
     let waiter = {
         let m = Arc::clone(&m);
         let id = started.id;
-        std::thread::spawn(move || {
-            m.output(
-                &id,
-                None,
-                OutputQuery {
-                    cursor: None,
-                    wait: Some(LONG),
-                },
-            )
-            .expect("output")
-        })
+        std::thread::spawn(move || m.output(&id, None, waiting()).expect("output"))
     };
     let closers: Vec<_> = (0..2)
         .map(|_| {
