@@ -40,18 +40,11 @@ fn through_manager(manager: &Manager) -> u64 {
     let started = manager.start(Command::shell(SCRIPT)).expect("start");
     for _ in 0..MAX_WAITS {
         let out = manager
-            .output(
-                &started.id,
-                None,
-                OutputQuery {
-                    cursor: None,
-                    wait: Some(WAIT),
-                },
-            )
+            .output(&started.id, None, OutputQuery::until_exit(WAIT))
             .expect("output");
         if !out.running {
             let exit = out.exit.expect("exit once not running");
-            assert_eq!(exit.code, 0, "{exit:?}");
+            assert_eq!(exit.code, Some(0), "{exit:?}");
             let truncated = out.truncated.expect("256 MiB cannot fit the buffer");
             return truncated.original_bytes;
         }

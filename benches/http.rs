@@ -224,14 +224,7 @@ fn roundtrip(c: &mut Criterion) {
         b.iter(|| {
             let started = manager.start(Command::shell("true")).expect("start");
             let out = manager
-                .output(
-                    &started.id,
-                    None,
-                    OutputQuery {
-                        cursor: None,
-                        wait: Some(WAIT),
-                    },
-                )
+                .output(&started.id, None, OutputQuery::until_exit(WAIT))
                 .expect("output");
             assert!(!out.running);
             black_box(out);

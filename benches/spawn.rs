@@ -20,10 +20,7 @@ use procwarden::{Command, Manager, OutputQuery};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn wait_query() -> OutputQuery {
-    OutputQuery {
-        cursor: None,
-        wait: Some(WAIT),
-    }
+    OutputQuery::until_exit(WAIT)
 }
 
 fn start_wait(c: &mut Criterion) {

@@ -29,10 +29,7 @@ fn main() {
     let _ = manager.output(
         &warm.id,
         None,
-        procwarden::OutputQuery {
-            cursor: None,
-            wait: Some(std::time::Duration::from_secs(10)),
-        },
+        procwarden::OutputQuery::until_exit(std::time::Duration::from_secs(10)),
     );
     let before = status_field("VmRSS:");
     for _ in 0..n {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::TRUNCATION_STRATEGY;
-use crate::process::{Exit, Output, ProcessInfo as Info};
+use crate::process::{Exit, Output, ParseSignalError, ProcessInfo as Info, Signal};
 
 /// Path prefix of every process route.
 pub const PREFIX: &str = "/api/v0/processes";
@@ -22,6 +22,59 @@ pub const MAX_LIST_LIMIT: u64 = 1000;
 pub const MAX_WAIT_MS: u64 = 300_000;
 /// Request header that scopes a request to a chat.
 pub const CHAT_HEADER: &str = "Coder-Chat-Id";
+
+/// The wire name of every signal the API accepts, in the order the answers list them. The one
+/// table of signal names: [`Signal::name`], its `FromStr`, the handler, the tools and the CLI
+/// all read it.
+pub const SIGNAL_NAMES: [(Signal, &str); 3] = [
+    (Signal::Terminate, "terminate"),
+    (Signal::Kill, "kill"),
+    (Signal::Interrupt, "interrupt"),
+];
+
+/// The wire name of a signal.
+#[must_use]
+pub fn signal_name(signal: Signal) -> &'static str {
+    SIGNAL_NAMES
+        .iter()
+        .find(|(s, _)| *s == signal)
+        .map_or("unknown", |(_, name)| name)
+}
+
+/// Parses a wire signal name (exact, lowercase, as the contract spells them).
+///
+/// # Errors
+///
+/// [`ParseSignalError`] for any other text.
+pub fn parse_signal(name: &str) -> Result<Signal, ParseSignalError> {
+    SIGNAL_NAMES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(s, _)| *s)
+        .ok_or_else(|| ParseSignalError {
+            name: name.to_string(),
+        })
+}
+
+/// The contract's answer to an unsupported signal name.
+#[must_use]
+pub fn unsupported_signal_message(name: &str) -> String {
+    format!("Unsupported signal \"{name}\". Use \"kill\", \"terminate\" or \"interrupt\".")
+}
+
+/// The wire's `exit_code`: the leader's code, or `-1` when a signal ended it or its status is
+/// unknown.
+#[must_use]
+pub fn exit_code(exit: &Exit) -> i32 {
+    exit.code.unwrap_or(-1)
+}
+
+/// The wire's `signal`: the name of the signal that ended the leader, e.g. `"SIGKILL"`.
+#[must_use]
+pub fn exit_signal(exit: &Exit) -> Option<String> {
+    exit.signal
+        .map(|sig| crate::sys::signal_name(sig).into_owned())
+}
 
 /// `POST /api/v0/processes/start`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,11 +250,11 @@ impl From<&Info> for ProcessInfo {
             workdir: info.workdir.to_string_lossy().into_owned(),
             background: info.background,
             running: info.running,
-            exit_code: exit.map(|e| e.code),
+            exit_code: exit.map(exit_code),
             started_at_unix: unix_seconds(info.started_at),
             exited_at_unix: exit.map(|e| unix_seconds(e.exited_at)),
             pid: Some(info.pid),
-            signal: exit.and_then(|e| e.signal.clone()),
+            signal: exit.and_then(exit_signal),
             timed_out: exit.and_then(timed_out),
             duration_ms: exit.map(|e| duration_ms(e.duration)),
         }
@@ -224,8 +277,8 @@ impl From<&Output> for OutputResponse {
                 strategy: TRUNCATION_STRATEGY.to_string(),
             }),
             running: out.running,
-            exit_code: exit.map(|e| e.code),
-            signal: exit.and_then(|e| e.signal.clone()),
+            exit_code: exit.map(exit_code),
+            signal: exit.and_then(exit_signal),
             timed_out: exit.and_then(timed_out),
             next_cursor: out.next_cursor,
         }

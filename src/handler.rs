@@ -231,10 +231,8 @@ impl Handler {
         let Ok(id) = raw_id.parse::<ProcessId>() else {
             return not_found(raw_id);
         };
-        let query = OutputQuery {
-            cursor,
-            wait: wait.then(|| Duration::from_millis(timeout_ms)),
-        };
+        let query =
+            OutputQuery::from_parts(cursor, wait.then(|| Duration::from_millis(timeout_ms)));
         match self.manager.output(&id, chat, query) {
             Ok(out) => Response::json(200, &api::OutputResponse::from(&out)),
             Err(e) => error_response(&e, Some(raw_id)),
@@ -260,12 +258,7 @@ impl Handler {
             Some(name) => name,
         };
         let Ok(signal) = name.parse::<Signal>() else {
-            return Response::message(
-                400,
-                format!(
-                    "Unsupported signal \"{name}\". Use \"kill\", \"terminate\" or \"interrupt\"."
-                ),
-            );
+            return Response::message(400, api::unsupported_signal_message(name));
         };
         // 5-6. The process itself.
         let (Some(id), Some(_)) = (id, known) else {

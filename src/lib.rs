@@ -15,22 +15,14 @@
 //!
 //! // Start, then block until it exits (or 10 s pass).
 //! let started = manager.start(Command::shell("echo hello; echo oops >&2; exit 3"))?;
-//! let done = manager.output(
-//!     &started.id,
-//!     None,
-//!     OutputQuery { cursor: None, wait: Some(Duration::from_secs(10)) },
-//! )?;
+//! let done = manager.output(&started.id, None, OutputQuery::until_exit(Duration::from_secs(10)))?;
 //! assert!(!done.running);
 //! assert_eq!(done.output, "hello\noops\n"); // stdout and stderr share one pipe, in order
-//! assert_eq!(done.exit.map(|e| e.code), Some(3));
+//! assert_eq!(done.exit.and_then(|e| e.code), Some(3));
 //!
 //! // A long-running process: read what is new as it comes, then stop its whole group.
 //! let server = manager.start(Command::shell("echo ready; sleep 60").background(true))?;
-//! let first = manager.output(
-//!     &server.id,
-//!     None,
-//!     OutputQuery { cursor: Some(0), wait: Some(Duration::from_secs(10)) },
-//! )?;
+//! let first = manager.output(&server.id, None, OutputQuery::after(0, Duration::from_secs(10)))?;
 //! assert_eq!(first.output, "ready\n");
 //! manager.signal(&server.id, None, Signal::Terminate, Some(Duration::from_secs(2)))?;
 //!
@@ -53,7 +45,7 @@
 //! - Once an answer says `running: false`, its output is final.
 //! - It never calls `waitpid(-1)` and installs no SIGCHLD handler: the embedding program's
 //!   other children are its own. A host that ignores SIGCHLD still gets every exit (with exit
-//!   code -1: the status is lost).
+//!   no code and no signal: the status is lost).
 //! - Every bound is a named constant with a builder method: [`DEFAULT_MAX_RUNNING`],
 //!   [`DEFAULT_RETENTION`], [`DEFAULT_MAX_EXITED`], [`DEFAULT_MAX_WAIT`], [`DEFAULT_KILL_GRACE`],
 //!   the buffer sizes in [`BufferConfig`], and so on.
@@ -139,6 +131,7 @@ pub use manager::{
     DEFAULT_THREAD_STACK_BYTES, Manager, ManagerBuilder, Started,
 };
 pub use process::{
-    Command, Exit, ExitEvent, Output, OutputQuery, ProcessId, ProcessInfo, READ_CHUNK_BYTES, Signal,
+    Command, Exit, ExitEvent, Output, OutputQuery, ParseSignalError, ProcessId, ProcessInfo,
+    READ_CHUNK_BYTES, Signal,
 };
 pub use uuid::Uuid;

@@ -419,6 +419,7 @@ impl fmt::Debug for Manager {
 
 /// What [`Manager::start`] returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Started {
     /// The new process's id.
     pub id: ProcessId,
@@ -754,10 +755,10 @@ impl Manager {
         query: OutputQuery,
     ) -> Result<Output, Error> {
         let proc = self.find(id, chat)?;
-        if let Some(wait) = query.wait {
+        if let Some(wait) = query.wait() {
             let wait = wait.min(self.shared.config.max_wait);
             let deadline = Instant::now().checked_add(wait).unwrap_or_else(far_future);
-            match query.cursor {
+            match query.cursor() {
                 Some(cursor) => {
                     proc.buffer.wait_for_output(cursor, deadline);
                     // The buffer is sealed just before the process is marked exited: if it is
@@ -773,7 +774,7 @@ impl Manager {
         }
         // State first, then output: if the state says exited, the buffer was already sealed.
         let exit = proc.state.lock().exit.clone();
-        let rendered = proc.buffer.render_from(query.cursor.unwrap_or(0));
+        let rendered = proc.buffer.render_from(query.cursor().unwrap_or(0));
         Ok(Output {
             output: rendered.output,
             truncated: rendered.truncated,

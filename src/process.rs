@@ -166,7 +166,8 @@ impl Command {
 }
 
 /// A signal the manager sends to a whole process group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Signal {
     /// SIGTERM: ask to stop.
     Terminate,
@@ -177,7 +178,11 @@ pub enum Signal {
 }
 
 impl Signal {
+    /// Every signal, in the order the wire lists them.
+    pub const ALL: [Signal; 3] = [Signal::Terminate, Signal::Kill, Signal::Interrupt];
+
     /// The signal number.
+    #[must_use]
     pub fn number(self) -> i32 {
         match self {
             Signal::Terminate => libc::SIGTERM,
@@ -186,38 +191,54 @@ impl Signal {
         }
     }
 
-    /// The wire name: `terminate`, `kill` or `interrupt`.
+    /// The wire name: `terminate`, `kill` or `interrupt` (see [`crate::api::signal_name`]).
+    #[must_use]
     pub fn name(self) -> &'static str {
-        match self {
-            Signal::Terminate => "terminate",
-            Signal::Kill => "kill",
-            Signal::Interrupt => "interrupt",
-        }
+        crate::api::signal_name(self)
     }
 }
 
 impl FromStr for Signal {
-    type Err = ();
+    type Err = ParseSignalError;
 
     /// Parses a wire name (`terminate`, `kill`, `interrupt`).
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "terminate" => Ok(Signal::Terminate),
-            "kill" => Ok(Signal::Kill),
-            "interrupt" => Ok(Signal::Interrupt),
-            _ => Err(()),
-        }
+    fn from_str(s: &str) -> Result<Self, ParseSignalError> {
+        crate::api::parse_signal(s)
     }
 }
 
+/// A signal name that is not one of [`Signal`]'s wire names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseSignalError {
+    pub(crate) name: String,
+}
+
+impl ParseSignalError {
+    /// The name that was given.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for ParseSignalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::api::unsupported_signal_message(&self.name))
+    }
+}
+
+impl std::error::Error for ParseSignalError {}
+
 /// How a process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Exit {
-    /// The leader's exit code; -1 when a signal ended it or the status could not be read
-    /// (the embedding program, or a host ignoring SIGCHLD, reaped it).
-    pub code: i32,
-    /// The signal that ended the leader, e.g. `"SIGKILL"`.
-    pub signal: Option<String>,
+    /// The leader's exit code, when it exited by itself. `None` when a signal ended it, or when
+    /// its status could not be read (the embedding program, or a host ignoring SIGCHLD, reaped
+    /// it): then `signal` tells which.
+    pub code: Option<i32>,
+    /// The number of the signal that ended the leader, e.g. 9 for SIGKILL.
+    pub signal: Option<i32>,
     /// Whether the process's timeout ended it.
     pub timed_out: bool,
     /// When the process was marked exited.
@@ -226,8 +247,17 @@ pub struct Exit {
     pub duration: Duration,
 }
 
+impl Exit {
+    /// Whether the leader's status could not be read (neither a code nor a signal).
+    #[must_use]
+    pub fn status_unknown(&self) -> bool {
+        self.code.is_none() && self.signal.is_none()
+    }
+}
+
 /// A snapshot of one process, as `list` and `info` report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProcessInfo {
     /// The process's id.
     pub id: ProcessId,
@@ -251,6 +281,7 @@ pub struct ProcessInfo {
 
 /// What [`Manager::output`](crate::Manager::output) returns.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Output {
     /// The rendered output (valid UTF-8; see [`HeadTailBuffer`] for the rules).
     pub output: String,
@@ -264,19 +295,89 @@ pub struct Output {
     pub exit: Option<Exit>,
 }
 
-/// How to read output: from where, and whether to wait.
+/// How to read output: from where, and whether to wait. Build one with [`snapshot`],
+/// [`snapshot_from`], [`until_exit`] or [`after`].
+///
+/// ```
+/// use procwarden::OutputQuery;
+/// use std::time::Duration;
+///
+/// let now = OutputQuery::snapshot();
+/// let done = OutputQuery::until_exit(Duration::from_secs(300));
+/// let more = OutputQuery::after(1024, Duration::from_secs(30));
+/// assert_eq!(more.cursor(), Some(1024));
+/// assert_eq!(now.wait(), None);
+/// # let _ = done;
+/// ```
+///
+/// [`snapshot`]: OutputQuery::snapshot
+/// [`snapshot_from`]: OutputQuery::snapshot_from
+/// [`until_exit`]: OutputQuery::until_exit
+/// [`after`]: OutputQuery::after
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutputQuery {
-    /// Cover only stream bytes at offsets `>= cursor`. With `wait`, wait for new output past it
-    /// rather than for exit.
-    pub cursor: Option<u64>,
-    /// Block up to this long (at most the manager's wait limit) for the process to exit, or, with
-    /// a cursor, for output past the cursor. `None`: an immediate snapshot.
-    pub wait: Option<Duration>,
+    cursor: Option<u64>,
+    wait: Option<Duration>,
+}
+
+impl OutputQuery {
+    /// The whole kept output, at once.
+    #[must_use]
+    pub fn snapshot() -> Self {
+        OutputQuery::default()
+    }
+
+    /// Only stream bytes at offsets `>= cursor`, at once.
+    #[must_use]
+    pub fn snapshot_from(cursor: u64) -> Self {
+        OutputQuery {
+            cursor: Some(cursor),
+            wait: None,
+        }
+    }
+
+    /// The whole kept output, after waiting up to `wait` (at most the manager's wait limit) for
+    /// the process to exit.
+    #[must_use]
+    pub fn until_exit(wait: Duration) -> Self {
+        OutputQuery {
+            cursor: None,
+            wait: Some(wait),
+        }
+    }
+
+    /// Stream bytes at offsets `>= cursor`, after waiting up to `wait` (at most the manager's
+    /// wait limit) for output past the cursor or for the exit.
+    #[must_use]
+    pub fn after(cursor: u64, wait: Duration) -> Self {
+        OutputQuery {
+            cursor: Some(cursor),
+            wait: Some(wait),
+        }
+    }
+
+    /// A query as the wire gives it: either part may be absent.
+    #[must_use]
+    pub fn from_parts(cursor: Option<u64>, wait: Option<Duration>) -> Self {
+        OutputQuery { cursor, wait }
+    }
+
+    /// The cursor, if any.
+    #[must_use]
+    pub fn cursor(&self) -> Option<u64> {
+        self.cursor
+    }
+
+    /// How long to wait, if at all.
+    #[must_use]
+    pub fn wait(&self) -> Option<Duration> {
+        self.wait
+    }
 }
 
 /// Passed to the on-exit hook once a process has been marked exited.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ExitEvent {
     /// The process's id.
     pub id: ProcessId,

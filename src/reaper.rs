@@ -627,11 +627,9 @@ pub(crate) fn finalize(shared: &Shared, proc: &Arc<Proc>, mut state: MutexGuard<
     }
     proc.buffer.close();
     let (code, signal) = match state.leader {
-        Leader::Reaped(sys::WaitOutcome::Exited(code)) => (code, None),
-        Leader::Reaped(sys::WaitOutcome::Signaled(sig)) => {
-            (-1, Some(sys::signal_name(sig).into_owned()))
-        }
-        _ => (-1, None),
+        Leader::Reaped(sys::WaitOutcome::Exited(code)) => (Some(code), None),
+        Leader::Reaped(sys::WaitOutcome::Signaled(sig)) => (None, Some(sig)),
+        _ => (None, None),
     };
     let exit = Exit {
         code,
@@ -670,10 +668,9 @@ pub(crate) fn finalize(shared: &Shared, proc: &Arc<Proc>, mut state: MutexGuard<
     log::info!(
         "{}: exited: code {}{}{}, {} ms, {} output bytes",
         proc_label(proc),
-        exit.code,
+        exit.code.unwrap_or(-1),
         exit.signal
-            .as_deref()
-            .map(|s| format!(", signal {s}"))
+            .map(|s| format!(", signal {}", sys::signal_name(s)))
             .unwrap_or_default(),
         if exit.timed_out { ", timed out" } else { "" },
         exit.duration.as_millis(),

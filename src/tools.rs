@@ -171,7 +171,7 @@ impl ProcessApi for LocalApi {
         let pid = parse_id(id)?;
         let out = self
             .manager
-            .output(&pid, self.chat, OutputQuery { cursor, wait })
+            .output(&pid, self.chat, OutputQuery::from_parts(cursor, wait))
             .map_err(|e| {
                 let mut err = api_error(&e, status_of(&e));
                 if let Error::NotFound(_) = e {
@@ -196,9 +196,7 @@ impl ProcessApi for LocalApi {
         let Ok(sig) = signal.parse::<Signal>() else {
             return Err(ApiError {
                 status: Some(400),
-                message: format!(
-                    "Unsupported signal \"{signal}\". Use \"kill\", \"terminate\" or \"interrupt\"."
-                ),
+                message: api::unsupported_signal_message(signal),
                 detail: None,
             });
         };

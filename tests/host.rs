@@ -56,16 +56,9 @@ fn helper_ignored_sigchld() {
     for cmd in ["exit 5", "echo out", "sleep 0.2"] {
         let started = manager.start(Command::shell(cmd)).expect("start");
         let out = manager
-            .output(
-                &started.id,
-                None,
-                OutputQuery {
-                    cursor: None,
-                    wait: Some(LONG),
-                },
-            )
+            .output(&started.id, None, OutputQuery::until_exit(LONG))
             .expect("output");
-        let exit = out.exit.clone().map(|e| e.code);
+        let exit = out.exit.as_ref().map(procwarden::api::exit_code);
         println!(
             "RESULT {cmd:?} running={} code={exit:?} output={:?}",
             out.running, out.output

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{dead, eventually, live_group_members};
+use procwarden::api::{exit_code, exit_signal};
 use procwarden::{Command, Error, Manager, Output, OutputQuery, ProcessId, Signal, Uuid};
 
 const LONG: Duration = Duration::from_secs(20);
@@ -29,10 +30,7 @@ fn both() -> [(&'static str, Manager); 2] {
 
 /// Wait (up to `LONG`) for the process to exit.
 fn waiting() -> OutputQuery {
-    OutputQuery {
-        cursor: None,
-        wait: Some(LONG),
-    }
+    OutputQuery::until_exit(LONG)
 }
 
 fn wait_exit(m: &Manager, id: &ProcessId) -> Output {
@@ -58,9 +56,9 @@ fn exit_codes_zero_and_42() {
     for (how, m) in both() {
         let out = run(&m, Command::shell("true"));
         let exit = out.exit.expect("exit");
-        assert_eq!((exit.code, exit.signal), (0, None), "{how}");
+        assert_eq!((exit.code, exit.signal), (Some(0), None), "{how}");
         let out = run(&m, Command::shell("exit 42"));
-        assert_eq!(out.exit.expect("exit").code, 42, "{how}");
+        assert_eq!(out.exit.expect("exit").code, Some(42), "{how}");
     }
 }
 
@@ -130,7 +128,7 @@ fn list_sorts_running_first_then_newest_start_first() {
     assert_eq!(order, vec![c, a, d, b]);
     let rows = m.list(None, 10);
     assert!(rows[0].running && rows[1].running && !rows[2].running);
-    assert_eq!(rows[2].exit.as_ref().map(|e| e.code), Some(0));
+    assert_eq!(rows[2].exit.as_ref().and_then(|e| e.code), Some(0));
 }
 
 #[test]
@@ -359,7 +357,10 @@ fn two_concurrent_waiters_are_woken_by_a_kill() {
         let out = waiter.join().expect("waiter");
         assert!(!out.running);
         let exit = out.exit.expect("exit");
-        assert_eq!((exit.code, exit.signal.as_deref()), (-1, Some("SIGKILL")));
+        assert_eq!(
+            (exit_code(&exit), exit_signal(&exit).as_deref()),
+            (-1, Some("SIGKILL"))
+        );
         assert!(!exit.timed_out);
     }
 }
@@ -371,14 +372,7 @@ fn a_wait_on_an_exited_process_returns_at_once() {
     wait_exit(&m, &id);
     let asked = Instant::now();
     let out = m
-        .output(
-            &id,
-            None,
-            OutputQuery {
-                cursor: None,
-                wait: Some(Duration::from_secs(60)),
-            },
-        )
+        .output(&id, None, OutputQuery::until_exit(Duration::from_secs(60)))
         .expect("output");
     assert!(
         asked.elapsed() < Duration::from_secs(10),
@@ -398,10 +392,7 @@ fn a_wait_with_a_short_deadline_reports_running() {
         .output(
             &id,
             None,
-            OutputQuery {
-                cursor: None,
-                wait: Some(Duration::from_millis(50)),
-            },
+            OutputQuery::until_exit(Duration::from_millis(50)),
         )
         .expect("output");
     assert!(out.running);
@@ -416,10 +407,7 @@ fn a_cursor_wait_returns_each_piece_of_output_as_it_comes() {
         .start(Command::shell("echo a; sleep 0.3; echo b; sleep 0.3"))
         .expect("start")
         .id;
-    let query = |cursor| OutputQuery {
-        cursor: Some(cursor),
-        wait: Some(LONG),
-    };
+    let query = |cursor| OutputQuery::after(cursor, LONG);
     let first = m.output(&id, None, query(0)).expect("first");
     assert_eq!((first.output.as_str(), first.running), ("a\n", true));
     let second = m
@@ -447,7 +435,7 @@ fn terminate_kills_a_whole_pipeline() {
         m.signal(&started.id, None, Signal::Terminate, None)
             .expect("terminate");
         let exit = wait_exit(&m, &started.id).exit.expect("exit");
-        assert_eq!(exit.signal.as_deref(), Some("SIGTERM"), "{how}");
+        assert_eq!(exit_signal(&exit).as_deref(), Some("SIGTERM"), "{how}");
         assert!(
             eventually(LONG, || live_group_members(pgid).is_empty()),
             "{how}: pipeline members survived: {:?}",
@@ -465,14 +453,7 @@ fn terminate_escalates_to_kill_after_the_grace() {
         .expect("start")
         .id;
     let ready = m
-        .output(
-            &id,
-            None,
-            OutputQuery {
-                cursor: Some(0),
-                wait: Some(LONG),
-            },
-        )
+        .output(&id, None, OutputQuery::after(0, LONG))
         .expect("ready");
     assert_eq!(ready.output, "ready\n");
     m.signal(
@@ -483,7 +464,7 @@ fn terminate_escalates_to_kill_after_the_grace() {
     )
     .expect("terminate");
     let exit = wait_exit(&m, &id).exit.expect("exit");
-    assert_eq!(exit.signal.as_deref(), Some("SIGKILL"));
+    assert_eq!(exit_signal(&exit).as_deref(), Some("SIGKILL"));
     assert!(!exit.timed_out);
 }
 
@@ -495,7 +476,7 @@ fn interrupt_sends_sigint() {
     m.signal(&id, None, Signal::Interrupt, None)
         .expect("interrupt");
     let exit = wait_exit(&m, &id).exit.expect("exit");
-    assert_eq!(exit.signal.as_deref(), Some("SIGINT"));
+    assert_eq!(exit_signal(&exit).as_deref(), Some("SIGINT"));
 }
 
 #[test]
@@ -507,7 +488,10 @@ fn a_timeout_terminates_and_is_reported() {
         .id;
     let exit = wait_exit(&m, &id).exit.expect("exit");
     assert!(exit.timed_out);
-    assert_eq!((exit.code, exit.signal.as_deref()), (-1, Some("SIGTERM")));
+    assert_eq!(
+        (exit_code(&exit), exit_signal(&exit).as_deref()),
+        (-1, Some("SIGTERM"))
+    );
 }
 
 #[test]
@@ -527,7 +511,7 @@ fn a_timeout_escalates_when_terminate_is_ignored() {
     );
     let exit = out.exit.expect("exit");
     assert!(exit.timed_out);
-    assert_eq!(exit.signal.as_deref(), Some("SIGKILL"));
+    assert_eq!(exit_signal(&exit).as_deref(), Some("SIGKILL"));
 }
 
 #[test]
@@ -539,7 +523,7 @@ fn a_grandchild_holding_the_pipe_cannot_hold_the_exit_past_the_pipe_grace() {
     let out = wait_exit(&m, &started.id);
     assert_eq!(out.output, "started\n");
     let exit = out.exit.expect("exit");
-    assert_eq!(exit.code, 0);
+    assert_eq!(exit.code, Some(0));
     assert!(
         exit.duration >= Duration::from_millis(1900) && exit.duration < Duration::from_secs(10),
         "marked exited after {:?}, expected about the 2 s pipe grace",
@@ -578,7 +562,7 @@ fn a_signal_during_the_pipe_grace_reaches_what_is_left_of_the_group() {
     let exit = wait_exit(&m, &started.id).exit.expect("exit");
     assert_eq!(
         (exit.code, exit.signal),
-        (3, None),
+        (Some(3), None),
         "the leader's own status"
     );
     assert!(eventually(LONG, || live_group_members(pgid).is_empty()));
@@ -665,7 +649,7 @@ fn the_exit_hook_reports_id_chat_and_workdir() {
         .id;
     let event = rx.recv_timeout(LONG).expect("exit event");
     assert_eq!((event.id, event.chat, event.workdir), (id, Some(c), dir));
-    assert_eq!(event.exit.code, 7);
+    assert_eq!(event.exit.code, Some(7));
 }
 
 #[test]
@@ -688,7 +672,10 @@ fn close_refuses_new_starts_wakes_waiters_and_is_idempotent() {
     }
     let out = waiter.join().expect("waiter");
     assert!(!out.running);
-    assert_eq!(out.exit.and_then(|e| e.signal).as_deref(), Some("SIGTERM"));
+    assert_eq!(
+        out.exit.as_ref().and_then(exit_signal).as_deref(),
+        Some("SIGTERM")
+    );
     assert!(matches!(
         m.start(Command::shell("true")),
         Err(Error::ShuttingDown)
@@ -708,19 +695,12 @@ fn close_kills_a_group_that_ignores_terminate() {
         .expect("start");
     // Close only once the trap is in place.
     let ready = m
-        .output(
-            &started.id,
-            None,
-            OutputQuery {
-                cursor: Some(0),
-                wait: Some(LONG),
-            },
-        )
+        .output(&started.id, None, OutputQuery::after(0, LONG))
         .expect("ready");
     assert_eq!(ready.output, "ready\n");
     m.close();
     let exit = m.info(&started.id, None).expect("info").exit.expect("exit");
-    assert_eq!(exit.signal.as_deref(), Some("SIGKILL"));
+    assert_eq!(exit_signal(&exit).as_deref(), Some("SIGKILL"));
     assert!(eventually(LONG, || live_group_members(started.pid as i32).is_empty()));
 }
 
@@ -839,16 +819,9 @@ fn close_returns_only_once_killed_members_are_gone() {
         ))
         .expect("start");
     assert_eq!(
-        m.output(
-            &started.id,
-            None,
-            OutputQuery {
-                cursor: Some(0),
-                wait: Some(LONG)
-            }
-        )
-        .expect("go")
-        .output,
+        m.output(&started.id, None, OutputQuery::after(0, LONG))
+            .expect("go")
+            .output,
         "go\n"
     );
     let pgid = started.pid as i32;

@@ -25,14 +25,11 @@ fn cycles(manager: &Manager, n: usize) {
             .output(
                 &started.id,
                 None,
-                OutputQuery {
-                    cursor: None,
-                    wait: Some(Duration::from_secs(20)),
-                },
+                OutputQuery::until_exit(Duration::from_secs(20)),
             )
             .expect("output");
         assert!(!out.running, "cycle {i} did not finish");
-        assert_eq!(out.exit.expect("exit").code, 0);
+        assert_eq!(out.exit.expect("exit").code, Some(0));
     }
 }
 
