@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::buffer::TRUNCATION_STRATEGY;
-use crate::process::{Exit, Output, ParseSignalError, ProcessInfo as Info, Signal};
+use crate::command::{ParseSignalError, Signal};
+use crate::info::{Exit, Output, ProcessInfo as Info};
 
 /// Path prefix of every process route.
 pub const PREFIX: &str = "/api/v0/processes";

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::process::ProcessId;
+use crate::id::ProcessId;
 
 /// Why a [`Manager`](crate::Manager) operation failed.
 ///

@@ -12,9 +12,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::api::{self, Message};
+use crate::command::{Command, Signal};
 use crate::error::Error;
+use crate::id::ProcessId;
+use crate::info::OutputQuery;
 use crate::manager::Manager;
-use crate::process::{Command, OutputQuery, ProcessId, Signal};
 
 /// A request: what the HTTP front end ([`crate::http`]) parsed, and what the handler answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

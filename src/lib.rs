@@ -104,34 +104,50 @@
 pub mod api;
 pub mod buffer;
 #[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
+mod command;
 mod error;
 pub mod handler;
 #[cfg(feature = "server")]
 pub mod http;
+mod id;
+mod info;
 mod manager;
 #[cfg(any(test, feature = "model"))]
+#[doc(hidden)]
 pub mod model;
 mod pool;
 mod process;
 mod reaper;
 mod render;
 #[cfg(feature = "server")]
+#[doc(hidden)]
 pub mod serve;
 pub(crate) mod sys;
+mod time;
 pub mod tools;
 
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};
+pub use command::{Command, ParseSignalError, Signal};
 pub use error::Error;
+pub use id::ProcessId;
+pub use info::{Exit, ExitEvent, Output, OutputQuery, ProcessInfo, Started};
 pub use manager::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
     DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
-    DEFAULT_THREAD_STACK_BYTES, Manager, ManagerBuilder, Started,
+    DEFAULT_THREAD_STACK_BYTES, Manager, ManagerBuilder,
 };
-pub use process::{
-    Command, Exit, ExitEvent, Output, OutputQuery, ParseSignalError, ProcessId, ProcessInfo,
-    READ_CHUNK_BYTES, Signal,
-};
+pub use process::READ_CHUNK_BYTES;
 pub use uuid::Uuid;
+
+// The types programs share between threads: checked when the crate compiles.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Manager>();
+    send_sync::<HeadTailBuffer>();
+    #[cfg(feature = "client")]
+    send_sync::<client::Client>();
+};

@@ -1,392 +1,59 @@
-//! One child process: what was asked for, its record while it runs and after, and its reader
-//! thread.
+//! One child process: its record while it runs and after, the loop of the thread that watches
+//! it, and marking it exited.
+//!
+//! Data flows one way out of here: whoever watches a child (its reader thread on Linux, the
+//! supervisor elsewhere) calls the methods of [`Proc`], and the process tells its owner about
+//! its exit through the one narrow [`ExitSink`] call. Nothing here knows the manager's table.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use uuid::Uuid;
 
-use crate::buffer::{HeadTailBuffer, Truncation};
-use crate::manager::Shared;
-use crate::reaper;
+use crate::buffer::{BufferConfig, HeadTailBuffer};
+use crate::id::ProcessId;
+use crate::info::{Exit, ProcessInfo};
 use crate::sys;
+use crate::time::deadline_in;
 
 /// Bytes read from a child's pipe at once (the default pipe capacity on Linux). The read buffer
 /// is allocated when the first output arrives, so a silent process costs none of it.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 
-/// A process's id: a random (v4) UUID, never reused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcessId(Uuid);
+/// Where a process reports what happens to it. The manager's shared state implements it; the
+/// process never reaches into the manager otherwise.
+pub(crate) trait ExitSink {
+    /// The process has just been marked exited. Called once per process, with its lock held and
+    /// before any waiter is woken, so that the exit is on record (running slot freed, retention
+    /// started, hook queued) before anyone can see it. `lingers`: its group may outlive the
+    /// leader (a background member), so a close must still end it.
+    fn exited(&self, proc: &Arc<Proc>, exit: &Exit, lingers: bool);
 
-impl ProcessId {
-    pub(crate) fn new_random() -> Self {
-        ProcessId(Uuid::new_v4())
-    }
+    /// A watcher reached the end of a process's output: a close waiting for groups to empty
+    /// should look again.
+    fn output_ended(&self);
 
-    /// The UUID.
-    pub fn as_uuid(&self) -> &Uuid {
-        &self.0
-    }
+    /// The process's reader stopped (or failed) before its leader was reaped: somebody else
+    /// must watch the leader from now on.
+    fn unwatched(&self, proc: Arc<Proc>);
 }
 
-impl fmt::Display for ProcessId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0.hyphenated(), f)
-    }
-}
-
-impl FromStr for ProcessId {
-    type Err = uuid::Error;
-
-    /// Parses a UUID in any of its usual spellings, case-insensitively.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(ProcessId)
-    }
-}
-
-impl From<Uuid> for ProcessId {
-    fn from(uuid: Uuid) -> Self {
-        ProcessId(uuid)
-    }
-}
-
-/// What to run and how. Build one with [`Command::shell`] or [`Command::argv`].
-///
-/// ```
-/// use procwarden::Command;
-/// use std::time::Duration;
-///
-/// let cmd = Command::shell("make test")
-///     .workdir("/tmp")
-///     .env("CI", "1")
-///     .timeout(Duration::from_secs(600));
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use = "a Command does nothing until passed to Manager::start"]
-pub struct Command {
-    pub(crate) shell: Option<String>,
-    pub(crate) argv: Option<Vec<String>>,
-    pub(crate) workdir: Option<PathBuf>,
-    pub(crate) env: Vec<(String, String)>,
-    pub(crate) background: bool,
-    pub(crate) timeout: Option<Duration>,
+/// What a record is made of, known before the spawn.
+pub(crate) struct ProcSpec {
+    pub(crate) id: ProcessId,
     pub(crate) chat: Option<Uuid>,
-}
-
-impl Command {
-    /// Run `command` with `sh -c`.
-    pub fn shell(command: impl Into<String>) -> Self {
-        Command {
-            shell: Some(command.into()),
-            ..Command::default()
-        }
-    }
-
-    /// Run a program directly, no shell. `argv[0]` is the program: a path, or a name looked up
-    /// in the child's `PATH`.
-    pub fn argv<I, S>(argv: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Command {
-            argv: Some(argv.into_iter().map(Into::into).collect()),
-            ..Command::default()
-        }
-    }
-
-    /// A command given as the wire gives it: either field may be absent; an empty `command`
-    /// counts as absent. [`Manager::start`](crate::Manager::start) rejects none or both.
-    pub fn from_parts(command: Option<String>, argv: Option<Vec<String>>) -> Self {
-        Command {
-            shell: command.filter(|c| !c.is_empty()),
-            argv,
-            ..Command::default()
-        }
-    }
-
-    /// The working directory: absolute, and it must exist. Default: the manager's configured
-    /// directory if it exists, else `$HOME`.
-    pub fn workdir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.workdir = Some(dir.into());
-        self
-    }
-
-    /// Sets one extra environment variable (applied after the manager's environment and hook).
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Sets several extra environment variables.
-    pub fn envs<I, K, V>(mut self, vars: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
-        self.env
-            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
-        self
-    }
-
-    /// Marks the process as a background process (recorded and reported; nothing else changes).
-    pub fn background(mut self, background: bool) -> Self {
-        self.background = background;
-        self
-    }
-
-    /// After this long the process group gets SIGTERM, then SIGKILL after the kill grace, and
-    /// the process is reported as timed out.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Starts the process for a chat: only that chat (and callers without a chat) see it, and
-    /// it gets `CODER_CHAT_ID` in its environment.
-    pub fn chat(mut self, chat: Uuid) -> Self {
-        self.chat = Some(chat);
-        self
-    }
-
-    /// Sets or clears the chat.
-    pub fn chat_opt(mut self, chat: Option<Uuid>) -> Self {
-        self.chat = chat;
-        self
-    }
-}
-
-/// A signal the manager sends to a whole process group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Signal {
-    /// SIGTERM: ask to stop.
-    Terminate,
-    /// SIGKILL: stop now.
-    Kill,
-    /// SIGINT: as Ctrl-C would.
-    Interrupt,
-}
-
-impl Signal {
-    /// Every signal, in the order the wire lists them.
-    pub const ALL: [Signal; 3] = [Signal::Terminate, Signal::Kill, Signal::Interrupt];
-
-    /// The signal number.
-    #[must_use]
-    pub fn number(self) -> i32 {
-        match self {
-            Signal::Terminate => libc::SIGTERM,
-            Signal::Kill => libc::SIGKILL,
-            Signal::Interrupt => libc::SIGINT,
-        }
-    }
-
-    /// The wire name: `terminate`, `kill` or `interrupt` (see [`crate::api::signal_name`]).
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        crate::api::signal_name(self)
-    }
-}
-
-impl FromStr for Signal {
-    type Err = ParseSignalError;
-
-    /// Parses a wire name (`terminate`, `kill`, `interrupt`).
-    fn from_str(s: &str) -> Result<Self, ParseSignalError> {
-        crate::api::parse_signal(s)
-    }
-}
-
-/// A signal name that is not one of [`Signal`]'s wire names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseSignalError {
-    pub(crate) name: String,
-}
-
-impl ParseSignalError {
-    /// The name that was given.
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl fmt::Display for ParseSignalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::api::unsupported_signal_message(&self.name))
-    }
-}
-
-impl std::error::Error for ParseSignalError {}
-
-/// How a process ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Exit {
-    /// The leader's exit code, when it exited by itself. `None` when a signal ended it, or when
-    /// its status could not be read (the embedding program, or a host ignoring SIGCHLD, reaped
-    /// it): then `signal` tells which.
-    pub code: Option<i32>,
-    /// The number of the signal that ended the leader, e.g. 9 for SIGKILL.
-    pub signal: Option<i32>,
-    /// Whether the process's timeout ended it.
-    pub timed_out: bool,
-    /// When the process was marked exited.
-    pub exited_at: SystemTime,
-    /// From start to being marked exited.
-    pub duration: Duration,
-}
-
-impl Exit {
-    /// Whether the leader's status could not be read (neither a code nor a signal).
-    #[must_use]
-    pub fn status_unknown(&self) -> bool {
-        self.code.is_none() && self.signal.is_none()
-    }
-}
-
-/// A snapshot of one process, as `list` and `info` report it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ProcessInfo {
-    /// The process's id.
-    pub id: ProcessId,
-    /// The chat it was started for, if any.
-    pub chat: Option<Uuid>,
-    /// The command: the shell command, or the argv joined with POSIX shell quoting.
-    pub command: String,
-    /// The working directory actually used.
-    pub workdir: PathBuf,
-    /// Whether it was started as a background process.
-    pub background: bool,
-    /// False once the leader has exited and its output is complete (or the pipe grace passed).
-    pub running: bool,
-    /// The leader's pid (also its process group id).
-    pub pid: u32,
-    /// When it was started.
-    pub started_at: SystemTime,
-    /// How it ended; `None` while running.
-    pub exit: Option<Exit>,
-}
-
-/// What [`Manager::output`](crate::Manager::output) returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Output {
-    /// The rendered output (valid UTF-8; see [`HeadTailBuffer`] for the rules).
-    pub output: String,
-    /// Present exactly when some covered stream bytes were not kept.
-    pub truncated: Option<Truncation>,
-    /// Stream offset just past what this answer covers; pass it back as the cursor.
-    pub next_cursor: u64,
-    /// Whether the process is still running. When false, `output` is final.
-    pub running: bool,
-    /// How it ended, once it has.
-    pub exit: Option<Exit>,
-}
-
-/// How to read output: from where, and whether to wait. Build one with [`snapshot`],
-/// [`snapshot_from`], [`until_exit`] or [`after`].
-///
-/// ```
-/// use procwarden::OutputQuery;
-/// use std::time::Duration;
-///
-/// let now = OutputQuery::snapshot();
-/// let done = OutputQuery::until_exit(Duration::from_secs(300));
-/// let more = OutputQuery::after(1024, Duration::from_secs(30));
-/// assert_eq!(more.cursor(), Some(1024));
-/// assert_eq!(now.wait(), None);
-/// # let _ = done;
-/// ```
-///
-/// [`snapshot`]: OutputQuery::snapshot
-/// [`snapshot_from`]: OutputQuery::snapshot_from
-/// [`until_exit`]: OutputQuery::until_exit
-/// [`after`]: OutputQuery::after
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OutputQuery {
-    cursor: Option<u64>,
-    wait: Option<Duration>,
-}
-
-impl OutputQuery {
-    /// The whole kept output, at once.
-    #[must_use]
-    pub fn snapshot() -> Self {
-        OutputQuery::default()
-    }
-
-    /// Only stream bytes at offsets `>= cursor`, at once.
-    #[must_use]
-    pub fn snapshot_from(cursor: u64) -> Self {
-        OutputQuery {
-            cursor: Some(cursor),
-            wait: None,
-        }
-    }
-
-    /// The whole kept output, after waiting up to `wait` (at most the manager's wait limit) for
-    /// the process to exit.
-    #[must_use]
-    pub fn until_exit(wait: Duration) -> Self {
-        OutputQuery {
-            cursor: None,
-            wait: Some(wait),
-        }
-    }
-
-    /// Stream bytes at offsets `>= cursor`, after waiting up to `wait` (at most the manager's
-    /// wait limit) for output past the cursor or for the exit.
-    #[must_use]
-    pub fn after(cursor: u64, wait: Duration) -> Self {
-        OutputQuery {
-            cursor: Some(cursor),
-            wait: Some(wait),
-        }
-    }
-
-    /// A query as the wire gives it: either part may be absent.
-    #[must_use]
-    pub fn from_parts(cursor: Option<u64>, wait: Option<Duration>) -> Self {
-        OutputQuery { cursor, wait }
-    }
-
-    /// The cursor, if any.
-    #[must_use]
-    pub fn cursor(&self) -> Option<u64> {
-        self.cursor
-    }
-
-    /// How long to wait, if at all.
-    #[must_use]
-    pub fn wait(&self) -> Option<Duration> {
-        self.wait
-    }
-}
-
-/// Passed to the on-exit hook once a process has been marked exited.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ExitEvent {
-    /// The process's id.
-    pub id: ProcessId,
-    /// The chat it was started for.
-    pub chat: Option<Uuid>,
-    /// Its working directory: files under it may have changed.
-    pub workdir: PathBuf,
-    /// How it ended.
-    pub exit: Exit,
+    /// For display: the shell command, or the argv joined with shell quoting.
+    pub(crate) command: String,
+    pub(crate) workdir: PathBuf,
+    pub(crate) background: bool,
+    pub(crate) buffer: BufferConfig,
+    /// How long an open output pipe keeps the process running after its leader's exit.
+    pub(crate) pipe_grace: Duration,
 }
 
 /// The manager's record of one process. Immutable fields, the output buffer, and the mutable
@@ -399,15 +66,17 @@ pub(crate) struct Proc {
     pub(crate) command: String,
     pub(crate) workdir: PathBuf,
     pub(crate) background: bool,
-    pub(crate) pid: i32,
+    /// The leader's pid, which is also its process group id.
+    pub(crate) pid: u32,
     pub(crate) started_at: SystemTime,
     pub(crate) started: Instant,
+    pipe_grace: Duration,
     pub(crate) buffer: HeadTailBuffer,
     pub(crate) state: Mutex<ProcState>,
-    pub(crate) exited: Condvar,
+    exited: Condvar,
 }
 
-/// The leader's status as the reaper saw it.
+/// The leader's status as its watcher saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Leader {
     Alive,
@@ -426,7 +95,40 @@ pub(crate) struct ProcState {
     pub(crate) pidfd: Option<Arc<OwnedFd>>,
 }
 
+impl ProcState {
+    /// Whether anything of the process may still be alive: it runs, or its group may have
+    /// members (the pidfd is kept for that, or the pipe is still held).
+    pub(crate) fn may_have_members(&self) -> bool {
+        self.exit.is_none() || self.pidfd.is_some() || self.pipe_open
+    }
+}
+
 impl Proc {
+    /// The record of a child that has just been spawned with `pid` as the `seq`-th start.
+    pub(crate) fn new(spec: ProcSpec, pid: u32, seq: u64, pidfd: Option<OwnedFd>) -> Arc<Proc> {
+        Arc::new(Proc {
+            id: spec.id,
+            seq,
+            chat: spec.chat,
+            command: spec.command,
+            workdir: spec.workdir,
+            background: spec.background,
+            pid,
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+            pipe_grace: spec.pipe_grace,
+            buffer: HeadTailBuffer::with_config(spec.buffer),
+            state: Mutex::new(ProcState {
+                leader: Leader::Alive,
+                pipe_open: true,
+                timed_out: false,
+                exit: None,
+                pidfd: pidfd.map(Arc::new),
+            }),
+            exited: Condvar::new(),
+        })
+    }
+
     pub(crate) fn info(&self) -> ProcessInfo {
         let exit = self.state.lock().exit.clone();
         ProcessInfo {
@@ -436,9 +138,17 @@ impl Proc {
             workdir: self.workdir.clone(),
             background: self.background,
             running: exit.is_none(),
-            pid: self.pid as u32,
+            pid: self.pid,
             started_at: self.started_at,
             exit,
+        }
+    }
+
+    /// `process <id> chat=<chat>` for log lines.
+    pub(crate) fn label(&self) -> String {
+        match self.chat {
+            Some(chat) => format!("process {} chat={chat}", self.id),
+            None => format!("process {} chat=-", self.id),
         }
     }
 
@@ -456,18 +166,157 @@ impl Proc {
     /// Sends `sig` to the process's group, never to an id that may have been reused: through
     /// the pidfd (which names the group itself), or by number only while the unreaped leader
     /// pins the id, or while the open pipe shows that members remain. `Ok(false)` when nothing
-    /// was left to signal.
-    pub(crate) fn signal_group(state: &ProcState, pid: i32, sig: i32) -> io::Result<bool> {
+    /// was left to signal. The caller holds the process's lock (`state`).
+    pub(crate) fn signal_locked(&self, state: &ProcState, sig: i32) -> io::Result<bool> {
         let by_number_safe = state.leader == Leader::Alive || state.pipe_open;
         let pidfd = state.pidfd.as_deref().map(AsFd::as_fd);
         if pidfd.is_none() && !by_number_safe {
             return Ok(false);
         }
-        match sys::signal_group(pidfd, pid, sig, by_number_safe) {
+        match sys::signal_group(pidfd, self.pid as i32 /*PID*/, sig, by_number_safe) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// SIGKILL to the group if the process runs or its group may still have members.
+    pub(crate) fn kill_if_alive(&self) {
+        let state = self.state.lock();
+        if !state.may_have_members() {
+            return;
+        }
+        let sent = self.signal_locked(&state, libc::SIGKILL);
+        drop(state);
+        match sent {
+            Ok(true) => log::info!("{}: sent SIGKILL to its group", self.label()),
+            Ok(false) => {}
+            Err(e) => log::warn!("{}: SIGKILL failed: {e}", self.label()),
+        }
+    }
+
+    /// Whether an exited process's group may still have members: asked through the pidfd
+    /// (which names the group itself) where the kernel can (Linux 6.9+); elsewhere an open
+    /// output pipe is taken as the sign that a member holds it. Forgets the pidfd when not.
+    pub(crate) fn group_may_have_members(&self) -> bool {
+        let mut state = self.state.lock();
+        self.group_may_have_members_locked(&mut state)
+    }
+
+    fn group_may_have_members_locked(&self, state: &mut ProcState) -> bool {
+        let by_pidfd = state.pidfd.as_deref().map(|fd| {
+            sys::signal_group(Some(fd.as_fd()), self.pid as i32 /*PID*/, 0, false)
+                .map_or_else(|e| e.raw_os_error() != Some(libc::ESRCH), |()| true)
+        });
+        // ESRCH here also means "the kernel cannot ask by group": fall back to the pipe.
+        let may = by_pidfd == Some(true) || state.pipe_open;
+        if !may {
+            state.pidfd = None;
+        }
+        may
+    }
+
+    /// Reaps the leader if it has exited, under the process's lock (which signalling by number
+    /// also takes, so the id cannot be freed under a signal). Returns whether it was reaped
+    /// now. A failed wait (ECHILD: the host reaped it) counts as exited with an unknown status.
+    pub(crate) fn reap_leader(&self, state: &mut ProcState, pidfd: Option<BorrowedFd<'_>>) -> bool {
+        if state.leader != Leader::Alive {
+            return false;
+        }
+        let outcome = match sys::try_reap(self.pid as i32 /*PID*/, pidfd) {
+            Ok(sys::WaitOutcome::Running) => return false,
+            Ok(outcome) => outcome,
+            Err(e) => {
+                log::debug!("{}: reaping pid {} failed: {e}", self.label(), self.pid);
+                sys::WaitOutcome::Unknown
+            }
+        };
+        state.leader = Leader::Reaped(outcome);
+        true
+    }
+
+    /// The leader has been reaped. If the output is complete, marks the process exited;
+    /// otherwise returns when the pipe grace ends, for the watcher to call
+    /// [`pipe_grace_over`](Self::pipe_grace_over) then. The one pipe-grace path, whoever
+    /// watches the process.
+    #[must_use]
+    pub(crate) fn leader_reaped(
+        self: &Arc<Self>,
+        state: MutexGuard<'_, ProcState>,
+        sink: &dyn ExitSink,
+    ) -> Option<Instant> {
+        if state.pipe_open {
+            Some(deadline_in(self.pipe_grace))
+        } else {
+            self.mark_exited(state, sink);
+            None
+        }
+    }
+
+    /// The pipe grace has ended: marks the process exited even though its pipe is still held.
+    pub(crate) fn pipe_grace_over(self: &Arc<Self>, sink: &dyn ExitSink) {
+        let state = self.state.lock();
+        if state.exit.is_none() {
+            log::debug!(
+                "{}: output pipe still open {} ms after exit; marking exited",
+                self.label(),
+                self.pipe_grace.as_millis()
+            );
+            self.mark_exited(state, sink);
+        }
+    }
+
+    /// The output reached end of file (or its reader stopped): marks the process exited if the
+    /// leader was already reaped.
+    fn output_closed(self: &Arc<Self>, sink: &dyn ExitSink) {
+        let mut state = self.state.lock();
+        state.pipe_open = false;
+        if state.leader != Leader::Alive {
+            self.mark_exited(state, sink);
+        }
+    }
+
+    /// Marks the process exited: seals the output first, then records the exit (the sink frees
+    /// the running slot under the lock), then wakes waiters. So anyone who sees
+    /// `running: false` reads final output, and a start right after it finds the slot free.
+    ///
+    /// Called by whichever of the two events comes last, with the process's lock held: the
+    /// leader being reaped (pipe already at end of file), or the end of the output (leader
+    /// already reaped), or the end of the pipe grace. Either way the waiters are one wake-up
+    /// away from the exit, not two.
+    fn mark_exited(self: &Arc<Self>, mut state: MutexGuard<'_, ProcState>, sink: &dyn ExitSink) {
+        if state.exit.is_some() {
+            return;
+        }
+        self.buffer.close();
+        let (code, signal) = match state.leader {
+            Leader::Reaped(sys::WaitOutcome::Exited(code)) => (Some(code), None),
+            Leader::Reaped(sys::WaitOutcome::Signaled(sig)) => (None, Some(sig)),
+            _ => (None, None),
+        };
+        let exit = Exit {
+            code,
+            signal,
+            timed_out: state.timed_out,
+            exited_at: SystemTime::now(),
+            duration: self.started.elapsed(),
+        };
+        state.exit = Some(exit.clone());
+        let lingers = self.group_may_have_members_locked(&mut state);
+        sink.exited(self, &exit, lingers);
+        drop(state);
+        self.exited.notify_all();
+        log::info!(
+            "{}: exited: code {}{}{}, {} ms, {} output bytes",
+            self.label(),
+            exit.code.unwrap_or(-1),
+            exit.signal
+                .map(|s| format!(", signal {}", sys::signal_name(s)))
+                .unwrap_or_default(),
+            if exit.timed_out { ", timed out" } else { "" },
+            exit.duration.as_millis(),
+            self.buffer.total_bytes(),
+        );
     }
 }
 
@@ -475,16 +324,16 @@ impl Proc {
 /// child has a pidfd, watches it too: reaps the leader when it exits, runs the pipe grace as its
 /// poll timeout, and marks the process exited as soon as both the leader and the output are
 /// done. So an exit wakes this one thread, which wakes the waiters: no hop through the
-/// supervisor. Returns at end of file once the process is marked exited, or at the manager's
-/// stop signal (end of a close).
+/// supervisor. Returns at end of file once the process is marked exited, or when `stop` becomes
+/// readable (the end of a close).
 pub(crate) fn watch(
-    shared: &Shared,
     proc: &Arc<Proc>,
     pipe: OwnedFd,
     mut pidfd: Option<Arc<OwnedFd>>,
+    stop: BorrowedFd<'_>,
+    sink: &dyn ExitSink,
 ) -> io::Result<()> {
     sys::set_nonblocking(pipe.as_fd(), true)?;
-    let stop = &shared.stop_readers;
     let mut pipe = Some(File::from(pipe));
     let mut grace_until: Option<Instant> = None;
     let mut ready = Vec::with_capacity(3);
@@ -494,7 +343,7 @@ pub(crate) fn watch(
             break Ok(());
         }
         // Index 0: stop; then the pipe and the pidfd while they matter.
-        let mut fds = [stop.fd(); 3];
+        let mut fds = [stop; 3];
         let mut n = 1;
         let pipe_at = pipe.as_ref().map(|p| {
             fds[n] = p.as_fd();
@@ -518,18 +367,9 @@ pub(crate) fn watch(
                 Ok(true) => {}
                 Ok(false) => {
                     pipe = None;
-                    let mut state = proc.state.lock();
-                    state.pipe_open = false;
-                    if state.leader != Leader::Alive {
-                        grace_until = None;
-                        reaper::finalize(shared, proc, state);
-                    } else {
-                        drop(state);
-                    }
-                    // A close may be waiting for this group's last member (the pipe's holder).
-                    if shared.is_closing() {
-                        shared.wake.wake();
-                    }
+                    grace_until = None;
+                    proc.output_closed(sink);
+                    sink.output_ended();
                 }
                 Err(e) => break Err(e),
             }
@@ -539,41 +379,22 @@ pub(crate) fn watch(
         {
             let fd = pidfd.take().expect("polled pidfd");
             let mut state = proc.state.lock();
-            if reaper::reap_leader(proc, &mut state, Some(fd.as_fd()))
-                || state.leader != Leader::Alive
-            {
-                if state.pipe_open {
-                    grace_until = Some(Instant::now() + shared.config.pipe_grace);
-                } else {
-                    reaper::finalize(shared, proc, state);
-                }
+            if proc.reap_leader(&mut state, Some(fd.as_fd())) || state.leader != Leader::Alive {
+                grace_until = proc.leader_reaped(state, sink);
             } else {
                 pidfd = Some(fd);
             }
         }
         if grace_until.is_some_and(|at| at <= Instant::now()) {
             grace_until = None;
-            let state = proc.state.lock();
-            if state.exit.is_none() {
-                log::debug!(
-                    "{}: output pipe still open {} ms after exit; marking exited",
-                    reaper::proc_label(proc),
-                    shared.config.pipe_grace.as_millis()
-                );
-                reaper::finalize(shared, proc, state);
-            }
+            proc.pipe_grace_over(sink);
         }
     };
     // Stopped or failed: the pipe counts as closed from here on. If the leader is still to be
     // reaped (a poll or read error), hand its watch to the supervisor.
-    let mut state = proc.state.lock();
-    state.pipe_open = false;
-    if state.leader != Leader::Alive {
-        reaper::finalize(shared, proc, state);
-    } else {
-        drop(state);
-        let _ = shared.jobs.send(reaper::Job::Watch(Arc::clone(proc)));
-        shared.wake.wake();
+    proc.output_closed(sink);
+    if proc.state.lock().leader == Leader::Alive {
+        sink.unwatched(Arc::clone(proc));
     }
     result
 }
@@ -591,64 +412,5 @@ fn drain(proc: &Proc, pipe: &mut File, chunk: &mut Vec<u8>) -> io::Result<bool> 
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
             Err(e) => return Err(e),
         }
-    }
-}
-
-/// Joins words with POSIX shell quoting, as Python's `shlex.join` does: a word made only of
-/// `[A-Za-z0-9_@%+=:,./-]` stays as it is, the empty word becomes `''`, anything else is put in
-/// single quotes with each `'` written as `'"'"'`.
-pub(crate) fn shell_join(words: &[String]) -> String {
-    let mut out = String::new();
-    for (i, word) in words.iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
-        if word.is_empty() {
-            out.push_str("''");
-        } else if word.chars().all(safe) {
-            out.push_str(word);
-        } else {
-            out.push('\'');
-            out.push_str(&word.replace('\'', "'\"'\"'"));
-            out.push('\'');
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shell_join_quotes_like_shlex() {
-        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(shell_join(&words(&["echo", "hi"])), "echo hi");
-        assert_eq!(shell_join(&words(&["echo", "a b"])), "echo 'a b'");
-        assert_eq!(shell_join(&words(&["echo", ""])), "echo ''");
-        assert_eq!(shell_join(&words(&["echo", "it's"])), "echo 'it'\"'\"'s'");
-        assert_eq!(
-            shell_join(&words(&["a@b%c+d=e:f,g./-_"])),
-            "a@b%c+d=e:f,g./-_"
-        );
-        assert_eq!(shell_join(&words(&["$HOME", "x*"])), "'$HOME' 'x*'");
-        assert_eq!(shell_join(&words(&["é"])), "'é'");
-    }
-
-    #[test]
-    fn process_ids_parse_case_insensitively() {
-        let id = ProcessId::new_random();
-        let upper = id.to_string().to_uppercase();
-        assert_eq!(upper.parse::<ProcessId>().ok(), Some(id));
-        assert!("not-a-uuid".parse::<ProcessId>().is_err());
-    }
-
-    #[test]
-    fn signal_names_round_trip() {
-        for s in [Signal::Terminate, Signal::Kill, Signal::Interrupt] {
-            assert_eq!(s.name().parse::<Signal>(), Ok(s));
-        }
-        assert!("hup".parse::<Signal>().is_err());
     }
 }

@@ -13,17 +13,18 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::MutexGuard;
 
-use crate::manager::Shared;
-use crate::process::{Exit, ExitEvent, Leader, Proc, ProcState};
+use crate::info::ExitEvent;
+use crate::manager::table::{Job, Shared, SpawnJob};
+use crate::process::{Leader, Proc};
 use crate::sys;
+use crate::time::{deadline_from, deadline_in};
 
 /// While closing, the first re-check of whether the remaining process groups have emptied; it
 /// doubles up to [`CLOSE_RECHECK_MAX`]. The kernel has no event for "this group is now empty",
@@ -39,35 +40,6 @@ pub const CLOSE_RECHECK_MAX: Duration = Duration::from_millis(200);
 pub const LINGER_RECHECK_FIRST: Duration = Duration::from_millis(100);
 /// Longest interval between two re-checks of lingering groups.
 pub const LINGER_RECHECK_MAX: Duration = Duration::from_secs(10);
-
-/// Work for the supervisor.
-pub(crate) enum Job {
-    /// Spawn a child and register it; the reply carries the record or the error.
-    Spawn(Box<SpawnJob>),
-    /// An idle reader thread retired: join it.
-    ReaderRetired(std::thread::ThreadId),
-    /// A per-child waiter thread saw the leader exit (no pidfd: non-Linux, old kernels).
-    LeaderExited(Arc<Proc>),
-    /// Watch this child's exit here: its reader thread could not be started or failed.
-    Watch(Arc<Proc>),
-    /// SIGKILL the group at `at` if it still runs (signal escalation).
-    Escalate(Arc<Proc>, Instant),
-    /// Run the on-exit hook for this exit (here, on the supervisor's full-size stack).
-    ExitHook(ExitEvent),
-    /// Stop everything; reply when done.
-    Close(Sender<()>),
-}
-
-/// Builds the record of a child once its pid and start order are known.
-pub(crate) type MakeProc = Box<dyn FnOnce(&sys::SpawnedChild, u64) -> Arc<Proc> + Send>;
-
-/// A spawn request: the prepared spec and the record to create around the child.
-pub(crate) struct SpawnJob {
-    pub(crate) spec: sys::SpawnSpec,
-    pub(crate) make: MakeProc,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) reply: Sender<io::Result<Arc<Proc>>>,
-}
 
 #[derive(Debug)]
 enum Timer {
@@ -139,7 +111,7 @@ struct Supervisor {
     timer_seq: u64,
     closing: Option<Closing>,
     /// Per-child waiter threads (no pidfd), joined as their leaders are reaped.
-    waiters: Vec<(i32, std::thread::JoinHandle<()>)>,
+    waiters: Vec<(u32, std::thread::JoinHandle<()>)>,
     /// When the pending lingering re-check is due, if one is.
     linger_due: Option<Instant>,
     /// Interval to the next lingering re-check.
@@ -224,9 +196,15 @@ impl Supervisor {
         }
     }
 
+    /// Runs the exit hook. A hook that panics is logged and the supervisor goes on: the next
+    /// exit still runs its hook, and no child loses its supervisor (whose exit would fire every
+    /// parent-death signal).
     fn run_hook(&self, event: &ExitEvent) {
         if let Some(hook) = &self.shared.config.on_exit {
-            hook(event);
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(event)));
+            if ran.is_err() {
+                log::error!("the exit hook panicked for process {}; going on", event.id);
+            }
         }
     }
 
@@ -257,23 +235,27 @@ impl Supervisor {
                 return;
             }
         };
-        // The start order is taken here, where spawns happen one at a time.
-        let proc = (job.make)(&child, self.shared.next_seq());
-        match child.pidfd {
-            // The reader thread watches the pidfd (see `process::watch`).
-            Some(fd) => proc.state.lock().pidfd = Some(Arc::new(fd)),
-            None => self.start_waiter(&proc),
+        // The start order is taken here, where spawns happen one at a time. With a pidfd the
+        // reader thread watches the exit (see `process::watch`); without, a waiter thread.
+        let has_pidfd = child.pidfd.is_some();
+        let proc = Proc::new(
+            job.proc,
+            child.pid as u32, /*PID*/
+            self.shared.next_seq(),
+            child.pidfd,
+        );
+        if !has_pidfd {
+            self.start_waiter(&proc);
         }
-        if let Some(timeout) = job.timeout
-            && let Some(at) = proc.started.checked_add(timeout)
-        {
+        if let Some(timeout) = job.timeout {
+            let at = deadline_from(proc.started, timeout);
             self.add_timer(at, Timer::Timeout(Arc::downgrade(&proc)));
         }
         self.shared.insert(Arc::clone(&proc));
         let _ = job.reply.send(Ok(Arc::clone(&proc)));
         log::info!(
             "{}: started pid {} in {}: {}",
-            proc_label(&proc),
+            proc.label(),
             proc.pid,
             proc.workdir.display(),
             proc.command
@@ -291,7 +273,7 @@ impl Supervisor {
             .name(format!("procwarden-wait-{pid}"))
             .stack_size(self.shared.config.thread_stack_bytes)
             .spawn(move || {
-                if let Err(e) = sys::wait_exit_no_reap(pid) {
+                if let Err(e) = sys::wait_exit_no_reap(pid as i32 /*PID*/) {
                     log::warn!("waiting for pid {pid} failed: {e}");
                 }
                 let _ = tx.send(Job::LeaderExited(waiter_proc));
@@ -310,7 +292,7 @@ impl Supervisor {
         if state.leader != Leader::Alive {
             return;
         }
-        if !reap_leader(proc, &mut state, pidfd.map(|fd| fd.as_fd())) {
+        if !proc.reap_leader(&mut state, pidfd.map(|fd| fd.as_fd())) {
             // Spurious wake-up: keep watching.
             drop(state);
             if let Some(fd) = pidfd {
@@ -318,12 +300,8 @@ impl Supervisor {
             }
             return;
         }
-        if state.pipe_open {
-            drop(state);
-            let at = Instant::now() + self.shared.config.pipe_grace;
+        if let Some(at) = proc.leader_reaped(state, &*self.shared) {
             self.add_timer(at, Timer::PipeGrace(Arc::downgrade(proc)));
-        } else {
-            finalize(&self.shared, proc, state);
         }
     }
 
@@ -358,20 +336,12 @@ impl Supervisor {
                 }
                 Timer::Escalate(proc) => {
                     if let Some(proc) = proc.upgrade() {
-                        kill_if_alive(&proc);
+                        proc.kill_if_alive();
                     }
                 }
                 Timer::PipeGrace(proc) => {
                     if let Some(proc) = proc.upgrade() {
-                        let state = proc.state.lock();
-                        if state.exit.is_none() {
-                            finalize(&self.shared, &proc, state);
-                            log::debug!(
-                                "{}: output pipe still open {} ms after exit; marked exited",
-                                proc_label(&proc),
-                                self.shared.config.pipe_grace.as_millis()
-                            );
-                        }
+                        proc.pipe_grace_over(&*self.shared);
                     }
                 }
                 Timer::CloseKill => self.close_kill(),
@@ -396,13 +366,13 @@ impl Supervisor {
             return;
         }
         state.timed_out = true;
-        let sent = Proc::signal_group(&state, proc.pid, libc::SIGTERM);
+        let sent = proc.signal_locked(&state, libc::SIGTERM);
         drop(state);
         match sent {
-            Ok(_) => log::info!("{}: timed out; sent SIGTERM to its group", proc_label(proc)),
-            Err(e) => log::warn!("{}: timed out; SIGTERM failed: {e}", proc_label(proc)),
+            Ok(_) => log::info!("{}: timed out; sent SIGTERM to its group", proc.label()),
+            Err(e) => log::warn!("{}: timed out; SIGTERM failed: {e}", proc.label()),
         }
-        let at = Instant::now() + self.shared.config.kill_grace;
+        let at = deadline_in(self.shared.config.kill_grace);
         self.add_timer(at, Timer::Escalate(Arc::downgrade(proc)));
     }
 
@@ -410,15 +380,15 @@ impl Supervisor {
     /// can tell, and the pidfd (which names the group itself) agreeing that members remain.
     fn prune_lingering(&mut self) {
         let live = sys::live_groups();
-        self.shared.lingering.lock().retain(|proc| {
+        self.shared.retain_lingering(|proc| {
             if live
                 .as_ref()
-                .is_some_and(|groups| !groups.contains(&proc.pid))
+                .is_some_and(|groups| !groups.contains(&(proc.pid as i32/*PID*/)))
             {
                 proc.state.lock().pidfd = None;
                 return false;
             }
-            group_may_have_members(proc)
+            proc.group_may_have_members()
         });
     }
 
@@ -428,7 +398,7 @@ impl Supervisor {
         if self.shared.lingering_added.swap(false, Ordering::SeqCst) {
             self.linger_interval = LINGER_RECHECK_FIRST;
         }
-        if self.shared.lingering.lock().is_empty() {
+        if self.shared.lingering().is_empty() {
             self.linger_interval = LINGER_RECHECK_FIRST;
             return;
         }
@@ -453,21 +423,21 @@ impl Supervisor {
         });
         let signalled = self.signal_remaining(libc::SIGTERM);
         log::info!("closing: sent SIGTERM to {signalled} process groups");
-        let at = Instant::now() + self.shared.config.kill_grace;
+        let at = deadline_in(self.shared.config.kill_grace);
         self.add_timer(at, Timer::CloseKill);
     }
 
     /// Sends `sig` to every group that runs or may still have members; returns how many.
     fn signal_remaining(&self, sig: i32) -> usize {
         let procs = self.shared.all();
-        let lingering = self.shared.lingering.lock().clone();
+        let lingering = self.shared.lingering();
         let mut signalled = 0;
         for proc in procs.iter().chain(lingering.iter()) {
             let state = proc.state.lock();
-            if state.exit.is_some() && state.pidfd.is_none() && !state.pipe_open {
+            if !state.may_have_members() {
                 continue;
             }
-            if let Ok(true) = Proc::signal_group(&state, proc.pid, sig) {
+            if let Ok(true) = proc.signal_locked(&state, sig) {
                 signalled += 1;
             }
         }
@@ -504,12 +474,12 @@ impl Supervisor {
             return false;
         }
         self.prune_lingering();
-        if self.shared.lingering.lock().is_empty() {
+        if self.shared.lingering().is_empty() {
             return true;
         }
         let now = Instant::now();
         if let Some(sent) = kill_sent_at
-            && now >= sent + self.shared.config.kill_grace
+            && now >= deadline_from(sent, self.shared.config.kill_grace)
         {
             log::warn!(
                 "closing: process groups still have members after SIGKILL; giving up on them"
@@ -548,140 +518,10 @@ impl Supervisor {
                 _ => {}
             }
         }
-        self.shared.lingering.lock().clear();
+        self.shared.clear_lingering();
         for reply in self.closing.take().map(|c| c.replies).unwrap_or_default() {
             let _ = reply.send(());
         }
         log::info!("closed: every process group ended, every thread joined");
-    }
-}
-
-/// Whether a finalized process's group may still have members: asked through the pidfd (which
-/// names the group itself) where the kernel can (Linux 6.9+); elsewhere, an open output pipe is
-/// taken as the sign that a member holds it.
-fn group_may_have_members(proc: &Proc) -> bool {
-    let mut state = proc.state.lock();
-    let by_pidfd = state.pidfd.as_deref().map(|fd| {
-        sys::signal_group(Some(fd.as_fd()), proc.pid, 0, false)
-            .map_or_else(|e| e.raw_os_error() != Some(libc::ESRCH), |()| true)
-    });
-    let may = match by_pidfd {
-        // ESRCH here also means "the kernel cannot ask by group": fall back to the pipe.
-        Some(true) => true,
-        _ => state.pipe_open,
-    };
-    if !may {
-        state.pidfd = None;
-    }
-    may
-}
-
-/// SIGKILL the group if the process runs or its group may still have members.
-fn kill_if_alive(proc: &Arc<Proc>) {
-    let state = proc.state.lock();
-    if state.exit.is_some() && state.pidfd.is_none() && !state.pipe_open {
-        return;
-    }
-    let sent = Proc::signal_group(&state, proc.pid, libc::SIGKILL);
-    drop(state);
-    match sent {
-        Ok(true) => log::info!("{}: sent SIGKILL to its group", proc_label(proc)),
-        Ok(false) => {}
-        Err(e) => log::warn!("{}: SIGKILL failed: {e}", proc_label(proc)),
-    }
-}
-
-/// Reaps the leader if it has exited, under the process's lock (which signalling by number
-/// also takes, so the id cannot be freed under a signal). Returns whether it was reaped now.
-/// A failed wait (ECHILD: the host reaped it) counts as exited with an unknown status.
-pub(crate) fn reap_leader(
-    proc: &Proc,
-    state: &mut ProcState,
-    pidfd: Option<BorrowedFd<'_>>,
-) -> bool {
-    if state.leader != Leader::Alive {
-        return false;
-    }
-    let outcome = match sys::try_reap(proc.pid, pidfd) {
-        Ok(sys::WaitOutcome::Running) => return false,
-        Ok(outcome) => outcome,
-        Err(e) => {
-            log::debug!("{}: reaping pid {} failed: {e}", proc_label(proc), proc.pid);
-            sys::WaitOutcome::Unknown
-        }
-    };
-    state.leader = Leader::Reaped(outcome);
-    true
-}
-
-/// Marks the process exited: seal the output first, then free its running slot and set the
-/// exit (both under the lock), then wake waiters. So anyone who sees `running: false` reads
-/// final output, and a start right after it finds the slot free.
-///
-/// Called by whichever of the two events comes last, with the process's lock held: the leader
-/// being reaped (pipe already at end of file), or the reader reaching end of file (leader
-/// already reaped). Either way the waiters are one wake-up away from the exit, not two.
-pub(crate) fn finalize(shared: &Shared, proc: &Arc<Proc>, mut state: MutexGuard<'_, ProcState>) {
-    if state.exit.is_some() {
-        return;
-    }
-    proc.buffer.close();
-    let (code, signal) = match state.leader {
-        Leader::Reaped(sys::WaitOutcome::Exited(code)) => (Some(code), None),
-        Leader::Reaped(sys::WaitOutcome::Signaled(sig)) => (None, Some(sig)),
-        _ => (None, None),
-    };
-    let exit = Exit {
-        code,
-        signal,
-        timed_out: state.timed_out,
-        exited_at: SystemTime::now(),
-        duration: proc.started.elapsed(),
-    };
-    shared.running.fetch_sub(1, Ordering::SeqCst);
-    state.exit = Some(exit.clone());
-    // Recorded (and the oldest exited process evicted past the limit) before anyone can see
-    // this exit. Lock order: a process's state, then the table; nothing takes them the other
-    // way round.
-    let first_expiry = shared.record_exit(proc.id);
-    drop(state);
-    proc.exited.notify_all();
-    // Does the group outlive its leader (a background member)? Keep it for close if so.
-    if group_may_have_members(proc) {
-        shared.lingering.lock().push(Arc::clone(proc));
-        shared.lingering_added.store(true, Ordering::SeqCst);
-        shared.wake.wake();
-    }
-    // The supervisor sleeps until its nearest deadline: tell it when this exit is the first
-    // retention deadline it has, or when a close waits for the last exit.
-    if shared.config.on_exit.is_some() {
-        let _ = shared.jobs.send(Job::ExitHook(ExitEvent {
-            id: proc.id,
-            chat: proc.chat,
-            workdir: proc.workdir.clone(),
-            exit: exit.clone(),
-        }));
-        shared.wake.wake();
-    } else if first_expiry || shared.is_closing() {
-        shared.wake.wake();
-    }
-    log::info!(
-        "{}: exited: code {}{}{}, {} ms, {} output bytes",
-        proc_label(proc),
-        exit.code.unwrap_or(-1),
-        exit.signal
-            .map(|s| format!(", signal {}", sys::signal_name(s)))
-            .unwrap_or_default(),
-        if exit.timed_out { ", timed out" } else { "" },
-        exit.duration.as_millis(),
-        proc.buffer.total_bytes(),
-    );
-}
-
-/// `process <id> (chat <chat>)` for log lines.
-pub(crate) fn proc_label(proc: &Proc) -> String {
-    match proc.chat {
-        Some(chat) => format!("process {} chat={chat}", proc.id),
-        None => format!("process {} chat=-", proc.id),
     }
 }

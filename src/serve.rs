@@ -233,9 +233,15 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     for (key, value) in &opts.env {
         builder = builder.env(key, value);
     }
-    if let Some(dir) = &opts.workdir {
-        builder = builder.default_workdir(dir);
-    }
+    // The contract's chain: `--workdir` if it is a directory, else `$HOME` (the library's own
+    // fallback, the current directory, is not the server's).
+    let configured = opts.workdir.clone();
+    builder = builder.workdir_provider(move || {
+        configured
+            .clone()
+            .filter(|dir| dir.is_dir())
+            .or_else(home_dir)
+    });
     let manager = Arc::new(
         builder
             .build()
@@ -273,6 +279,15 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     served.map_err(|e| ServeError::Failed(format!("server failed: {e}")))?;
     log::info!("stopped");
     Ok(())
+}
+
+/// `$HOME` when it names an existing absolute directory, else `/`.
+fn home_dir() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    Some(
+        home.filter(|h| h.is_absolute() && h.is_dir())
+            .unwrap_or_else(|| PathBuf::from("/")),
+    )
 }
 
 /// The HTTP service: the handler plus one access-log line per request.

@@ -17,9 +17,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::api;
+use crate::command::{Command, Signal};
 use crate::error::Error;
+use crate::id::ProcessId;
+use crate::info::OutputQuery;
 use crate::manager::Manager;
-use crate::process::{Command, OutputQuery, ProcessId, Signal};
 
 /// Variables every process started by a tool gets: nothing waits for a person.
 pub const AGENT_ENV: [(&str, &str); 10] = [

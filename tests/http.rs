@@ -381,3 +381,51 @@ fn serve_flags_reach_the_processes() {
         "{out}"
     );
 }
+
+#[test]
+fn the_server_falls_back_to_home_not_its_own_directory() {
+    // The contract's chain: the request's workdir, else --workdir if it is a directory, else
+    // $HOME. The server runs in `/` here, so the library's own fallback (the current
+    // directory) would show up as `/`.
+    let home = std::env::temp_dir()
+        .canonicalize()
+        .expect("tmp")
+        .join(format!("procwarden-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("home dir");
+    let home_arg = home.to_string_lossy().into_owned();
+    for args in [
+        vec!["--listen", "127.0.0.1:0"],
+        vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--workdir",
+            "/nonexistent/procwarden",
+        ],
+    ] {
+        let mut cmd = std::process::Command::new(common::http::binary());
+        cmd.arg("serve")
+            .args(&args)
+            .current_dir("/")
+            .env("HOME", &home_arg)
+            .env_remove("PROCWARDEN_TOKEN");
+        let server = common::http::serve_command(cmd);
+        let started = start(&server.addr, json!({"command": "pwd"}), &[]);
+        let id = started["id"].as_str().expect("id");
+        let out = request(
+            &server.addr,
+            "GET",
+            &format!("/api/v0/processes/{id}/output?wait=true&timeout_ms=10000"),
+            None,
+            &[],
+        )
+        .json();
+        assert_eq!(out["output"], format!("{home_arg}\n"), "{args:?}");
+        let list = request(&server.addr, "GET", "/api/v0/processes/list", None, &[]).json();
+        assert_eq!(
+            list["processes"][0]["workdir"],
+            home_arg.as_str(),
+            "{args:?}"
+        );
+    }
+    std::fs::remove_dir_all(&home).expect("clean up");
+}

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -248,7 +247,9 @@ fn the_manager_environment_is_inherited_without_removed_variables() {
 
 #[test]
 fn working_directory_chain() {
-    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME is set"));
+    // The library's fallback is the calling process's current directory, as for
+    // std::process::Command (the server's fallback, $HOME, is tested in tests/http.rs).
+    let here = std::env::current_dir().expect("current dir");
     let tmp = std::env::temp_dir().canonicalize().expect("temp dir");
 
     // Explicit and existing: used.
@@ -273,9 +274,9 @@ fn working_directory_chain() {
     ));
     // Empty counts as absent.
     let started = m.start(Command::shell("pwd").workdir("")).expect("start");
-    assert_eq!(started.workdir, home);
+    assert_eq!(started.workdir, here);
 
-    // Configured and existing: used; configured but missing: $HOME.
+    // Configured and existing: used; configured but missing: the current directory.
     let m = Manager::builder()
         .default_workdir(&tmp)
         .build()
@@ -286,10 +287,10 @@ fn working_directory_chain() {
         .build()
         .expect("manager");
     let started = m.start(Command::shell("pwd")).expect("start");
-    assert_eq!(started.workdir, home);
+    assert_eq!(started.workdir, here);
     assert_eq!(
         wait_exit(&m, &started.id).output,
-        format!("{}\n", home.display())
+        format!("{}\n", here.display())
     );
 }
 

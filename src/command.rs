@@ -1,0 +1,232 @@
+//! What to run: [`Command`], and the [`Signal`]s a running process can be sent.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+/// What to run and how. Build one with [`Command::shell`] or [`Command::argv`].
+///
+/// ```
+/// use procwarden::Command;
+/// use std::time::Duration;
+///
+/// let cmd = Command::shell("make test")
+///     .workdir("/tmp")
+///     .env("CI", "1")
+///     .timeout(Duration::from_secs(600));
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use = "a Command does nothing until passed to Manager::start"]
+pub struct Command {
+    pub(crate) shell: Option<String>,
+    pub(crate) argv: Option<Vec<String>>,
+    pub(crate) workdir: Option<PathBuf>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) background: bool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) chat: Option<Uuid>,
+}
+
+impl Command {
+    /// Run `command` with `sh -c`.
+    pub fn shell(command: impl Into<String>) -> Self {
+        Command {
+            shell: Some(command.into()),
+            ..Command::default()
+        }
+    }
+
+    /// Run a program directly, no shell. `argv[0]` is the program: a path, or a name looked up
+    /// in the child's `PATH`.
+    pub fn argv<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Command {
+            argv: Some(argv.into_iter().map(Into::into).collect()),
+            ..Command::default()
+        }
+    }
+
+    /// A command given as the wire gives it: either field may be absent; an empty `command`
+    /// counts as absent. [`Manager::start`](crate::Manager::start) rejects none or both.
+    pub fn from_parts(command: Option<String>, argv: Option<Vec<String>>) -> Self {
+        Command {
+            shell: command.filter(|c| !c.is_empty()),
+            argv,
+            ..Command::default()
+        }
+    }
+
+    /// The working directory: absolute, and it must exist. Default: the manager's configured
+    /// directory (see [`ManagerBuilder::workdir_provider`](crate::ManagerBuilder::workdir_provider))
+    /// if it names an existing directory, else the calling process's current directory, as
+    /// `std::process::Command` does.
+    pub fn workdir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.workdir = Some(dir.into());
+        self
+    }
+
+    /// Sets one extra environment variable (applied after the manager's environment and hook).
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets several extra environment variables.
+    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env
+            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// Marks the process as a background process (recorded and reported; nothing else changes).
+    pub fn background(mut self, background: bool) -> Self {
+        self.background = background;
+        self
+    }
+
+    /// After this long the process group gets SIGTERM, then SIGKILL after the kill grace, and
+    /// the process is reported as timed out.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Starts the process for a chat: only that chat (and callers without a chat) see it, and
+    /// it gets `CODER_CHAT_ID` in its environment.
+    pub fn chat(mut self, chat: Uuid) -> Self {
+        self.chat = Some(chat);
+        self
+    }
+
+    /// Sets or clears the chat.
+    pub fn chat_opt(mut self, chat: Option<Uuid>) -> Self {
+        self.chat = chat;
+        self
+    }
+}
+
+/// A signal the manager sends to a whole process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Signal {
+    /// SIGTERM: ask to stop.
+    Terminate,
+    /// SIGKILL: stop now.
+    Kill,
+    /// SIGINT: as Ctrl-C would.
+    Interrupt,
+}
+
+impl Signal {
+    /// Every signal, in the order the wire lists them.
+    pub const ALL: [Signal; 3] = [Signal::Terminate, Signal::Kill, Signal::Interrupt];
+
+    /// The signal number.
+    #[must_use]
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Terminate => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+            Signal::Interrupt => libc::SIGINT,
+        }
+    }
+
+    /// The wire name: `terminate`, `kill` or `interrupt` (see [`crate::api::signal_name`]).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        crate::api::signal_name(self)
+    }
+}
+
+impl FromStr for Signal {
+    type Err = ParseSignalError;
+
+    /// Parses a wire name (`terminate`, `kill`, `interrupt`).
+    fn from_str(s: &str) -> Result<Self, ParseSignalError> {
+        crate::api::parse_signal(s)
+    }
+}
+
+/// A signal name that is not one of [`Signal`]'s wire names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseSignalError {
+    pub(crate) name: String,
+}
+
+impl ParseSignalError {
+    /// The name that was given.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for ParseSignalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::api::unsupported_signal_message(&self.name))
+    }
+}
+
+impl std::error::Error for ParseSignalError {}
+
+/// Joins words with POSIX shell quoting, as Python's `shlex.join` does: a word made only of
+/// `[A-Za-z0-9_@%+=:,./-]` stays as it is, the empty word becomes `''`, anything else is put in
+/// single quotes with each `'` written as `'"'"'`.
+pub(crate) fn shell_join(words: &[String]) -> String {
+    let mut out = String::new();
+    for (i, word) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let safe = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+        if word.is_empty() {
+            out.push_str("''");
+        } else if word.chars().all(safe) {
+            out.push_str(word);
+        } else {
+            out.push('\'');
+            out.push_str(&word.replace('\'', "'\"'\"'"));
+            out.push('\'');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_join_quotes_like_shlex() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(shell_join(&words(&["echo", "hi"])), "echo hi");
+        assert_eq!(shell_join(&words(&["echo", "a b"])), "echo 'a b'");
+        assert_eq!(shell_join(&words(&["echo", ""])), "echo ''");
+        assert_eq!(shell_join(&words(&["echo", "it's"])), "echo 'it'\"'\"'s'");
+        assert_eq!(
+            shell_join(&words(&["a@b%c+d=e:f,g./-_"])),
+            "a@b%c+d=e:f,g./-_"
+        );
+        assert_eq!(shell_join(&words(&["$HOME", "x*"])), "'$HOME' 'x*'");
+        assert_eq!(shell_join(&words(&["é"])), "'é'");
+    }
+
+    #[test]
+    fn signal_names_round_trip() {
+        for s in Signal::ALL {
+            assert_eq!(s.name().parse::<Signal>(), Ok(s));
+        }
+        assert!("hup".parse::<Signal>().is_err());
+    }
+}

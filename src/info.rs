@@ -1,0 +1,183 @@
+//! What the manager reports: how a process ended ([`Exit`]), a snapshot of one
+//! ([`ProcessInfo`]), its output ([`Output`], read as an [`OutputQuery`] says), what a start
+//! returns ([`Started`]), and what the exit hook is given ([`ExitEvent`]).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use uuid::Uuid;
+
+use crate::buffer::Truncation;
+use crate::id::ProcessId;
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Exit {
+    /// The leader's exit code, when it exited by itself. `None` when a signal ended it, or when
+    /// its status could not be read (the embedding program, or a host ignoring SIGCHLD, reaped
+    /// it): then `signal` tells which.
+    pub code: Option<i32>,
+    /// The number of the signal that ended the leader, e.g. 9 for SIGKILL.
+    pub signal: Option<i32>,
+    /// Whether the process's timeout ended it.
+    pub timed_out: bool,
+    /// When the process was marked exited.
+    pub exited_at: SystemTime,
+    /// From start to being marked exited.
+    pub duration: Duration,
+}
+
+impl Exit {
+    /// Whether the leader's status could not be read (neither a code nor a signal).
+    #[must_use]
+    pub fn status_unknown(&self) -> bool {
+        self.code.is_none() && self.signal.is_none()
+    }
+}
+
+/// A snapshot of one process, as `list` and `info` report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessInfo {
+    /// The process's id.
+    pub id: ProcessId,
+    /// The chat it was started for, if any.
+    pub chat: Option<Uuid>,
+    /// The command: the shell command, or the argv joined with POSIX shell quoting.
+    pub command: String,
+    /// The working directory actually used.
+    pub workdir: PathBuf,
+    /// Whether it was started as a background process.
+    pub background: bool,
+    /// False once the leader has exited and its output is complete (or the pipe grace passed).
+    pub running: bool,
+    /// The leader's pid (also its process group id).
+    pub pid: u32,
+    /// When it was started.
+    pub started_at: SystemTime,
+    /// How it ended; `None` while running.
+    pub exit: Option<Exit>,
+}
+
+/// What [`Manager::output`](crate::Manager::output) returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Output {
+    /// The rendered output (valid UTF-8; see [`HeadTailBuffer`] for the rules).
+    pub output: String,
+    /// Present exactly when some covered stream bytes were not kept.
+    pub truncated: Option<Truncation>,
+    /// Stream offset just past what this answer covers; pass it back as the cursor.
+    pub next_cursor: u64,
+    /// Whether the process is still running. When false, `output` is final.
+    pub running: bool,
+    /// How it ended, once it has.
+    pub exit: Option<Exit>,
+}
+
+/// How to read output: from where, and whether to wait. Build one with [`snapshot`],
+/// [`snapshot_from`], [`until_exit`] or [`after`].
+///
+/// ```
+/// use procwarden::OutputQuery;
+/// use std::time::Duration;
+///
+/// let now = OutputQuery::snapshot();
+/// let done = OutputQuery::until_exit(Duration::from_secs(300));
+/// let more = OutputQuery::after(1024, Duration::from_secs(30));
+/// assert_eq!(more.cursor(), Some(1024));
+/// assert_eq!(now.wait(), None);
+/// # let _ = done;
+/// ```
+///
+/// [`snapshot`]: OutputQuery::snapshot
+/// [`snapshot_from`]: OutputQuery::snapshot_from
+/// [`until_exit`]: OutputQuery::until_exit
+/// [`after`]: OutputQuery::after
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputQuery {
+    cursor: Option<u64>,
+    wait: Option<Duration>,
+}
+
+impl OutputQuery {
+    /// The whole kept output, at once.
+    #[must_use]
+    pub fn snapshot() -> Self {
+        OutputQuery::default()
+    }
+
+    /// Only stream bytes at offsets `>= cursor`, at once.
+    #[must_use]
+    pub fn snapshot_from(cursor: u64) -> Self {
+        OutputQuery {
+            cursor: Some(cursor),
+            wait: None,
+        }
+    }
+
+    /// The whole kept output, after waiting up to `wait` (at most the manager's wait limit) for
+    /// the process to exit.
+    #[must_use]
+    pub fn until_exit(wait: Duration) -> Self {
+        OutputQuery {
+            cursor: None,
+            wait: Some(wait),
+        }
+    }
+
+    /// Stream bytes at offsets `>= cursor`, after waiting up to `wait` (at most the manager's
+    /// wait limit) for output past the cursor or for the exit.
+    #[must_use]
+    pub fn after(cursor: u64, wait: Duration) -> Self {
+        OutputQuery {
+            cursor: Some(cursor),
+            wait: Some(wait),
+        }
+    }
+
+    /// A query as the wire gives it: either part may be absent.
+    #[must_use]
+    pub fn from_parts(cursor: Option<u64>, wait: Option<Duration>) -> Self {
+        OutputQuery { cursor, wait }
+    }
+
+    /// The cursor, if any.
+    #[must_use]
+    pub fn cursor(&self) -> Option<u64> {
+        self.cursor
+    }
+
+    /// How long to wait, if at all.
+    #[must_use]
+    pub fn wait(&self) -> Option<Duration> {
+        self.wait
+    }
+}
+
+/// Passed to the on-exit hook once a process has been marked exited.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ExitEvent {
+    /// The process's id.
+    pub id: ProcessId,
+    /// The chat it was started for.
+    pub chat: Option<Uuid>,
+    /// Its working directory: files under it may have changed.
+    pub workdir: PathBuf,
+    /// How it ended.
+    pub exit: Exit,
+}
+
+/// What [`Manager::start`](crate::Manager::start) returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Started {
+    /// The new process's id.
+    pub id: ProcessId,
+    /// Its pid, which is also its process group id.
+    pub pid: u32,
+    /// The working directory it was started in.
+    pub workdir: PathBuf,
+}

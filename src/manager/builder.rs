@@ -1,0 +1,272 @@
+//! Configuring a manager: every bound as a named default, and the builder that sets them.
+//!
+//! Durations are saturating: `Duration::MAX` (or any huge value) for a grace, a retention, a
+//! wait or an idle time means "never", not an overflow.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::buffer::BufferConfig;
+use crate::info::ExitEvent;
+use crate::manager::Manager;
+use crate::sys;
+
+/// Default limit on processes running at once.
+pub const DEFAULT_MAX_RUNNING: usize = 256;
+/// Default time between SIGTERM and SIGKILL when a timeout or a close stops a group.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
+/// Default time after the leader's exit that a process counts as running while its output pipe
+/// stays open (a grandchild holding it can never make a wait hang for longer).
+pub const DEFAULT_PIPE_GRACE: Duration = Duration::from_secs(2);
+/// Default time an exited process stays listed (with its output) before it is forgotten.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(5 * 60);
+/// Default number of exited processes kept; past it the oldest exited one is forgotten first.
+pub const DEFAULT_MAX_EXITED: usize = 1024;
+/// Default number of entries a list returns.
+pub const DEFAULT_LIST_LIMIT: usize = 10;
+/// Longest a single output call may wait.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(5 * 60);
+/// The shell that runs [`Command::shell`](crate::Command::shell) commands as `sh -c <command>`.
+pub const DEFAULT_SHELL: &str = "/bin/sh";
+/// Stack size of the per-child reader threads (and, without pidfds, waiter threads): they
+/// copy bytes and nothing else, so a small stack keeps many children cheap.
+pub const DEFAULT_THREAD_STACK_BYTES: usize = 64 * 1024;
+/// How long a reader thread with no child to watch waits for the next one before it exits.
+/// Reusing readers saves creating a thread per start; idle ones cost a mostly untouched stack.
+pub const DEFAULT_READER_IDLE: Duration = Duration::from_secs(5);
+/// Environment variable set to the chat id for processes started for a chat.
+pub const CHAT_ID_ENV: &str = "CODER_CHAT_ID";
+
+type EnvHook = dyn Fn(&mut BTreeMap<OsString, OsString>) -> io::Result<()> + Send + Sync;
+type WorkdirProvider = dyn Fn() -> Option<PathBuf> + Send + Sync;
+type ExitHook = dyn Fn(&ExitEvent) + Send + Sync;
+
+/// Everything a manager is configured with; built by [`ManagerBuilder`].
+pub(crate) struct Config {
+    pub(crate) max_running: usize,
+    pub(crate) kill_grace: Duration,
+    pub(crate) pipe_grace: Duration,
+    pub(crate) retention: Duration,
+    pub(crate) max_exited: usize,
+    pub(crate) max_wait: Duration,
+    pub(crate) buffer: BufferConfig,
+    pub(crate) shell: PathBuf,
+    pub(crate) thread_stack_bytes: usize,
+    pub(crate) reader_idle: Duration,
+    pub(crate) base_env: BTreeMap<OsString, OsString>,
+    pub(crate) env_hook: Option<Box<EnvHook>>,
+    pub(crate) workdir_provider: Option<Box<WorkdirProvider>>,
+    pub(crate) on_exit: Option<Box<ExitHook>>,
+    pub(crate) spawn_method: sys::SpawnMethod,
+}
+
+/// Configures and builds a [`Manager`]. Every bound has a documented default.
+///
+/// ```
+/// use procwarden::Manager;
+/// use std::time::Duration;
+///
+/// let manager = Manager::builder()
+///     .max_running(32)
+///     .retention(Duration::from_secs(60))
+///     .env("CI", "1")
+///     .build()
+///     .expect("manager");
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ManagerBuilder {
+    config: Config,
+}
+
+impl fmt::Debug for ManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagerBuilder")
+            .field("max_running", &self.config.max_running)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ManagerBuilder {
+    fn default() -> Self {
+        ManagerBuilder {
+            config: Config {
+                max_running: DEFAULT_MAX_RUNNING,
+                kill_grace: DEFAULT_KILL_GRACE,
+                pipe_grace: DEFAULT_PIPE_GRACE,
+                retention: DEFAULT_RETENTION,
+                max_exited: DEFAULT_MAX_EXITED,
+                max_wait: DEFAULT_MAX_WAIT,
+                buffer: BufferConfig::default(),
+                shell: PathBuf::from(DEFAULT_SHELL),
+                thread_stack_bytes: DEFAULT_THREAD_STACK_BYTES,
+                reader_idle: DEFAULT_READER_IDLE,
+                base_env: std::env::vars_os().collect(),
+                env_hook: None,
+                workdir_provider: None,
+                on_exit: None,
+                spawn_method: sys::SpawnMethod::default_for_platform(),
+            },
+        }
+    }
+}
+
+impl ManagerBuilder {
+    /// Most processes running at once (default [`DEFAULT_MAX_RUNNING`]); a start past it fails
+    /// with [`Error::TooManyRunning`](crate::Error::TooManyRunning).
+    pub fn max_running(mut self, n: usize) -> Self {
+        self.config.max_running = n;
+        self
+    }
+
+    /// Time between SIGTERM and SIGKILL for timeouts and close (default [`DEFAULT_KILL_GRACE`]).
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.config.kill_grace = grace;
+        self
+    }
+
+    /// How long after the leader's exit an open output pipe keeps a process running (default
+    /// [`DEFAULT_PIPE_GRACE`]).
+    pub fn pipe_grace(mut self, grace: Duration) -> Self {
+        self.config.pipe_grace = grace;
+        self
+    }
+
+    /// How long exited processes stay listed (default [`DEFAULT_RETENTION`]).
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.config.retention = retention;
+        self
+    }
+
+    /// Most exited processes kept (default [`DEFAULT_MAX_EXITED`]).
+    pub fn max_exited(mut self, n: usize) -> Self {
+        self.config.max_exited = n;
+        self
+    }
+
+    /// Longest an output call may wait (default [`DEFAULT_MAX_WAIT`]).
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.config.max_wait = wait;
+        self
+    }
+
+    /// Sizes of each process's output buffer (default [`BufferConfig::default`]).
+    pub fn buffer(mut self, config: BufferConfig) -> Self {
+        self.config.buffer = config;
+        self
+    }
+
+    /// The shell for [`Command::shell`](crate::Command::shell) (default [`DEFAULT_SHELL`]).
+    pub fn shell(mut self, shell: impl Into<PathBuf>) -> Self {
+        self.config.shell = shell.into();
+        self
+    }
+
+    /// Stack size of reader threads (default [`DEFAULT_THREAD_STACK_BYTES`]).
+    pub fn thread_stack_bytes(mut self, bytes: usize) -> Self {
+        self.config.thread_stack_bytes = bytes;
+        self
+    }
+
+    /// How long an idle reader thread waits for the next child before it exits (default
+    /// [`DEFAULT_READER_IDLE`]).
+    pub fn reader_idle(mut self, idle: Duration) -> Self {
+        self.config.reader_idle = idle;
+        self
+    }
+
+    /// Replaces the base environment (default: this process's environment when the builder was
+    /// made).
+    pub fn base_env<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        self.config.base_env = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self
+    }
+
+    /// Adds or replaces one variable of the base environment (an agent-level variable every
+    /// process gets).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.config.base_env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Removes a variable from the base environment (e.g. a secret the manager itself uses).
+    pub fn env_remove(mut self, key: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.config.base_env.remove(key.as_ref());
+        self
+    }
+
+    /// A hook that may rewrite the base environment before each start. If it fails, the
+    /// failure is logged and the base environment is used unchanged. A request's own variables
+    /// and `CODER_CHAT_ID` are applied after it.
+    pub fn env_hook(
+        mut self,
+        hook: impl Fn(&mut BTreeMap<OsString, OsString>) -> io::Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.env_hook = Some(Box::new(hook));
+        self
+    }
+
+    /// The default working directory, asked at each start that gives none; used if it names an
+    /// existing directory, else the calling process's current directory is used (as
+    /// `std::process::Command` does; `/` if even that is gone).
+    pub fn workdir_provider(
+        mut self,
+        provider: impl Fn() -> Option<PathBuf> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.workdir_provider = Some(Box::new(provider));
+        self
+    }
+
+    /// A fixed default working directory (see [`workdir_provider`](Self::workdir_provider)).
+    pub fn default_workdir(self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        self.workdir_provider(move || Some(dir.clone()))
+    }
+
+    /// Called on the supervisor thread (a full-size stack) each time a process is marked exited,
+    /// with its id, chat and working directory (files there may have changed). Keep it short:
+    /// it delays spawns and timers. It may call [`Manager::close`], which then only starts the
+    /// close.
+    pub fn on_exit(mut self, hook: impl Fn(&ExitEvent) + Send + Sync + 'static) -> Self {
+        self.config.on_exit = Some(Box::new(hook));
+        self
+    }
+
+    /// Uses the portable fork-based spawn instead of the default vfork-style clone on Linux.
+    /// Slower (fork copies the parent's page tables); there for testing and odd platforms.
+    pub fn portable_spawn(mut self, portable: bool) -> Self {
+        self.config.spawn_method = if portable {
+            sys::SpawnMethod::Fork
+        } else {
+            sys::SpawnMethod::default_for_platform()
+        };
+        self
+    }
+
+    /// Starts the supervisor thread and returns the manager.
+    ///
+    /// # Errors
+    ///
+    /// When the supervisor thread or its wake-up descriptors cannot be created (out of threads
+    /// or file descriptors).
+    pub fn build(self) -> io::Result<Manager> {
+        Manager::from_config(self.config)
+    }
+
+    /// The configuration as set so far.
+    #[cfg(test)]
+    pub(crate) fn into_config(self) -> Config {
+        self.config
+    }
+}

@@ -1,0 +1,469 @@
+//! [`Manager`]: the registry of processes and the blocking API over it.
+//!
+//! Its rooms: `builder.rs` (every bound and the builder), `prepare.rs` (what a start checks and
+//! resolves before the spawn), `table.rs` (the state shared with the supervisor and the readers,
+//! where exits are recorded). This file is the public API: start, list, info, output, signal,
+//! close, and the scope rule.
+
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStringExt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use uuid::Uuid;
+
+use crate::command::{Command, Signal};
+use crate::error::Error;
+use crate::id::ProcessId;
+use crate::info::{Output, OutputQuery, ProcessInfo, Started};
+use crate::pool::{PoolConfig, ReaderPool};
+use crate::process::{self, Proc, ProcSpec};
+use crate::reaper;
+use crate::sys;
+use crate::time::deadline_in;
+
+mod builder;
+mod prepare;
+pub(crate) mod table;
+
+pub(crate) use builder::Config;
+pub use builder::{
+    CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
+    DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
+    DEFAULT_THREAD_STACK_BYTES, ManagerBuilder,
+};
+use prepare::{Prepared, chat_suffix, cmd_label};
+use table::{Job, Shared, SpawnJob};
+
+/// Runs processes and answers questions about them. All methods block the calling thread only
+/// as long as the call says (a start: until the child has exec'd; an output wait: until its
+/// deadline at most).
+///
+/// Scope: each call takes the caller's chat (`None` for no chat). A caller with a chat sees
+/// only that chat's processes plus, for output and signals, processes started without a chat;
+/// lists for a chat show only that chat's. A caller without a chat sees everything.
+///
+/// Dropping the manager closes it (see [`close`](Self::close)).
+pub struct Manager {
+    shared: Arc<Shared>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+    /// The supervisor thread, so that a close called from it (the exit hook) does not wait on
+    /// itself.
+    supervisor_thread: ThreadId,
+    /// The base environment as `KEY=VALUE` C strings, for starts that change nothing in it.
+    base_envp: Arc<Vec<CString>>,
+    /// `/dev/null`, opened once: every child's stdin.
+    dev_null: Arc<OwnedFd>,
+    closed: Mutex<bool>,
+    closed_cv: Condvar,
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager")
+            .field("running", &self.shared.running.load(Ordering::Relaxed))
+            .field("closing", &self.shared.is_closing())
+            .field("reader_threads", &self.shared.readers.threads())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a spawn failed, and so who owns the running slot: before the child exists the caller
+/// releases it; after, the child holds it until it is marked exited.
+enum Failure {
+    Unspawned(Error),
+    Spawned(Error),
+}
+
+/// Whether a process of `owner` may be read and signalled by a caller acting for `caller`: a
+/// process started without a chat by anyone, a chat's process by that chat and by callers
+/// without a chat.
+fn visible_for_access(owner: Option<Uuid>, caller: Option<Uuid>) -> bool {
+    caller.is_none() || owner.is_none() || owner == caller
+}
+
+/// Whether a process of `owner` is listed to a caller acting for `caller`: a caller with a
+/// chat lists that chat's processes only.
+fn visible_in_list(owner: Option<Uuid>, caller: Option<Uuid>) -> bool {
+    caller.is_none() || owner == caller
+}
+
+impl Manager {
+    /// A manager with every default.
+    ///
+    /// # Errors
+    ///
+    /// As [`ManagerBuilder::build`].
+    pub fn new() -> io::Result<Manager> {
+        Manager::builder().build()
+    }
+
+    /// A builder to configure one.
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder::default()
+    }
+
+    fn from_config(config: Config) -> io::Result<Manager> {
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
+        let base_envp = Arc::new(prepare::envp_of(&config.base_env));
+        let wake = Arc::new(sys::Waker::new()?);
+        let pool_config = PoolConfig {
+            stack_bytes: config.thread_stack_bytes,
+            idle: config.reader_idle,
+        };
+        let (retired_tx, retired_wake) = (jobs_tx.clone(), Arc::clone(&wake));
+        let readers = ReaderPool::new(
+            pool_config,
+            Box::new(move |id| {
+                let _ = retired_tx.send(Job::ReaderRetired(id));
+                retired_wake.wake();
+            }),
+        );
+        let shared = Arc::new(Shared::new(config, jobs_tx, wake, readers)?);
+        let dev_null = Arc::new(sys::open_dev_null()?);
+        let for_supervisor = Arc::clone(&shared);
+        let supervisor = std::thread::Builder::new()
+            .name("procwarden-supervisor".into())
+            .spawn(move || reaper::run(for_supervisor, jobs_rx))?;
+        Ok(Manager {
+            shared,
+            supervisor_thread: supervisor.thread().id(),
+            supervisor: Mutex::new(Some(supervisor)),
+            base_envp,
+            dev_null,
+            closed: Mutex::new(false),
+            closed_cv: Condvar::new(),
+        })
+    }
+
+    /// Starts a process: checks the command, resolves the working directory and environment,
+    /// spawns the child in its own process group with its output in one pipe, and returns once
+    /// it has exec'd.
+    ///
+    /// # Errors
+    ///
+    /// In the wire contract's order: the command's own problems ([`Error::CommandRequired`]
+    /// and the other 400s), then [`Error::TooManyRunning`], then [`Error::ShuttingDown`], then
+    /// [`Error::Spawn`] when the system could not create it.
+    pub fn start(&self, cmd: Command) -> Result<Started, Error> {
+        let prepared = prepare::prepare(&self.shared.config, &self.base_envp, &cmd)?;
+        let limit = self.shared.config.max_running;
+        if self.shared.running.fetch_add(1, Ordering::SeqCst) >= limit {
+            self.release_slot();
+            return Err(Error::TooManyRunning { limit });
+        }
+        if self.shared.is_closing() {
+            self.release_slot();
+            return Err(Error::ShuttingDown);
+        }
+        match self.spawn(cmd, prepared) {
+            Ok(started) => Ok(started),
+            Err(Failure::Unspawned(e)) => {
+                self.release_slot();
+                Err(e)
+            }
+            // The child exists and owns its slot until it is marked exited.
+            Err(Failure::Spawned(e)) => Err(e),
+        }
+    }
+
+    fn release_slot(&self) {
+        self.shared.running.fetch_sub(1, Ordering::SeqCst);
+        // A close may be waiting for the count to reach zero.
+        self.shared.wake.wake();
+    }
+
+    fn spawn(&self, cmd: Command, prepared: Prepared) -> Result<Started, Failure> {
+        let config = &self.shared.config;
+        let unspawned = |e: io::Error| Failure::Unspawned(Error::Spawn(e));
+        let to_cstring = |bytes: Vec<u8>| {
+            CString::new(bytes)
+                .map_err(|e| unspawned(io::Error::new(io::ErrorKind::InvalidInput, e)))
+        };
+        let program = match (&cmd.shell, &cmd.argv) {
+            (Some(_), _) => config.shell.clone(),
+            (None, argv) => {
+                let name = argv.as_ref().and_then(|a| a.first()).cloned();
+                prepare::resolve_program(
+                    name.as_deref().unwrap_or_default(),
+                    prepared.path_var.as_ref(),
+                )
+                .map_err(unspawned)?
+            }
+        };
+        let (read_end, write_end) = sys::pipe_cloexec().map_err(unspawned)?;
+        let spec = sys::SpawnSpec {
+            path: to_cstring(program.into_os_string().into_vec())?,
+            argv: prepared
+                .argv
+                .into_iter()
+                .map(to_cstring)
+                .collect::<Result<_, _>>()?,
+            envp: prepared.envp,
+            cwd: to_cstring(prepared.workdir.clone().into_os_string().into_vec())?,
+            output: std::os::fd::AsRawFd::as_raw_fd(&write_end),
+            stdin: Some(std::os::fd::AsRawFd::as_raw_fd(&*self.dev_null)),
+            parent_death_signal: Some(libc::SIGKILL),
+            method: config.spawn_method,
+        };
+        let chat = cmd.chat;
+        let proc = ProcSpec {
+            id: ProcessId::new_random(),
+            chat,
+            command: prepared.display,
+            workdir: prepared.workdir,
+            background: cmd.background,
+            buffer: config.buffer,
+            pipe_grace: config.pipe_grace,
+        };
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+        let job = Job::Spawn(Box::new(SpawnJob {
+            spec,
+            proc,
+            timeout: cmd.timeout,
+            reply: reply_tx,
+        }));
+        if !self.shared.send(job) {
+            return Err(Failure::Unspawned(Error::ShuttingDown));
+        }
+        let proc = match reply_rx.recv() {
+            Ok(Ok(proc)) => proc,
+            Ok(Err(e)) if self.shared.is_closing() => {
+                log::debug!("start refused while closing: {e}");
+                return Err(Failure::Unspawned(Error::ShuttingDown));
+            }
+            Ok(Err(e)) => {
+                log::warn!(
+                    "failed to start {:?}: {e}{}",
+                    cmd_label(&cmd),
+                    chat_suffix(chat)
+                );
+                return Err(Failure::Unspawned(Error::Spawn(e)));
+            }
+            Err(_) => return Err(Failure::Unspawned(Error::ShuttingDown)),
+        };
+        // The child has its copy of the write end; ours must go so that end of file arrives.
+        drop(write_end);
+        self.start_reader(&proc, read_end)
+            .map_err(Failure::Spawned)?;
+        Ok(Started {
+            id: proc.id,
+            pid: proc.pid,
+            workdir: proc.workdir.clone(),
+        })
+    }
+
+    fn start_reader(&self, proc: &Arc<Proc>, pipe: OwnedFd) -> Result<(), Error> {
+        let pidfd = proc.state.lock().pidfd.clone();
+        let shared = Arc::clone(&self.shared);
+        let watched = Arc::clone(proc);
+        let task = Box::new(move || {
+            let stop = shared.stop_readers.fd();
+            if let Err(e) = process::watch(&watched, pipe, pidfd, stop, &*shared) {
+                log::warn!("{}: reading output failed: {e}", watched.label());
+            }
+        });
+        if let Err(e) = self.shared.readers.dispatch(task) {
+            // Without a reader nobody drains the pipe (now closed) or watches the exit: stop
+            // the process, let the supervisor reap it, and report the failure.
+            let mut state = proc.state.lock();
+            state.pipe_open = false;
+            let _ = proc.signal_locked(&state, libc::SIGKILL);
+            drop(state);
+            self.shared.send(Job::Watch(Arc::clone(proc)));
+            return Err(Error::Spawn(e));
+        }
+        Ok(())
+    }
+
+    /// Finds a process visible to `chat` for reading or signalling.
+    fn find(&self, id: &ProcessId, chat: Option<Uuid>) -> Result<Arc<Proc>, Error> {
+        match self.shared.get(id) {
+            Some(proc) if visible_for_access(proc.chat, chat) => Ok(proc),
+            _ => Err(Error::NotFound(*id)),
+        }
+    }
+
+    /// The processes visible to `chat` in list order (running first, then newest start first),
+    /// at most `limit` of them.
+    #[must_use]
+    pub fn list(&self, chat: Option<Uuid>, limit: usize) -> Vec<ProcessInfo> {
+        let procs: Vec<Arc<Proc>> = self
+            .shared
+            .all()
+            .into_iter()
+            .filter(|p| visible_in_list(p.chat, chat))
+            .collect();
+        let mut rows: Vec<(bool, u64, ProcessInfo)> = procs
+            .iter()
+            .map(|p| {
+                let info = p.info();
+                (info.running, p.seq, info)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        rows.into_iter()
+            .take(limit)
+            .map(|(_, _, info)| info)
+            .collect()
+    }
+
+    /// One process, if visible to `chat`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when there is no such process for this caller.
+    pub fn info(&self, id: &ProcessId, chat: Option<Uuid>) -> Result<ProcessInfo, Error> {
+        Ok(self.find(id, chat)?.info())
+    }
+
+    /// Reads a process's output: a snapshot, or after waiting for exit, or (with a cursor)
+    /// after waiting for output past the cursor; each wait bounded by the query's wait and the
+    /// manager's wait limit. When the answer says `running: false`, its output is final.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when there is no such process for this caller.
+    pub fn output(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        query: OutputQuery,
+    ) -> Result<Output, Error> {
+        let proc = self.find(id, chat)?;
+        if let Some(wait) = query.wait() {
+            let deadline = deadline_in(wait.min(self.shared.config.max_wait));
+            match query.cursor() {
+                Some(cursor) => {
+                    proc.buffer.wait_for_output(cursor, deadline);
+                    // The buffer is sealed just before the process is marked exited: if it is
+                    // sealed, the exit is a moment away.
+                    if proc.buffer.is_closed() {
+                        proc.wait_exit(deadline);
+                    }
+                }
+                None => {
+                    proc.wait_exit(deadline);
+                }
+            }
+        }
+        // State first, then output: if the state says exited, the buffer was already sealed.
+        let exit = proc.state.lock().exit.clone();
+        let rendered = proc.buffer.render_from(query.cursor().unwrap_or(0));
+        Ok(Output {
+            output: rendered.output,
+            truncated: rendered.truncated,
+            next_cursor: rendered.next_cursor,
+            running: exit.is_none(),
+            exit,
+        })
+    }
+
+    /// Sends a signal to the process's whole group; with `grace`, SIGKILL follows that much
+    /// later if the process still runs (ignored for [`Signal::Kill`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when there is no such process for this caller,
+    /// [`Error::NotRunning`] once it has exited, [`Error::Signal`] when the system refused.
+    pub fn signal(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        signal: Signal,
+        grace: Option<Duration>,
+    ) -> Result<(), Error> {
+        let proc = self.find(id, chat)?;
+        let state = proc.state.lock();
+        if state.exit.is_some() {
+            return Err(Error::NotRunning(*id));
+        }
+        let sent = proc.signal_locked(&state, signal.number());
+        drop(state);
+        match sent {
+            Ok(_) => log::info!("{}: sent {}", proc.label(), signal.name()),
+            Err(e) => {
+                log::warn!("{}: sending {} failed: {e}", proc.label(), signal.name());
+                return Err(Error::Signal(e));
+            }
+        }
+        if let Some(grace) = grace.filter(|_| signal != Signal::Kill) {
+            self.shared
+                .send(Job::Escalate(Arc::clone(&proc), deadline_in(grace)));
+        }
+        Ok(())
+    }
+
+    /// Processes started and not yet marked exited.
+    #[must_use]
+    pub fn running(&self) -> usize {
+        self.shared.running.load(Ordering::SeqCst)
+    }
+
+    /// Stops everything: new starts fail, every group that may still have members gets
+    /// SIGTERM, then SIGKILL after the kill grace; every waiter wakes; every thread is joined;
+    /// no zombie is left. Returns once done. Idempotent and safe to call from several threads.
+    ///
+    /// Called from the on-exit hook (which runs on the supervisor thread), it starts the close
+    /// and returns at once: the supervisor cannot wait for itself.
+    pub fn close(&self) {
+        let on_supervisor = self.supervisor_thread == std::thread::current().id();
+        let first = self.shared.begin_closing();
+        if on_supervisor {
+            if first {
+                let (tx, _rx) = crossbeam_channel::bounded(1);
+                self.shared.send(Job::Close(tx));
+            }
+            return;
+        }
+        if first {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if self.shared.send(Job::Close(tx)) {
+                let _ = rx.recv();
+            }
+            let handle = self.supervisor.lock().take();
+            if let Some(handle) = handle {
+                let _ = handle.join();
+            }
+            *self.closed.lock() = true;
+            self.closed_cv.notify_all();
+        } else {
+            let mut closed = self.closed.lock();
+            while !*closed {
+                self.closed_cv.wait(&mut closed);
+            }
+        }
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scope_rule() {
+        let (a, b) = (Some(Uuid::new_v4()), Some(Uuid::new_v4()));
+        // Access: own chat, no-chat processes, and callers without a chat.
+        assert!(visible_for_access(a, a));
+        assert!(visible_for_access(None, a));
+        assert!(visible_for_access(a, None));
+        assert!(!visible_for_access(a, b));
+        // Lists: a chat lists its own only.
+        assert!(visible_in_list(a, a));
+        assert!(!visible_in_list(None, a));
+        assert!(visible_in_list(a, None));
+        assert!(!visible_in_list(a, b));
+    }
+}

@@ -1,0 +1,41 @@
+//! Deadlines from configured durations, saturating: a huge duration (`Duration::MAX` included)
+//! means "never", not an overflow panic.
+
+use std::time::{Duration, Instant};
+
+/// The longest span a deadline is set in the future: about a century. Any longer configured
+/// duration is cut to it, which is the same as never for a running program, and keeps every
+/// `Instant` arithmetic below it in range on every platform.
+pub(crate) const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `from + span`, or [`NEVER`] past `from` when the sum does not fit.
+#[must_use]
+pub(crate) fn deadline_from(from: Instant, span: Duration) -> Instant {
+    from.checked_add(span.min(NEVER))
+        .or_else(|| from.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(from)
+}
+
+/// `span` from now, saturating as [`deadline_from`] does.
+#[must_use]
+pub(crate) fn deadline_in(span: Duration) -> Instant {
+    deadline_from(Instant::now(), span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_spans_saturate() {
+        let now = Instant::now();
+        assert_eq!(deadline_from(now, Duration::ZERO), now);
+        assert_eq!(
+            deadline_from(now, Duration::from_secs(3)),
+            now + Duration::from_secs(3)
+        );
+        let never = deadline_from(now, Duration::MAX);
+        assert!(never >= now + Duration::from_secs(50 * 365 * 24 * 3600));
+        assert!(deadline_in(Duration::MAX) > now);
+    }
+}
