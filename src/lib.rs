@@ -112,6 +112,7 @@
 pub mod api;
 pub mod buffer;
 #[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod cli;
 #[cfg(feature = "client")]
 pub mod client;
@@ -127,6 +128,7 @@ mod process;
 mod reaper;
 mod render;
 #[cfg(feature = "server")]
+#[doc(hidden)]
 pub mod serve;
 pub(crate) mod sys;
 pub mod tools;
