@@ -56,7 +56,7 @@ mod stream;
 mod wire;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -193,7 +193,7 @@ where
 /// Where to listen.
 ///
 /// Parses from the `--listen` syntax: `HOST:PORT` with a literal IP (`127.0.0.1:7717`,
-/// `[::1]:0`) or `unix:/path/to/socket`.
+/// `[::1]:0`) or `unix:/path/to/socket`. [`Listen::resolve`] also takes a host name.
 ///
 /// ```
 /// use procwarden::http::Listen;
@@ -226,11 +226,43 @@ impl fmt::Display for ListenParseError {
 
 impl std::error::Error for ListenParseError {}
 
+impl Listen {
+    /// Parses like [`FromStr`], and also takes a host name with a port (`localhost:7717`),
+    /// resolved to its first address; the system resolver may be asked.
+    ///
+    /// ```
+    /// use procwarden::http::Listen;
+    ///
+    /// let local = Listen::resolve("localhost:0").unwrap();
+    /// assert!(matches!(local, Listen::Tcp(addr) if addr.ip().is_loopback()));
+    /// assert!(Listen::resolve("localhost").is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`ListenParseError`] for `unix:` without a path, or for anything that is neither
+    /// `HOST:PORT` (with a host that resolves) nor `unix:/path`.
+    pub fn resolve(s: &str) -> Result<Listen, ListenParseError> {
+        let parsed = s.parse::<Listen>();
+        if parsed.is_ok() || s.starts_with(UNIX_PREFIX) {
+            return parsed;
+        }
+        s.to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .map(Listen::Tcp)
+            .ok_or_else(|| ListenParseError(format!("{s:?} is neither HOST:PORT nor unix:/path")))
+    }
+}
+
+/// The prefix of a unix socket address in the `--listen` syntax.
+const UNIX_PREFIX: &str = "unix:";
+
 impl FromStr for Listen {
     type Err = ListenParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Some(path) = s.strip_prefix("unix:") {
+        if let Some(path) = s.strip_prefix(UNIX_PREFIX) {
             if path.is_empty() {
                 return Err(ListenParseError("unix: needs a socket path".into()));
             }

@@ -1,12 +1,12 @@
-//! `procwarden serve`: the HTTP agent. Its flags, the bearer token, the listening policy, the
+//! `procwarden serve`: the HTTP agent. Its options, the bearer token, the listening policy, the
 //! access log, and the shutdown on SIGTERM or SIGINT.
 //!
-//! The binary calls [`parse_args`] and [`run`]; both are here so that the policy is in the
-//! library, documented and testable, and `main.rs` stays a thin dispatcher.
+//! The command line (`crate::cli`, with every other subcommand's flags) parses the flags into
+//! [`ServeOptions`] and calls [`run`]; the policy is here so that it is in the library,
+//! documented and testable.
 
 use std::fmt;
 use std::io::Write;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -55,8 +55,8 @@ impl Default for ServeOptions {
 /// Why `serve` did not run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServeError {
-    /// A refusal at start-up (a bad flag, an empty token file, a non-loopback address without a
-    /// token): exit code 2.
+    /// A refusal at start-up (an empty token file, a `--listen` address that does not parse, a
+    /// non-loopback address without a token): exit code 2, as for a bad flag.
     Refused(String),
     /// A failure to start (the address is in use): exit code 1.
     Failed(String),
@@ -82,74 +82,12 @@ impl fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-/// The usage text of `procwarden serve`.
-pub const SERVE_USAGE: &str = "\
-Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
-                        [--workdir DIR] [--env KEY=VALUE]... [--max-running N]
-
-  --listen ADDR            HOST:PORT (default 127.0.0.1:7717; port 0 picks one) or unix:/path
-  --token-file FILE        require `Authorization: Bearer <token>`; the token is read from FILE
-                           (PROCWARDEN_TOKEN is used when no file is given)
-  --allow-unauthenticated  allow a non-loopback address without a token
-  --workdir DIR            default working directory for processes (when it exists)
-  --env KEY=VALUE          extra environment variable for every process (repeatable)
-  --max-running N          most processes running at once (default 256)
-
-Prints `listening on <address>` once listening. SIGTERM or SIGINT stops it gracefully.
-Logs go to stderr; RUST_LOG sets the level (default info).";
-
-/// Parses the arguments that follow `serve`. `--flag value` and `--flag=value` both work.
-pub fn parse_args(args: &[String]) -> Result<ServeOptions, ServeError> {
-    let mut opts = ServeOptions::default();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |name: &str| -> Result<String, ServeError> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| ServeError::Refused(format!("{name} needs a value"))),
-            }
-        };
-        match flag {
-            "--listen" => opts.listen = value("--listen")?,
-            "--token-file" => opts.token_file = Some(PathBuf::from(value("--token-file")?)),
-            "--allow-unauthenticated" if inline.is_none() => opts.allow_unauthenticated = true,
-            "--workdir" => opts.workdir = Some(PathBuf::from(value("--workdir")?)),
-            "--env" => {
-                let pair = value("--env")?;
-                match pair.split_once('=') {
-                    Some((key, val))
-                        if !key.is_empty() && !key.contains('\0') && !val.contains('\0') =>
-                    {
-                        opts.env.push((key.to_string(), val.to_string()));
-                    }
-                    _ => {
-                        return Err(ServeError::Refused(format!(
-                            "--env takes KEY=VALUE with a non-empty KEY, got \"{pair}\""
-                        )));
-                    }
-                }
-            }
-            "--max-running" => {
-                let n = value("--max-running")?;
-                opts.max_running = n.parse().map_err(|_| {
-                    ServeError::Refused(format!("--max-running takes a whole number, got \"{n}\""))
-                })?;
-            }
-            _ => return Err(ServeError::Refused(format!("unknown argument \"{arg}\""))),
-        }
-    }
-    Ok(opts)
-}
-
 /// The token in force: `--token-file` (trimmed; empty or unreadable is a refusal), else
 /// [`TOKEN_ENV`] (trimmed; empty counts as unset).
+///
+/// # Errors
+///
+/// [`ServeError::Refused`] when the token file cannot be read or holds only white space.
 pub fn resolve_token(opts: &ServeOptions) -> Result<Option<String>, ServeError> {
     if let Some(path) = &opts.token_file {
         let raw = std::fs::read_to_string(path).map_err(|e| {
@@ -170,23 +108,14 @@ pub fn resolve_token(opts: &ServeOptions) -> Result<Option<String>, ServeError> 
         .filter(|t| !t.is_empty()))
 }
 
-/// Parses `--listen`: `unix:/path`, an IP address with port, or a host name with port.
+/// Parses `--listen` (see [`Listen::resolve`]: `unix:/path`, an IP address with port, or a host
+/// name with port).
+///
+/// # Errors
+///
+/// [`ServeError::Refused`] when `listen` is none of those (or the host name does not resolve).
 pub fn resolve_listen(listen: &str) -> Result<Listen, ServeError> {
-    if let Some(path) = listen.strip_prefix("unix:") {
-        if path.is_empty() {
-            return Err(ServeError::Refused("--listen unix: needs a path".into()));
-        }
-        return Ok(Listen::Unix(PathBuf::from(path)));
-    }
-    if let Ok(addr) = listen.parse::<SocketAddr>() {
-        return Ok(Listen::Tcp(addr));
-    }
-    match listen.to_socket_addrs().map(|mut a| a.next()) {
-        Ok(Some(addr)) => Ok(Listen::Tcp(addr)),
-        _ => Err(ServeError::Refused(format!(
-            "--listen takes HOST:PORT or unix:/path, got \"{listen}\""
-        ))),
-    }
+    Listen::resolve(listen).map_err(|e| ServeError::Refused(format!("--listen: {e}")))
 }
 
 /// The termination signals `serve` handles.
@@ -196,6 +125,14 @@ const TERMINATION: [i32; 2] = [libc::SIGTERM, libc::SIGINT];
 /// process group (SIGTERM, then SIGKILL after the kill grace), answer blocked waiters, join
 /// everything. Call it from the main thread before starting any other thread: it blocks the
 /// termination signals so that only its signal thread receives them.
+///
+/// # Errors
+///
+/// [`ServeError::Refused`] for a token file that cannot be read or is empty, a `--listen`
+/// address that does not parse, or a non-loopback TCP address without a token (and without
+/// [`ServeOptions::allow_unauthenticated`]); [`ServeError::Failed`] when the termination
+/// signals cannot be blocked, the address cannot be bound, the manager or the signal thread
+/// cannot start, or the server fails.
 pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     sys::block_signals(&TERMINATION)
         .map_err(|e| ServeError::Failed(format!("cannot block termination signals: {e}")))?;
@@ -326,52 +263,6 @@ impl http::Service for Api {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn flags_parse_in_both_spellings() {
-        let opts = parse_args(&args(&[
-            "--listen",
-            "0.0.0.0:0",
-            "--token-file=/tmp/t",
-            "--allow-unauthenticated",
-            "--workdir",
-            "/srv",
-            "--env",
-            "A=1",
-            "--env=B=x=y",
-            "--max-running",
-            "7",
-        ]))
-        .expect("valid flags");
-        assert_eq!(opts.listen, "0.0.0.0:0");
-        assert_eq!(opts.token_file, Some(PathBuf::from("/tmp/t")));
-        assert!(opts.allow_unauthenticated);
-        assert_eq!(opts.workdir, Some(PathBuf::from("/srv")));
-        assert_eq!(
-            opts.env,
-            vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]
-        );
-        assert_eq!(opts.max_running, 7);
-    }
-
-    #[test]
-    fn bad_flags_are_refusals() {
-        for bad in [
-            &["--nope"][..],
-            &["--listen"],
-            &["--max-running", "many"],
-            &["--env", "NOEQUALS"],
-            &["--env", "=v"],
-            &["--allow-unauthenticated=yes"],
-        ] {
-            let err = parse_args(&args(bad)).expect_err("refused");
-            assert_eq!(err.exit_code(), 2, "{bad:?}");
-        }
-    }
 
     #[test]
     fn listen_addresses() {

@@ -1,0 +1,816 @@
+//! The one argument definition of the command line: the usage texts, and the parser that turns
+//! the words after the program name into an [`Invocation`], for `serve` and the client
+//! subcommands alike. Every usage error is a [`Usage`]: one line that ends with the help to
+//! read, and exit code [`EXIT_USAGE`].
+//!
+//! Every subcommand reads its words through [`Words`], so that all of them spell flags the same
+//! way: `--flag value` or `--flag=value` for a flag with a value, a bare `--flag` for a switch,
+//! `-h`/`--help` anywhere among the options for the subcommand's help.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::EXIT_USAGE;
+use crate::api;
+use crate::serve::ServeOptions;
+use crate::tools;
+
+// ---------------------------------------------------------------------------------------------
+// The usage texts
+
+const USAGE: &str = "\
+procwarden: a process runner for AI agents
+
+Usage:
+  procwarden serve [OPTIONS]                  run the HTTP agent
+  procwarden exec [OPTIONS] -- COMMAND...     run a command, print its output, exit with its status
+  procwarden ps [--limit N] [--wide]          list processes
+  procwarden output ID [--wait] [--follow]    print a process's output
+  procwarden kill ID [--signal SIGNAL]        signal a process's whole group
+  procwarden tools [--schema]                 the agent tools (no server needed)
+  procwarden --version | --help
+
+Client options (every command but serve; `procwarden COMMAND --help` for the others):
+  --url URL   the agent: http://HOST:PORT or unix:/path
+              (default: $PROCWARDEN_URL, else http://127.0.0.1:7717)
+  --json      print the API's JSON answer instead of the human form
+The bearer token is read from $PROCWARDEN_TOKEN.
+
+Exit codes: 1 error answer or no answer, 2 usage error. exec and output exit with the
+process's status: its exit code, 128+N for signal N, 124 for a timeout.";
+
+const SERVE_USAGE: &str = "\
+Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
+                        [--workdir DIR] [--env KEY=VALUE]... [--max-running N]
+
+  --listen ADDR            HOST:PORT (default 127.0.0.1:7717; port 0 picks one) or unix:/path
+  --token-file FILE        require `Authorization: Bearer <token>`; the token is read from FILE
+                           (PROCWARDEN_TOKEN is used when no file is given)
+  --allow-unauthenticated  allow a non-loopback address without a token
+  --workdir DIR            default working directory for processes (when it exists)
+  --env KEY=VALUE          extra environment variable for every process (repeatable)
+  --max-running N          most processes running at once (default 256)
+
+Prints `listening on <address>` once listening. SIGTERM or SIGINT stops it gracefully.
+Logs go to stderr; RUST_LOG sets the level (default info).";
+
+const EXEC_USAGE: &str = "\
+Usage: procwarden exec [--timeout D] [--workdir DIR] [--background] [--url URL] [--json] -- COMMAND...
+
+Runs COMMAND through the agent: its words joined with single spaces and run by `sh -c` on the
+agent's host (as ssh does), stdout and stderr in one stream, stdin empty. Waits for the exit,
+prints the output (the first and last 16 KiB when it is longer, with an omission marker), and
+exits with the command's status: its exit code, 128+N when signal N ended it.
+
+  --timeout D      give up after D (e.g. 30s, 5m, 250ms): the process group is sent SIGKILL,
+                   so nothing is left running, its output is printed, and the exit code is 124
+                   (as timeout(1)); the agent also ends it 10 s after D should this command die
+  --workdir DIR    absolute working directory on the agent's host (default: the agent's)
+  --background     start it and print its id at once (exit 0); with --timeout the agent ends
+                   it after D (SIGTERM, then SIGKILL 2 s later)
+  --json           print the final output answer (or the start answer) as JSON";
+
+const PS_USAGE: &str = "\
+Usage: procwarden ps [--limit N] [--wide] [--url URL] [--json]
+
+Lists processes, running first, then newest first: ID, PID, STATUS (running, exit N, the
+signal that ended it, or timed out), TIME (how long it has run, or ran) and COMMAND, cut to
+the terminal width ($COLUMNS, else 120).
+
+  --limit N   at most N processes (1 to 1000, default 1000)
+  --wide      never cut COMMAND
+  --json      print the list answer as JSON";
+
+const OUTPUT_USAGE: &str = "\
+Usage: procwarden output ID [--wait] [--follow] [--url URL] [--json]
+
+Prints a process's output (the first and last 16 KiB, with an omission marker between).
+Without options it is a snapshot. Once the process has exited, exits with its status as exec
+does (exit code, 128+N for signal N, 124 for a timeout); while it runs, exits 0.
+
+  --wait      wait until the process exits, then print its output
+  --follow    print output as it arrives until the process exits
+  --json      print the output answer as JSON (with --follow, one answer per line)";
+
+const KILL_USAGE: &str = "\
+Usage: procwarden kill ID [--signal terminate|kill|interrupt] [--url URL] [--json]
+
+Sends a signal to the process's whole group: terminate (SIGTERM, the default), kill (SIGKILL)
+or interrupt (SIGINT).
+
+  --json      print the answer as JSON";
+
+const TOOLS_USAGE: &str = "\
+Usage: procwarden tools [--schema]
+
+Lists the agent tools (execute, process_output, process_list, process_signal). No server is
+needed.
+
+  --schema, --json   print the tool definitions (name, description, JSON Schema of the
+                     arguments) as JSON";
+
+/// Every subcommand: its name and its help.
+const SUBCOMMANDS: [(&str, &str); 6] = [
+    ("serve", SERVE_USAGE),
+    ("exec", EXEC_USAGE),
+    ("ps", PS_USAGE),
+    ("output", OUTPUT_USAGE),
+    ("kill", KILL_USAGE),
+    ("tools", TOOLS_USAGE),
+];
+
+/// The flags of `exec` that take a value (so that the word after one is not its command).
+const EXEC_VALUE_FLAGS: [&str; 3] = ["--timeout", "--workdir", "--url"];
+
+// ---------------------------------------------------------------------------------------------
+// What the words ask for
+
+/// What the arguments ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Invocation {
+    /// Print this help and exit 0.
+    Help(&'static str),
+    /// Print the version and exit 0.
+    Version,
+    /// Run the agent.
+    Serve(ServeOptions),
+    /// Run a client subcommand.
+    Client {
+        /// The options every client subcommand takes.
+        options: ClientOptions,
+        /// The subcommand and its own options.
+        command: Command,
+    },
+}
+
+/// The options every client subcommand takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct ClientOptions {
+    /// `--url`.
+    pub(super) url: Option<String>,
+    /// `--json`.
+    pub(super) json: bool,
+}
+
+/// A client subcommand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Command {
+    /// `exec`.
+    Exec {
+        /// The timeout and its text as given (for messages).
+        timeout: Option<(Duration, String)>,
+        /// `--workdir`.
+        workdir: Option<String>,
+        /// `--background`.
+        background: bool,
+        /// The command's words joined with single spaces.
+        command: String,
+    },
+    /// `ps`.
+    Ps {
+        /// `--limit`.
+        limit: usize,
+        /// `--wide`.
+        wide: bool,
+    },
+    /// `output`.
+    Output {
+        /// The process ID.
+        id: String,
+        /// `--wait`.
+        wait: bool,
+        /// `--follow`.
+        follow: bool,
+    },
+    /// `kill`.
+    Kill {
+        /// The process ID.
+        id: String,
+        /// The wire name of the signal.
+        signal: String,
+    },
+    /// `tools`.
+    Tools {
+        /// `--schema`.
+        schema: bool,
+    },
+}
+
+/// A usage error: a message, and the subcommand whose help explains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Usage {
+    message: String,
+    command: Option<&'static str>,
+}
+
+impl Usage {
+    /// The process exit code for a usage error.
+    pub(super) fn exit_code(&self) -> u8 {
+        EXIT_USAGE
+    }
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.command {
+            Some(command) => write!(f, "{} (see procwarden {command} --help)", self.message),
+            None => write!(f, "{} (see procwarden --help)", self.message),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading words
+
+/// One word as a subcommand sees it: the word, and split into `--flag` and its inline
+/// `=value` (a word that is not a `--flag=value` is its own flag, without a value).
+struct Arg<'a> {
+    word: &'a str,
+    flag: &'a str,
+    inline: Option<&'a str>,
+}
+
+/// The words of the command line, read left to right, and the subcommand they belong to (for
+/// the help that usage errors point to).
+struct Words<'a> {
+    words: &'a [String],
+    next: usize,
+    command: Option<&'static str>,
+}
+
+impl<'a> Words<'a> {
+    fn new(words: &'a [String]) -> Self {
+        Words {
+            words,
+            next: 0,
+            command: None,
+        }
+    }
+
+    fn next(&mut self) -> Option<&'a str> {
+        let word = self.words.get(self.next)?;
+        self.next += 1;
+        Some(word)
+    }
+
+    /// The next word, split into flag and inline value.
+    fn next_arg(&mut self) -> Option<Arg<'a>> {
+        let word = self.next()?;
+        let (flag, inline) = match word.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
+            _ => (word, None),
+        };
+        Some(Arg { word, flag, inline })
+    }
+
+    /// The next word that is not an option every client subcommand takes; those it meets on
+    /// the way are recorded in `options`.
+    fn next_client_arg(&mut self, options: &mut ClientOptions) -> Result<Option<Arg<'a>>, Usage> {
+        while let Some(arg) = self.next_arg() {
+            match arg.flag {
+                "--url" => options.url = Some(self.value(&arg)?),
+                "--json" if arg.inline.is_none() => options.json = true,
+                _ => return Ok(Some(arg)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The words not read yet, left unread.
+    fn remaining(&self) -> &'a [String] {
+        &self.words[self.next..]
+    }
+
+    /// The words not read yet, now read.
+    fn rest(&mut self) -> &'a [String] {
+        let rest = self.remaining();
+        self.next = self.words.len();
+        rest
+    }
+
+    /// Steps back over the word just read.
+    fn unread(&mut self) {
+        self.next -= 1;
+    }
+
+    /// The value of a flag: inline (`--flag=value`) or the next word.
+    fn value(&mut self, arg: &Arg<'_>) -> Result<String, Usage> {
+        match arg.inline {
+            Some(value) => Ok(value.to_string()),
+            None => self
+                .next()
+                .map(str::to_string)
+                .ok_or_else(|| self.error(format!("{} needs a value", arg.flag))),
+        }
+    }
+
+    /// A switch: `true`, or an error if it was given a value.
+    fn switch(&self, arg: &Arg<'_>) -> Result<bool, Usage> {
+        match arg.inline {
+            Some(_) => Err(self.error(format!("{} takes no value", arg.flag))),
+            None => Ok(true),
+        }
+    }
+
+    /// A usage error of the current subcommand.
+    fn error(&self, message: impl Into<String>) -> Usage {
+        Usage {
+            message: message.into(),
+            command: self.command,
+        }
+    }
+
+    /// The error for a word the subcommand does not take.
+    fn unknown(&self, word: &str) -> Usage {
+        if word.starts_with('-') {
+            self.error(format!("unknown option \"{word}\""))
+        } else {
+            self.error(format!("unexpected argument \"{word}\""))
+        }
+    }
+}
+
+fn is_help(word: &str) -> bool {
+    word == "--help" || word == "-h"
+}
+
+/// The help of a subcommand, if there is one by that name.
+fn help_of(name: &str) -> Option<(&'static str, &'static str)> {
+    SUBCOMMANDS.into_iter().find(|&(known, _)| known == name)
+}
+
+/// The error for a subcommand name that is none of [`SUBCOMMANDS`].
+fn unknown_command(name: &str) -> Usage {
+    Usage {
+        message: format!("unknown command \"{name}\""),
+        command: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+/// Parses the words after the program name.
+pub(super) fn parse(args: &[String]) -> Result<Invocation, Usage> {
+    let mut options = ClientOptions::default();
+    let mut words = Words::new(args);
+    let name = match words.next_client_arg(&mut options)? {
+        None => return Err(words.error("a command is required")),
+        Some(arg) if is_help(arg.word) => return Ok(Invocation::Help(USAGE)),
+        Some(arg) if matches!(arg.word, "--version" | "-V") => return Ok(Invocation::Version),
+        Some(arg) if arg.word.starts_with('-') => return Err(words.unknown(arg.word)),
+        Some(arg) => arg.word,
+    };
+    let (command, help) = match name {
+        "version" => return Ok(Invocation::Version),
+        "help" => {
+            return match words.next() {
+                None => Ok(Invocation::Help(USAGE)),
+                Some(other) => help_of(other)
+                    .map(|(_, help)| Invocation::Help(help))
+                    .ok_or_else(|| unknown_command(other)),
+            };
+        }
+        other => help_of(other).ok_or_else(|| unknown_command(other))?,
+    };
+    words.command = Some(command);
+    if command == "serve" && options != ClientOptions::default() {
+        return Err(words.error("serve takes no --url or --json (it listens with --listen)"));
+    }
+    let wants_help = if command == "exec" {
+        exec_help_before_command(words.remaining())
+    } else {
+        words.remaining().iter().any(|w| is_help(w))
+    };
+    if wants_help {
+        return Ok(Invocation::Help(help));
+    }
+    let command = match command {
+        "serve" => return parse_serve(&mut words).map(Invocation::Serve),
+        "exec" => parse_exec(&mut words, &mut options)?,
+        "ps" => parse_ps(&mut words, &mut options)?,
+        "output" => parse_output(&mut words, &mut options)?,
+        "kill" => parse_kill(&mut words, &mut options)?,
+        _ => parse_tools(&mut words, &mut options)?,
+    };
+    Ok(Invocation::Client { options, command })
+}
+
+/// Whether `--help` comes among exec's options rather than in its command (`exec -- ls --help`
+/// and `exec ls --help` run `ls --help`).
+fn exec_help_before_command(rest: &[String]) -> bool {
+    let mut takes_value = false;
+    for word in rest {
+        if takes_value {
+            takes_value = false;
+            continue;
+        }
+        if is_help(word) {
+            return true;
+        }
+        if word == "--" || !word.starts_with('-') {
+            return false;
+        }
+        takes_value = EXEC_VALUE_FLAGS.contains(&word.as_str());
+    }
+    false
+}
+
+fn parse_serve(words: &mut Words<'_>) -> Result<ServeOptions, Usage> {
+    let mut opts = ServeOptions::default();
+    while let Some(arg) = words.next_arg() {
+        match arg.flag {
+            "--listen" => opts.listen = words.value(&arg)?,
+            "--token-file" => opts.token_file = Some(PathBuf::from(words.value(&arg)?)),
+            "--allow-unauthenticated" => opts.allow_unauthenticated = words.switch(&arg)?,
+            "--workdir" => opts.workdir = Some(PathBuf::from(words.value(&arg)?)),
+            "--env" => {
+                let pair = words.value(&arg)?;
+                match pair.split_once('=') {
+                    Some((key, val))
+                        if !key.is_empty() && !key.contains('\0') && !val.contains('\0') =>
+                    {
+                        opts.env.push((key.to_string(), val.to_string()));
+                    }
+                    _ => {
+                        return Err(words.error(format!(
+                            "--env takes KEY=VALUE with a non-empty KEY, got \"{pair}\""
+                        )));
+                    }
+                }
+            }
+            "--max-running" => {
+                let n = words.value(&arg)?;
+                opts.max_running = n.parse().map_err(|_| {
+                    words.error(format!("--max-running takes a whole number, got \"{n}\""))
+                })?;
+            }
+            _ => return Err(words.unknown(arg.word)),
+        }
+    }
+    Ok(opts)
+}
+
+fn parse_exec(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
+    let mut timeout = None;
+    let mut workdir = None;
+    let mut background = false;
+    let mut command: &[String] = &[];
+    while let Some(arg) = words.next_client_arg(options)? {
+        if arg.word == "--" {
+            command = words.rest();
+            break;
+        }
+        if !arg.word.starts_with('-') {
+            // The command starts here, as with ssh: everything from here on is its words.
+            words.unread();
+            command = words.rest();
+            break;
+        }
+        match arg.flag {
+            "--timeout" => {
+                let text = words.value(&arg)?;
+                let d = tools::parse_duration(&text).map_err(|e| words.error(e))?;
+                if d.is_zero() {
+                    return Err(words.error("--timeout must be more than 0"));
+                }
+                timeout = Some((d, text));
+            }
+            "--workdir" => workdir = Some(words.value(&arg)?),
+            "--background" => background = words.switch(&arg)?,
+            _ => return Err(words.unknown(arg.word)),
+        }
+    }
+    if command.is_empty() {
+        return Err(words.error("a command is required after --"));
+    }
+    let command = command.join(" ");
+    if command.trim().is_empty() {
+        return Err(words.error("the command is empty"));
+    }
+    Ok(Command::Exec {
+        timeout,
+        workdir,
+        background,
+        command,
+    })
+}
+
+fn parse_ps(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
+    let max = api::MAX_LIST_LIMIT as usize;
+    let mut limit = max;
+    let mut wide = false;
+    while let Some(arg) = words.next_client_arg(options)? {
+        match arg.flag {
+            "--limit" => {
+                let text = words.value(&arg)?;
+                limit = text
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        words.error(format!(
+                            "--limit takes a number from 1 to {max}, got \"{text}\""
+                        ))
+                    })?;
+            }
+            "--wide" | "-w" => wide = words.switch(&arg)?,
+            _ => return Err(words.unknown(arg.word)),
+        }
+    }
+    Ok(Command::Ps { limit, wide })
+}
+
+/// Sets the one positional ID, or refuses an option or a second ID.
+fn set_id(words: &Words<'_>, id: &mut Option<String>, word: &str) -> Result<(), Usage> {
+    if word.starts_with('-') || id.is_some() {
+        return Err(words.unknown(word));
+    }
+    *id = Some(word.to_string());
+    Ok(())
+}
+
+fn required_id(words: &Words<'_>, id: Option<String>) -> Result<String, Usage> {
+    id.filter(|id| !id.is_empty())
+        .ok_or_else(|| words.error("a process ID is required"))
+}
+
+fn parse_output(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
+    let mut id = None;
+    let mut wait = false;
+    let mut follow = false;
+    while let Some(arg) = words.next_client_arg(options)? {
+        match arg.flag {
+            "--wait" => wait = words.switch(&arg)?,
+            "--follow" | "-f" => follow = words.switch(&arg)?,
+            _ => set_id(words, &mut id, arg.word)?,
+        }
+    }
+    Ok(Command::Output {
+        id: required_id(words, id)?,
+        wait,
+        follow,
+    })
+}
+
+fn parse_kill(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
+    let mut id = None;
+    let mut signal = "terminate".to_string();
+    while let Some(arg) = words.next_client_arg(options)? {
+        match arg.flag {
+            "--signal" | "-s" => {
+                signal = words.value(&arg)?;
+                if !matches!(signal.as_str(), "terminate" | "kill" | "interrupt") {
+                    return Err(words.error(format!(
+                        "--signal takes terminate, kill or interrupt, got \"{signal}\""
+                    )));
+                }
+            }
+            _ => set_id(words, &mut id, arg.word)?,
+        }
+    }
+    Ok(Command::Kill {
+        id: required_id(words, id)?,
+        signal,
+    })
+}
+
+fn parse_tools(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
+    let mut schema = false;
+    while let Some(arg) = words.next_client_arg(options)? {
+        match arg.flag {
+            "--schema" => schema = words.switch(&arg)?,
+            _ => return Err(words.unknown(arg.word)),
+        }
+    }
+    Ok(Command::Tools { schema })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn client(list: &[&str]) -> (ClientOptions, Command) {
+        match parse(&args(list)) {
+            Ok(Invocation::Client { options, command }) => (options, command),
+            other => panic!("{list:?}: {other:?}"),
+        }
+    }
+
+    fn usage_error(list: &[&str]) -> Usage {
+        match parse(&args(list)) {
+            Err(usage) => usage,
+            other => panic!("{list:?}: expected a usage error, got {other:?}"),
+        }
+    }
+
+    /// The flags that follow `serve`, parsed.
+    fn parse_args(list: &[String]) -> Result<ServeOptions, Usage> {
+        let mut words = Words::new(list);
+        words.command = Some("serve");
+        parse_serve(&mut words)
+    }
+
+    #[test]
+    fn exec_joins_the_words_after_the_separator() {
+        let (options, command) = client(&[
+            "--url",
+            "http://h:1",
+            "exec",
+            "--timeout=1.5s",
+            "--workdir",
+            "/tmp",
+            "--json",
+            "--",
+            "echo",
+            "a  b",
+            "--help",
+        ]);
+        assert_eq!(
+            options,
+            ClientOptions {
+                url: Some("http://h:1".into()),
+                json: true
+            }
+        );
+        assert_eq!(
+            command,
+            Command::Exec {
+                timeout: Some((Duration::from_millis(1500), "1.5s".into())),
+                workdir: Some("/tmp".into()),
+                background: false,
+                command: "echo a  b --help".into(),
+            }
+        );
+        // Without `--` the command starts at the first word that is not an option.
+        let (_, command) = client(&["exec", "--background", "ls", "-la", "--json"]);
+        assert_eq!(
+            command,
+            Command::Exec {
+                timeout: None,
+                workdir: None,
+                background: true,
+                command: "ls -la --json".into(),
+            }
+        );
+        assert_eq!(
+            parse(&args(&["exec", "--timeout", "5s", "--help"])),
+            Ok(Invocation::Help(EXEC_USAGE))
+        );
+        assert!(matches!(
+            parse(&args(&["exec", "--", "ls", "--help"])),
+            Ok(Invocation::Client { .. })
+        ));
+    }
+
+    #[test]
+    fn other_subcommands_parse() {
+        assert_eq!(
+            client(&["ps"]).1,
+            Command::Ps {
+                limit: 1000,
+                wide: false
+            }
+        );
+        assert_eq!(
+            client(&["ps", "--limit", "5", "--wide", "--url=unix:/s"]),
+            (
+                ClientOptions {
+                    url: Some("unix:/s".into()),
+                    json: false
+                },
+                Command::Ps {
+                    limit: 5,
+                    wide: true
+                }
+            )
+        );
+        assert_eq!(
+            client(&["output", "--follow", "abc"]).1,
+            Command::Output {
+                id: "abc".into(),
+                wait: false,
+                follow: true
+            }
+        );
+        assert_eq!(
+            client(&["kill", "abc", "--signal", "kill"]).1,
+            Command::Kill {
+                id: "abc".into(),
+                signal: "kill".into()
+            }
+        );
+        assert_eq!(
+            client(&["tools", "--schema"]).1,
+            Command::Tools { schema: true }
+        );
+        assert_eq!(parse(&args(&["ps", "-h"])), Ok(Invocation::Help(PS_USAGE)));
+        assert_eq!(
+            parse(&args(&["help", "kill"])),
+            Ok(Invocation::Help(KILL_USAGE))
+        );
+        assert_eq!(
+            parse(&args(&["serve", "--listen", "x"])),
+            Ok(Invocation::Serve(ServeOptions {
+                listen: "x".into(),
+                ..ServeOptions::default()
+            }))
+        );
+        assert_eq!(
+            parse(&args(&["help", "serve"])),
+            Ok(Invocation::Help(SERVE_USAGE))
+        );
+        assert_eq!(
+            parse(&args(&["serve", "--listen", "x", "-h"])),
+            Ok(Invocation::Help(SERVE_USAGE))
+        );
+    }
+
+    #[test]
+    fn usage_errors_name_the_problem() {
+        for (list, needle) in [
+            (&[][..], "a command is required"),
+            (&["frobnicate"], "unknown command \"frobnicate\""),
+            (&["exec"], "a command is required after --"),
+            (&["exec", "--"], "a command is required after --"),
+            (
+                &["exec", "--timeout", "soon", "--", "ls"],
+                "invalid duration \"soon\"",
+            ),
+            (&["exec", "--timeout", "0s", "--", "ls"], "more than 0"),
+            (&["exec", "--nope", "--", "ls"], "unknown option \"--nope\""),
+            (&["ps", "--limit", "0"], "--limit takes a number"),
+            (&["output"], "a process ID is required"),
+            (&["output", "a", "b"], "unexpected argument \"b\""),
+            (
+                &["kill", "a", "--signal", "hup"],
+                "--signal takes terminate",
+            ),
+            (&["kill", "a", "--signal"], "--signal needs a value"),
+            (&["--url"], "--url needs a value"),
+            (&["--url", "x", "serve"], "serve takes no --url"),
+            (&["tools", "--schema=yes"], "--schema takes no value"),
+            (&["serve", "--nope"], "unknown option \"--nope\""),
+            (&["serve", "--max-running", "many"], "--max-running takes"),
+        ] {
+            let error = usage_error(list);
+            assert!(error.message.contains(needle), "{list:?}: {error}");
+            assert!(!error.to_string().contains('\n'), "{list:?}: one line");
+            assert_eq!(error.exit_code(), EXIT_USAGE, "{list:?}");
+        }
+        assert_eq!(
+            usage_error(&["ps", "--bad"]).to_string(),
+            "unknown option \"--bad\" (see procwarden ps --help)"
+        );
+        assert_eq!(
+            usage_error(&["serve", "--listen"]).to_string(),
+            "--listen needs a value (see procwarden serve --help)"
+        );
+    }
+
+    #[test]
+    fn flags_parse_in_both_spellings() {
+        let opts = parse_args(&args(&[
+            "--listen",
+            "0.0.0.0:0",
+            "--token-file=/tmp/t",
+            "--allow-unauthenticated",
+            "--workdir",
+            "/srv",
+            "--env",
+            "A=1",
+            "--env=B=x=y",
+            "--max-running",
+            "7",
+        ]))
+        .expect("valid flags");
+        assert_eq!(opts.listen, "0.0.0.0:0");
+        assert_eq!(opts.token_file, Some(PathBuf::from("/tmp/t")));
+        assert!(opts.allow_unauthenticated);
+        assert_eq!(opts.workdir, Some(PathBuf::from("/srv")));
+        assert_eq!(
+            opts.env,
+            vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
+        assert_eq!(opts.max_running, 7);
+    }
+
+    #[test]
+    fn bad_flags_are_refusals() {
+        for bad in [
+            &["--nope"][..],
+            &["--listen"],
+            &["--max-running", "many"],
+            &["--env", "NOEQUALS"],
+            &["--env", "=v"],
+            &["--allow-unauthenticated=yes"],
+        ] {
+            let err = parse_args(&args(bad)).expect_err("refused");
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
+}
