@@ -560,9 +560,11 @@ fn parse_kill(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
         match arg.flag {
             "--signal" | "-s" => {
                 signal = words.value(&arg)?;
-                if !matches!(signal.as_str(), "terminate" | "kill" | "interrupt") {
+                if crate::api::parse_signal(&signal).is_err() {
+                    let names: Vec<&str> = crate::api::SIGNAL_NAMES.iter().map(|(_, n)| *n).collect();
                     return Err(words.error(format!(
-                        "--signal takes terminate, kill or interrupt, got \"{signal}\""
+                        "--signal takes {}, got \"{signal}\"",
+                        names.join(", ")
                     )));
                 }
             }
