@@ -43,8 +43,7 @@ use ureq::unversioned::transport::{
 };
 use uuid::Uuid;
 
-use crate::api;
-use crate::tools::{ApiError, ProcessApi};
+use crate::api::{self, ApiError, ProcessApi};
 
 /// Longest time to establish a TCP connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -97,6 +96,7 @@ impl Client {
     /// A client of the server at `base_url`: `http://HOST:PORT` or `unix:/path/to/socket`. Any
     /// other URL (`https://` included: no TLS is linked in) makes every request fail with a
     /// transport error (`status: None`) that says so; so does a malformed one.
+    #[must_use]
     pub fn new(base_url: impl Into<String>) -> Client {
         let shown: String = base_url.into();
         let scheme_ok = shown.starts_with(UNIX_PREFIX)
@@ -142,23 +142,33 @@ impl Client {
     }
 
     /// Sends `Authorization: Bearer <token>` with every request (`None`: no header).
+    #[must_use]
     pub fn token(mut self, token: Option<String>) -> Client {
         self.token = token;
         self
     }
 
     /// Acts for `chat`: sends `Coder-Chat-Id: <uuid>` with every request (`None`: no header).
+    #[must_use]
     pub fn chat(mut self, chat: Option<Uuid>) -> Client {
         self.chat = chat;
         self
     }
 
     /// The base URL as given to [`Client::new`].
+    #[must_use]
     pub fn url(&self) -> &str {
         &self.shown
     }
 
     /// `POST /api/v0/processes/start`.
+    ///
+    /// # Errors
+    ///
+    /// An error answer keeps the server's status, message and detail (400, 401, 429, 500,
+    /// 503); no answer at all (refused, reset, timed out, an unsupported URL) is a transport
+    /// error with `status: None`; a 2xx body that is not the expected JSON keeps its status and
+    /// says so.
     pub fn start(&self, request: &api::StartRequest) -> Result<api::StartResponse, ApiError> {
         let body = serde_json::to_vec(request).map_err(|e| ApiError {
             status: None,
@@ -176,6 +186,11 @@ impl Client {
     /// `wait=true&timeout_ms=N` a wait of up to `wait` (at most [`api::MAX_WAIT_MS`]) for the
     /// exit, or with a `cursor` for output past it. The request itself may take `wait` plus
     /// [`WAIT_MARGIN`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::start`]; the answers are those of the output route (400 for a bad query,
+    /// 404 for an id this chat cannot see).
     pub fn output(
         &self,
         id: &str,
@@ -200,6 +215,10 @@ impl Client {
     }
 
     /// `GET /api/v0/processes/list?limit=N`, with `limit` clamped to `1..=`[`api::MAX_LIST_LIMIT`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::start`].
     pub fn list(&self, limit: usize) -> Result<api::ListResponse, ApiError> {
         let limit = u64::try_from(limit)
             .unwrap_or(u64::MAX)
@@ -213,10 +232,30 @@ impl Client {
 
     /// `POST /api/v0/processes/{id}/signal` with `{"signal": signal}` (`terminate`, `kill` or
     /// `interrupt`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::start`]; the answers are those of the signal route (400 for an unsupported
+    /// signal, 404, 409, 500).
     pub fn signal(&self, id: &str, signal: &str) -> Result<api::Message, ApiError> {
+        self.signal_with_grace(id, signal, None)
+    }
+
+    /// [`Client::signal`] with `grace_ms`: with `terminate` or `interrupt`, the server SIGKILLs
+    /// the group `grace` later if it still runs (whole milliseconds, saturating).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::signal`].
+    pub fn signal_with_grace(
+        &self,
+        id: &str,
+        signal: &str,
+        grace: Option<Duration>,
+    ) -> Result<api::Message, ApiError> {
         let request = api::SignalRequest {
             signal: Some(signal.to_string()),
-            grace_ms: None,
+            grace_ms: grace.map(|g| u64::try_from(g.as_millis()).unwrap_or(u64::MAX)),
         };
         let body = serde_json::to_vec(&request).map_err(|e| ApiError {
             status: None,
@@ -231,6 +270,10 @@ impl Client {
     }
 
     /// `GET /`: the server's name and version, e.g. `"procwarden 0.1.0"`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::start`].
     pub fn version(&self) -> Result<String, ApiError> {
         let answer: api::Message = self.send("/", None, REQUEST_TIMEOUT)?;
         Ok(answer.message)
@@ -293,7 +336,7 @@ impl Client {
             },
             Err(_) => {
                 let text = String::from_utf8_lossy(&bytes);
-                let (text, _) = crate::tools::cap_output(text.trim(), MAX_ERROR_DETAIL_BYTES);
+                let (text, _) = api::cap_output(text.trim(), MAX_ERROR_DETAIL_BYTES);
                 ApiError {
                     status: Some(status),
                     message: format!("{} answered HTTP {status}.", self.shown),
@@ -342,6 +385,15 @@ impl ProcessApi for Client {
 
     fn signal(&self, id: &str, signal: &str) -> Result<api::Message, ApiError> {
         Client::signal(self, id, signal)
+    }
+
+    fn signal_with_grace(
+        &self,
+        id: &str,
+        signal: &str,
+        grace: Option<Duration>,
+    ) -> Result<api::Message, ApiError> {
+        Client::signal_with_grace(self, id, signal, grace)
     }
 }
 

@@ -9,8 +9,10 @@ use crate::id::ProcessId;
 /// Why a [`Manager`](crate::Manager) operation failed.
 ///
 /// Each variant corresponds to one answer of the wire contract (noted per variant), so a front
-/// end maps it to a status code without inspecting messages. `Display` gives a sentence for a
-/// person; [`Error::detail`] the underlying system error where there is one.
+/// end maps it to a status code without inspecting messages: the mapping, and the wire's own
+/// sentences, are [`api::error_answer`](crate::api::error_answer)'s. `Display` gives a sentence
+/// for a person; [`source`](std::error::Error::source) the underlying system error where there
+/// is one.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -51,16 +53,6 @@ pub enum Error {
     NotRunning(ProcessId),
     /// Sending a signal failed for a reason other than the group being gone (500).
     Signal(io::Error),
-}
-
-impl Error {
-    /// The underlying system error, for a front end's `detail` field.
-    pub fn detail(&self) -> Option<String> {
-        match self {
-            Error::Spawn(e) | Error::Signal(e) => Some(e.to_string()),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for Error {

@@ -2,6 +2,11 @@
 //! manager behind it. The HTTP front end only parses bytes into a [`Request`] and writes the
 //! [`Response`] back, so everything here can be tested and fuzzed without sockets.
 //!
+//! The handler is HTTP only: authentication, route and method, the chat header, query
+//! parameters and JSON bodies. What a route then does, and every answer about a process, comes
+//! from the same [`ProcessApi`] the agent tools use ([`LocalApi`] for the request's chat), so
+//! the mapping between wire and library exists once, in [`crate::api`].
+//!
 //! Order of checks, as the wire contract fixes it: body size (done by the front end, from the
 //! declared length), then the bearer token, then route and method, then the route's own checks.
 
@@ -11,11 +16,8 @@ use std::time::Duration;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::api::{self, Message};
-use crate::command::{Command, Signal};
-use crate::error::Error;
+use crate::api::{self, ApiError, LocalApi, Message, ProcessApi};
 use crate::id::ProcessId;
-use crate::info::OutputQuery;
 use crate::manager::Manager;
 
 /// A request: what the HTTP front end ([`crate::http`]) parsed, and what the handler answers.
@@ -36,6 +38,7 @@ pub struct Request {
 
 impl Request {
     /// The value of the first header field called `name` (compared case-insensitively).
+    #[must_use]
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
@@ -56,6 +59,7 @@ pub struct Response {
 
 impl Response {
     /// A response with this status and (JSON) body.
+    #[must_use]
     pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
         Response {
             status,
@@ -64,6 +68,7 @@ impl Response {
     }
 
     /// A JSON response from any serializable value.
+    #[must_use]
     pub fn json(status: u16, value: &impl Serialize) -> Self {
         let body = serde_json::to_vec(value).unwrap_or_else(|e| {
             // Our wire types always serialize; keep the promise of a JSON body regardless.
@@ -74,12 +79,14 @@ impl Response {
     }
 
     /// A `{"message": ...}` response.
+    #[must_use]
     pub fn message(status: u16, message: impl Into<String>) -> Self {
         Response::json(status, &Message::new(message))
     }
 }
 
-/// The application: maps the four routes and `GET /` onto a [`Manager`].
+/// The application: maps the four routes and `GET /` onto a [`Manager`], through a
+/// [`LocalApi`] acting for each request's chat.
 pub struct Handler {
     manager: Arc<Manager>,
     token: Option<Vec<u8>>,
@@ -105,6 +112,7 @@ enum Route<'a> {
 
 impl Handler {
     /// A handler for `manager`; with a token, every request needs `Authorization: Bearer <token>`.
+    #[must_use]
     pub fn new(manager: Arc<Manager>, token: Option<String>) -> Self {
         Handler {
             manager,
@@ -113,11 +121,13 @@ impl Handler {
     }
 
     /// The manager behind this handler.
+    #[must_use]
     pub fn manager(&self) -> &Arc<Manager> {
         &self.manager
     }
 
     /// Answers one request. Never panics on any input.
+    #[must_use]
     pub fn handle(&self, req: &Request) -> Response {
         if !self.authorized(req) {
             return Response::message(401, "Unauthorized.");
@@ -140,14 +150,15 @@ impl Handler {
             Ok(chat) => chat,
             Err(response) => return response,
         };
+        let api = LocalApi::new(Arc::clone(&self.manager), chat);
         match route {
             Route::Root => {
                 Response::message(200, format!("procwarden {}", env!("CARGO_PKG_VERSION")))
             }
-            Route::Start => self.start(req, chat),
-            Route::List => self.list(query, chat),
-            Route::Output(id) => self.output(id, query, chat),
-            Route::Signal(id) => self.signal(id, req, chat),
+            Route::Start => start(&api, req),
+            Route::List => list(&api, query),
+            Route::Output(id) => output(&api, id, query),
+            Route::Signal(id) => self.signal(&api, id, req, chat),
         }
     }
 
@@ -166,91 +177,22 @@ impl Handler {
         constant_time_eq(trim_ascii(given), token)
     }
 
-    fn start(&self, req: &Request, chat: Option<Uuid>) -> Response {
-        let body: api::StartRequest = match json_object(&req.body) {
-            Ok(body) => body,
-            Err(response) => return response,
-        };
-        let mut cmd = Command::from_parts(body.command, body.argv)
-            .background(body.background.unwrap_or(false))
-            .chat_opt(chat);
-        if let Some(dir) = body.workdir.filter(|d| !d.is_empty()) {
-            cmd = cmd.workdir(dir);
-        }
-        if let Some(env) = body.env {
-            cmd = cmd.envs(env);
-        }
-        if let Some(ms) = body.timeout_ms {
-            cmd = cmd.timeout(Duration::from_millis(ms));
-        }
-        match self.manager.start(cmd) {
-            Ok(started) => Response::json(
-                200,
-                &api::StartResponse {
-                    id: started.id.to_string(),
-                    started: true,
-                    pid: Some(started.pid),
-                },
-            ),
-            Err(e) => error_response(&e, None),
-        }
-    }
-
-    fn list(&self, query: &str, chat: Option<Uuid>) -> Response {
-        let limit = match query_u64(query, "limit") {
-            Ok(None) => api::DEFAULT_LIST_LIMIT,
-            Ok(Some(n)) if (1..=api::MAX_LIST_LIMIT).contains(&n) => n as usize,
-            Ok(Some(_)) => {
-                return Response::message(
-                    400,
-                    format!(
-                        "Query parameter \"limit\" must be between 1 and {}.",
-                        api::MAX_LIST_LIMIT
-                    ),
-                );
-            }
-            Err(response) => return response,
-        };
-        let processes = self
-            .manager
-            .list(chat, limit)
-            .iter()
-            .map(api::ProcessInfo::from)
-            .collect();
-        Response::json(200, &api::ListResponse { processes })
-    }
-
-    fn output(&self, raw_id: &str, query: &str, chat: Option<Uuid>) -> Response {
-        let cursor = match query_u64(query, "cursor") {
-            Ok(cursor) => cursor,
-            Err(response) => return response,
-        };
-        let timeout_ms = match query_u64(query, "timeout_ms") {
-            Ok(ms) => ms.unwrap_or(api::MAX_WAIT_MS).min(api::MAX_WAIT_MS),
-            Err(response) => return response,
-        };
-        let wait = query_value(query, "wait").as_deref() == Some("true");
-        let Ok(id) = raw_id.parse::<ProcessId>() else {
-            return not_found(raw_id);
-        };
-        let query =
-            OutputQuery::from_parts(cursor, wait.then(|| Duration::from_millis(timeout_ms)));
-        match self.manager.output(&id, chat, query) {
-            Ok(out) => Response::json(200, &api::OutputResponse::from(&out)),
-            Err(e) => error_response(&e, Some(raw_id)),
-        }
-    }
-
-    fn signal(&self, raw_id: &str, req: &Request, chat: Option<Uuid>) -> Response {
-        let id = raw_id.parse::<ProcessId>().ok();
+    /// `POST {id}/signal`. Another chat's process is not found before the body is looked at;
+    /// an unknown id only after the body's checks.
+    fn signal(
+        &self,
+        api: &dyn ProcessApi,
+        raw_id: &str,
+        req: &Request,
+        chat: Option<Uuid>,
+    ) -> Response {
         // 1. Another chat's process is not found, before the body is even looked at.
-        let known = id.and_then(|id| self.manager.info(&id, None).ok());
-        if let (Some(info), Some(chat)) = (&known, chat)
-            && info.chat.is_some_and(|owner| owner != chat)
+        if let Ok(id) = raw_id.parse::<ProcessId>()
+            && self.manager.is_other_chats(&id, chat)
         {
-            return not_found(raw_id);
+            return error_response(&ApiError::not_found(raw_id));
         }
-        // 2-4. The body.
+        // 2-3. The body.
         let body: api::SignalRequest = match json_object(&req.body) {
             Ok(body) => body,
             Err(response) => return response,
@@ -259,22 +201,72 @@ impl Handler {
             None | Some("") => return Response::message(400, "Signal is required."),
             Some(name) => name,
         };
-        let Ok(signal) = name.parse::<Signal>() else {
-            return Response::message(400, api::unsupported_signal_message(name));
-        };
-        // 5-6. The process itself.
-        let (Some(id), Some(_)) = (id, known) else {
-            return not_found(raw_id);
-        };
+        // 4-6. The signal's name, then the process itself.
         let grace = body.grace_ms.map(Duration::from_millis);
-        match self.manager.signal(&id, chat, signal, grace) {
-            Ok(()) => Response::message(
-                200,
-                format!("Signal \"{}\" sent to process \"{raw_id}\".", signal.name()),
-            ),
-            Err(e) => error_response(&e, Some(raw_id)),
-        }
+        answer(api.signal_with_grace(raw_id, name, grace))
     }
+}
+
+/// `POST start`.
+fn start(api: &dyn ProcessApi, req: &Request) -> Response {
+    match json_object::<api::StartRequest>(&req.body) {
+        Ok(body) => answer(api.start(&body)),
+        Err(response) => response,
+    }
+}
+
+/// `GET list`.
+fn list(api: &dyn ProcessApi, query: &str) -> Response {
+    let limit = match query_u64(query, "limit") {
+        Ok(None) => api::DEFAULT_LIST_LIMIT,
+        Ok(Some(n)) if (1..=api::MAX_LIST_LIMIT).contains(&n) => {
+            // At most MAX_LIST_LIMIT, which fits any usize.
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }
+        Ok(Some(_)) => {
+            return Response::message(
+                400,
+                format!(
+                    "Query parameter \"limit\" must be between 1 and {}.",
+                    api::MAX_LIST_LIMIT
+                ),
+            );
+        }
+        Err(response) => return response,
+    };
+    answer(api.list(limit))
+}
+
+/// `GET {id}/output`.
+fn output(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
+    let cursor = match query_u64(query, "cursor") {
+        Ok(cursor) => cursor,
+        Err(response) => return response,
+    };
+    let timeout_ms = match query_u64(query, "timeout_ms") {
+        Ok(ms) => ms.unwrap_or(api::MAX_WAIT_MS).min(api::MAX_WAIT_MS),
+        Err(response) => return response,
+    };
+    let wait = query_value(query, "wait").as_deref() == Some("true");
+    answer(api.output(
+        raw_id,
+        cursor,
+        wait.then(|| Duration::from_millis(timeout_ms)),
+    ))
+}
+
+/// A 200 with the answer, or the error's status and body.
+fn answer<T: Serialize>(result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(value) => Response::json(200, &value),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The wire answer of an error. The in-process API always has a status; a transport error,
+/// which it never makes, would be an internal error.
+fn error_response(e: &ApiError) -> Response {
+    Response::json(e.status.unwrap_or(500), &e.to_message())
 }
 
 /// The path and query of a request target: an absolute-form target (`http://host/path?q`,
@@ -334,10 +326,6 @@ fn chat_of(req: &Request) -> Result<Option<Uuid>, Response> {
     }
 }
 
-fn not_found(raw_id: &str) -> Response {
-    Response::message(404, format!("Process \"{raw_id}\" not found."))
-}
-
 /// Parses a body that must be one JSON object (serde would otherwise also fill a struct from
 /// an array, by position).
 fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
@@ -353,34 +341,6 @@ fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Respons
         return Err(invalid("expected a JSON object".into()));
     }
     serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
-}
-
-/// Maps a manager error to its status code and wire message.
-fn error_response(e: &Error, raw_id: Option<&str>) -> Response {
-    let status = match e {
-        Error::CommandRequired
-        | Error::CommandAndArgv
-        | Error::EmptyArgv
-        | Error::NulByte { .. }
-        | Error::InvalidEnvKey { .. }
-        | Error::RelativeWorkdir(_)
-        | Error::WorkdirNotFound(_) => 400,
-        Error::NotFound(_) => return not_found(raw_id.unwrap_or_default()),
-        Error::NotRunning(_) => {
-            return Response::message(
-                409,
-                format!("Process \"{}\" is not running.", raw_id.unwrap_or_default()),
-            );
-        }
-        Error::TooManyRunning { .. } => 429,
-        Error::ShuttingDown => 503,
-        Error::Spawn(_) | Error::Signal(_) => 500,
-    };
-    let message = match e.detail() {
-        Some(detail) => Message::with_detail(e.to_string(), detail),
-        None => Message::new(e.to_string()),
-    };
-    Response::json(status, &message)
 }
 
 /// The first value of a query parameter, percent-decoded; `None` if absent.

@@ -89,9 +89,10 @@
 //! # Agent tools and remote agents
 //!
 //! [`tools`] holds the tools an AI model calls (`execute`, `process_output`, `process_list`,
-//! `process_signal`) and their definitions. They run over [`tools::ProcessApi`]: in process
-//! through [`tools::LocalApi`], or against a `procwarden serve` through `client::Client` (the
-//! blocking HTTP client, feature `client`). Feature `cli` adds the command line, `cli::run`.
+//! `process_signal`) and their definitions. They run over [`api::ProcessApi`], the same trait
+//! the HTTP handler answers through: in process through [`api::LocalApi`], or against a
+//! `procwarden serve` through `client::Client` (the blocking HTTP client, feature `client`).
+//! Feature `cli` adds the command line, `cli::run`.
 //!
 //! # Platforms
 //!

@@ -1,7 +1,8 @@
 //! Agent tools: `execute`, `process_output`, `process_list` and `process_signal`, for an AI
 //! model calling functions. They run over one trait, [`ProcessApi`], which the in-process
-//! [`Manager`] implements through [`LocalApi`], and the blocking HTTP client implements with the
-//! `client` feature.
+//! [`Manager`](crate::Manager) implements through [`LocalApi`], and the blocking HTTP client
+//! implements with the `client` feature. The trait, its error and the output cap live in
+//! [`crate::api`]; they are re-exported here under their old paths.
 //!
 //! The tool layer decides whether an agent hangs on an interactive prompt, loses a server started
 //! with `&`, or floods its context, so it: gives every process an environment that disables
@@ -9,19 +10,12 @@
 //! caps what goes back to the model at [`MAX_TOOL_OUTPUT_BYTES`]; and returns every failure as
 //! a structured result, never a panic.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use uuid::Uuid;
-
 use crate::api;
-use crate::command::{Command, Signal};
-use crate::error::Error;
-use crate::id::ProcessId;
-use crate::info::OutputQuery;
-use crate::manager::Manager;
+pub use crate::api::{ApiError, LocalApi, MAX_TOOL_OUTPUT_BYTES, ProcessApi, cap_output};
 
 /// Variables every process started by a tool gets: nothing waits for a person.
 pub const AGENT_ENV: [(&str, &str); 10] = [
@@ -37,8 +31,6 @@ pub const AGENT_ENV: [(&str, &str); 10] = [
     ("PROCWARDEN_AGENT", "1"),
 ];
 
-/// Most bytes of output a tool result carries back to the model.
-pub const MAX_TOOL_OUTPUT_BYTES: usize = 32768;
 /// How long `execute` waits for a foreground command unless told otherwise.
 pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `process_output` waits for exit unless told otherwise.
@@ -48,173 +40,10 @@ pub const DEFAULT_OUTPUT_WAIT: Duration = Duration::from_secs(10);
 pub const FILE_DUMP_NOTE: &str =
     "Consider using read_file instead of dumping file contents with shell commands.";
 
-/// Why a call through [`ProcessApi`] failed: the HTTP status the wire would answer, its
-/// message, and the underlying detail. A transport failure (no answer at all) has no status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    /// The wire status (400, 404, 409, 429, 500, 503), or `None` when nothing answered.
-    pub status: Option<u16>,
-    /// A sentence for a person.
-    pub message: String,
-    /// The underlying error, where there is one.
-    pub detail: Option<String>,
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(detail) = &self.detail {
-            write!(f, " ({detail})")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ApiError {}
-
-impl ApiError {
-    /// Whether nothing answered (a transport error), as opposed to an error answer.
-    pub fn is_transport(&self) -> bool {
-        self.status.is_none()
-    }
-}
-
-/// The four operations of the process API, in wire types, as the tools need them. Implemented
-/// by the in-process [`Manager`] (through `Arc<Manager>`), and by the remote client.
-pub trait ProcessApi {
-    /// Starts a process.
-    fn start(&self, request: &api::StartRequest) -> Result<api::StartResponse, ApiError>;
-    /// Reads output: a snapshot, or after waiting up to `wait` (for exit, or with a cursor for
-    /// output past it).
-    fn output(
-        &self,
-        id: &str,
-        cursor: Option<u64>,
-        wait: Option<Duration>,
-    ) -> Result<api::OutputResponse, ApiError>;
-    /// Lists processes (running first, then newest first).
-    fn list(&self, limit: usize) -> Result<api::ListResponse, ApiError>;
-    /// Signals a process's group: `terminate`, `kill` or `interrupt`.
-    fn signal(&self, id: &str, signal: &str) -> Result<api::Message, ApiError>;
-}
-
-/// The in-process implementation, acting for one chat (or none).
-#[derive(Debug, Clone)]
-pub struct LocalApi {
-    manager: Arc<Manager>,
-    chat: Option<Uuid>,
-}
-
-impl LocalApi {
-    /// Tools over `manager`, acting for `chat`.
-    pub fn new(manager: Arc<Manager>, chat: Option<Uuid>) -> Self {
-        LocalApi { manager, chat }
-    }
-}
-
-fn api_error(e: &Error, status: u16) -> ApiError {
-    ApiError {
-        status: Some(status),
-        message: e.to_string(),
-        detail: e.detail(),
-    }
-}
-
-fn status_of(e: &Error) -> u16 {
-    match e {
-        Error::NotFound(_) => 404,
-        Error::NotRunning(_) => 409,
-        Error::TooManyRunning { .. } => 429,
-        Error::ShuttingDown => 503,
-        Error::Spawn(_) | Error::Signal(_) => 500,
-        _ => 400,
-    }
-}
-
-fn parse_id(id: &str) -> Result<ProcessId, ApiError> {
-    id.parse().map_err(|_| ApiError {
-        status: Some(404),
-        message: format!("Process \"{id}\" not found."),
-        detail: None,
-    })
-}
-
-impl ProcessApi for LocalApi {
-    fn start(&self, request: &api::StartRequest) -> Result<api::StartResponse, ApiError> {
-        let mut cmd = Command::from_parts(request.command.clone(), request.argv.clone())
-            .background(request.background.unwrap_or(false))
-            .chat_opt(self.chat);
-        if let Some(dir) = request.workdir.as_ref().filter(|d| !d.is_empty()) {
-            cmd = cmd.workdir(dir);
-        }
-        if let Some(env) = &request.env {
-            cmd = cmd.envs(env.clone());
-        }
-        if let Some(ms) = request.timeout_ms {
-            cmd = cmd.timeout(Duration::from_millis(ms));
-        }
-        let started = self
-            .manager
-            .start(cmd)
-            .map_err(|e| api_error(&e, status_of(&e)))?;
-        Ok(api::StartResponse {
-            id: started.id.to_string(),
-            started: true,
-            pid: Some(started.pid),
-        })
-    }
-
-    fn output(
-        &self,
-        id: &str,
-        cursor: Option<u64>,
-        wait: Option<Duration>,
-    ) -> Result<api::OutputResponse, ApiError> {
-        let pid = parse_id(id)?;
-        let out = self
-            .manager
-            .output(&pid, self.chat, OutputQuery::from_parts(cursor, wait))
-            .map_err(|e| {
-                let mut err = api_error(&e, status_of(&e));
-                if let Error::NotFound(_) = e {
-                    err.message = format!("Process \"{id}\" not found.");
-                }
-                err
-            })?;
-        Ok(api::OutputResponse::from(&out))
-    }
-
-    fn list(&self, limit: usize) -> Result<api::ListResponse, ApiError> {
-        let processes = self
-            .manager
-            .list(self.chat, limit)
-            .iter()
-            .map(api::ProcessInfo::from)
-            .collect();
-        Ok(api::ListResponse { processes })
-    }
-
-    fn signal(&self, id: &str, signal: &str) -> Result<api::Message, ApiError> {
-        let Ok(sig) = signal.parse::<Signal>() else {
-            return Err(ApiError {
-                status: Some(400),
-                message: api::unsupported_signal_message(signal),
-                detail: None,
-            });
-        };
-        let pid = parse_id(id)?;
-        self.manager
-            .signal(&pid, self.chat, sig, None)
-            .map_err(|e| api_error(&e, status_of(&e)))?;
-        Ok(api::Message::new(format!(
-            "Signal \"{signal}\" sent to process \"{id}\"."
-        )))
-    }
-}
-
 /// Applies the trailing-`&` rule: a foreground command whose trimmed text ends with `&` (but
 /// not `&&` or `|&`) runs in the background without the `&`. Returns the command to run and
 /// whether it runs in the background. A command already marked background is left as it is.
+#[must_use]
 pub fn background_from_ampersand(command: &str, run_in_background: bool) -> (String, bool) {
     if run_in_background {
         return (command.to_string(), true);
@@ -231,6 +60,7 @@ pub fn background_from_ampersand(command: &str, run_in_background: bool) -> (Str
 
 /// The file-dump note for foreground commands that print whole files: `cat ...`,
 /// `rg|grep ... --include-all`, and `rg|grep -l ...`.
+#[must_use]
 pub fn file_dump_note(command: &str) -> Option<&'static str> {
     let command = command.trim_start();
     let mut words = command.split_whitespace();
@@ -249,20 +79,13 @@ pub fn file_dump_note(command: &str) -> Option<&'static str> {
     dumps.then_some(FILE_DUMP_NOTE)
 }
 
-/// Cuts `output` to at most `max` bytes at a character boundary; returns whether it cut.
-pub fn cap_output(output: &str, max: usize) -> (&str, bool) {
-    if output.len() <= max {
-        return (output, false);
-    }
-    let mut end = max;
-    while !output.is_char_boundary(end) {
-        end -= 1;
-    }
-    (&output[..end], true)
-}
-
 /// Parses a duration such as `30s`, `5m`, `1h`, `250ms`, `1.5s` or `1m30s` (units `ms`, `s`,
-/// `m`, `h`; a bare number is seconds). The error names the value.
+/// `m`, `h`; a bare number is seconds).
+///
+/// # Errors
+///
+/// A sentence naming the value, for anything else (no unit it knows, a negative number, a
+/// duration too long to represent).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid =
         || format!("invalid duration \"{text}\": use a number with a unit, like 30s, 5m or 250ms");
@@ -300,12 +123,37 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(total).map_err(|_| invalid())
 }
 
+/// Formats a duration in the syntax [`parse_duration`] reads, largest unit first: `10s`,
+/// `1m30s`, `1h`, `1s500ms`; `0s` for anything under a millisecond (which it drops).
+#[must_use]
+pub fn format_duration(duration: Duration) -> String {
+    const MS_PER_SECOND: u128 = 1000;
+    const MS_PER_MINUTE: u128 = 60 * MS_PER_SECOND;
+    const MS_PER_HOUR: u128 = 60 * MS_PER_MINUTE;
+    let ms = duration.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let parts = [
+        (ms / MS_PER_HOUR, "h"),
+        (ms % MS_PER_HOUR / MS_PER_MINUTE, "m"),
+        (ms % MS_PER_MINUTE / MS_PER_SECOND, "s"),
+        (ms % MS_PER_SECOND, "ms"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect()
+}
+
 /// The arguments of `execute`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct ExecuteArgs {
     /// The shell command (run with `sh -c`).
     pub command: String,
-    /// How long to wait for a foreground command, e.g. `30s` or `5m` (default 10 s).
+    /// How long to wait for a foreground command, e.g. `30s` or `5m` (default
+    /// [`DEFAULT_EXECUTE_TIMEOUT`]).
     #[serde(default)]
     pub timeout: Option<String>,
     /// Absolute working directory.
@@ -321,7 +169,8 @@ pub struct ExecuteArgs {
 pub struct OutputArgs {
     /// The id `execute` returned.
     pub process_id: String,
-    /// How long to wait for exit, e.g. `30s` (default 10 s; `0s` for a snapshot).
+    /// How long to wait for exit, e.g. `30s` (default [`DEFAULT_OUTPUT_WAIT`]; `0s` for a
+    /// snapshot).
     #[serde(default)]
     pub wait_timeout: Option<String>,
     /// Read only output after this stream offset (a previous `next_cursor`).
@@ -334,7 +183,7 @@ pub struct OutputArgs {
 pub struct SignalArgs {
     /// The id `execute` returned.
     pub process_id: String,
-    /// `terminate`, `kill` or `interrupt`.
+    /// `terminate`, `kill` or `interrupt` ([`api::SIGNAL_NAMES`]).
     pub signal: String,
 }
 
@@ -363,10 +212,13 @@ pub fn execute(api: &dyn ProcessApi, args: &ExecuteArgs) -> Value {
     if args.command.trim().is_empty() {
         return failure("command is required");
     }
-    let timeout = match args.timeout.as_deref() {
-        None | Some("") => DEFAULT_EXECUTE_TIMEOUT,
+    let (timeout, timeout_shown) = match args.timeout.as_deref() {
+        None | Some("") => (
+            DEFAULT_EXECUTE_TIMEOUT,
+            format_duration(DEFAULT_EXECUTE_TIMEOUT),
+        ),
         Some(text) => match parse_duration(text) {
-            Ok(t) => t,
+            Ok(t) => (t, text.to_string()),
             Err(e) => return failure(e),
         },
     };
@@ -417,7 +269,7 @@ pub fn execute(api: &dyn ProcessApi, args: &ExecuteArgs) -> Value {
         "success": false,
         "output": output,
         "exit_code": -1,
-        "error": format!("command timed out after {}", args.timeout.as_deref().unwrap_or("10s")),
+        "error": format!("command timed out after {timeout_shown}"),
         "background_process_id": started.id,
     })
 }
@@ -532,16 +384,20 @@ pub fn process_signal(api: &dyn ProcessApi, args: &SignalArgs) -> Value {
 
 /// The tool definitions for a model: name, description and a JSON Schema of the arguments
 /// (the `function` object of the common function-calling APIs).
+#[must_use]
 pub fn definitions() -> Value {
+    let execute_timeout = format_duration(DEFAULT_EXECUTE_TIMEOUT);
+    let output_wait = format_duration(DEFAULT_OUTPUT_WAIT);
+    let signal_names: Vec<&str> = api::SIGNAL_NAMES.iter().map(|(_, name)| *name).collect();
     json!([
         {
             "name": "execute",
-            "description": "Run a shell command on the host. Commands run under `sh -c` in their own process group, with no terminal: pagers, editors and prompts are disabled. In the foreground the call waits until the command exits or its timeout passes (default 10s); a command that times out keeps running and can be read with process_output. Use run_in_background for servers, watchers and long builds; do not end a command with shell `&` to background it.",
+            "description": format!("Run a shell command on the host. Commands run under `sh -c` in their own process group, with no terminal: pagers, editors and prompts are disabled. In the foreground the call waits until the command exits or its timeout passes (default {execute_timeout}); a command that times out keeps running and can be read with process_output. Use run_in_background for servers, watchers and long builds; do not end a command with shell `&` to background it."),
             "parameters": {
                 "type": "object",
                 "properties": {
                     "command": {"type": "string", "description": "The shell command."},
-                    "timeout": {"type": "string", "description": "How long to wait in the foreground, e.g. \"30s\" or \"5m\". Default \"10s\"."},
+                    "timeout": {"type": "string", "description": format!("How long to wait in the foreground, e.g. \"30s\" or \"5m\". Default \"{execute_timeout}\".")},
                     "workdir": {"type": "string", "description": "Absolute working directory."},
                     "run_in_background": {"type": "boolean", "description": "Start and return at once with a background_process_id (for servers, watchers, long builds)."}
                 },
@@ -550,7 +406,7 @@ pub fn definitions() -> Value {
         },
         {
             "name": "process_output",
-            "description": "Read the output of a process started by execute. Waits up to wait_timeout (default 10s, \"0s\" for an immediate snapshot) for it to exit. Output keeps the first and last 16 KiB; pass the returned next_cursor as cursor to read only what is new.",
+            "description": format!("Read the output of a process started by execute. Waits up to wait_timeout (default {output_wait}, \"0s\" for an immediate snapshot) for it to exit. Output keeps the first and last 16 KiB; pass the returned next_cursor as cursor to read only what is new."),
             "parameters": {
                 "type": "object",
                 "properties": {
@@ -573,7 +429,7 @@ pub fn definitions() -> Value {
                 "type": "object",
                 "properties": {
                     "process_id": {"type": "string"},
-                    "signal": {"type": "string", "enum": ["terminate", "kill", "interrupt"]}
+                    "signal": {"type": "string", "enum": signal_names}
                 },
                 "required": ["process_id", "signal"]
             }
@@ -635,17 +491,6 @@ mod tests {
     }
 
     #[test]
-    fn output_is_capped_at_a_character_boundary() {
-        let text = format!("{}€tail", "a".repeat(32767)); // the euro sign straddles 32768
-        let (capped, cut) = cap_output(&text, MAX_TOOL_OUTPUT_BYTES);
-        assert!(cut);
-        assert_eq!(capped.len(), 32767);
-        assert!(capped.chars().all(|c| c == 'a'));
-        let (same, cut) = cap_output("short", MAX_TOOL_OUTPUT_BYTES);
-        assert_eq!((same, cut), ("short", false));
-    }
-
-    #[test]
     fn durations() {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
@@ -658,5 +503,43 @@ mod tests {
             let err = parse_duration(bad).expect_err(bad);
             assert!(err.contains(&format!("\"{bad}\"")), "{err}");
         }
+    }
+
+    #[test]
+    fn durations_format_as_they_parse() {
+        let cases = [
+            (Duration::ZERO, "0s"),
+            (Duration::from_micros(999), "0s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_secs(10), "10s"),
+            (Duration::from_millis(1500), "1s500ms"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(3600), "1h"),
+            (Duration::from_secs(3661), "1h1m1s"),
+        ];
+        for (duration, text) in cases {
+            assert_eq!(format_duration(duration), text);
+            if duration.subsec_nanos() % 1_000_000 == 0 {
+                assert_eq!(parse_duration(text), Ok(duration), "{text}");
+            }
+        }
+        assert_eq!(format_duration(DEFAULT_EXECUTE_TIMEOUT), "10s");
+    }
+
+    #[test]
+    fn definitions_read_the_defaults_and_the_signal_table() {
+        let defs = definitions();
+        let execute = defs[0]["description"].as_str().unwrap_or_default();
+        assert!(execute.contains("(default 10s)"), "{execute}");
+        let timeout = defs[0]["parameters"]["properties"]["timeout"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(timeout.ends_with("Default \"10s\"."), "{timeout}");
+        let output = defs[1]["description"].as_str().unwrap_or_default();
+        assert!(output.contains("(default 10s, "), "{output}");
+        assert_eq!(
+            defs[3]["parameters"]["properties"]["signal"]["enum"],
+            json!(["terminate", "kill", "interrupt"])
+        );
     }
 }

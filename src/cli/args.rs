@@ -561,7 +561,8 @@ fn parse_kill(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
             "--signal" | "-s" => {
                 signal = words.value(&arg)?;
                 if crate::api::parse_signal(&signal).is_err() {
-                    let names: Vec<&str> = crate::api::SIGNAL_NAMES.iter().map(|(_, n)| *n).collect();
+                    let names: Vec<&str> =
+                        crate::api::SIGNAL_NAMES.iter().map(|(_, n)| *n).collect();
                     return Err(words.error(format!(
                         "--signal takes {}, got \"{signal}\"",
                         names.join(", ")

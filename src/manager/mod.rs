@@ -440,6 +440,16 @@ impl Manager {
             }
         }
     }
+
+    /// Whether `id` names a process that exists but that `chat` may not see: one started for
+    /// another chat. False for an unknown id, and for a process `chat` may read and signal.
+    /// The HTTP signal route asks this before it looks at the body, as the contract orders.
+    #[must_use]
+    pub fn is_other_chats(&self, id: &ProcessId, chat: Option<Uuid>) -> bool {
+        self.shared
+            .get(id)
+            .is_some_and(|proc| !visible_for_access(proc.chat, chat))
+    }
 }
 
 impl Drop for Manager {

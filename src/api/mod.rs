@@ -3,14 +3,32 @@
 //! Field names are those of coder's workspace agent process API, so its clients work unchanged;
 //! fields marked *extension* are additive. Optional fields that are absent are left out of the
 //! JSON, never sent as `null`.
+//!
+//! This module is also the one place where the wire meets the library:
+//!
+//! - the wire types, here;
+//! - every mapping between them and the library's types: a start request to a
+//!   [`Command`](crate::Command) ([`command_from_start`]), library answers to wire answers
+//!   (`From` impls), an [`Error`](crate::Error) to its status and message ([`error_answer`]),
+//!   signal names ([`SIGNAL_NAMES`]) and the exit encoding ([`exit_code`], [`exit_signal`]);
+//! - the process API as a trait in wire types, [`ProcessApi`], with its error [`ApiError`], and
+//!   its in-process implementation [`LocalApi`]. The HTTP handler, the agent tools and the
+//!   client all go through it, so they answer alike.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::buffer::TRUNCATION_STRATEGY;
-use crate::command::{ParseSignalError, Signal};
-use crate::info::{Exit, Output, ProcessInfo as Info};
+mod local;
+mod map;
+mod process_api;
+
+pub use local::LocalApi;
+pub use map::{
+    SIGNAL_NAMES, command_from_start, error_answer, exit_code, exit_signal, not_found_message,
+    parse_signal, signal_name, unsupported_signal_message,
+};
+pub use process_api::{ApiError, MAX_TOOL_OUTPUT_BYTES, ProcessApi, cap_output};
 
 /// Path prefix of every process route.
 pub const PREFIX: &str = "/api/v0/processes";
@@ -23,59 +41,6 @@ pub const MAX_LIST_LIMIT: u64 = 1000;
 pub const MAX_WAIT_MS: u64 = 300_000;
 /// Request header that scopes a request to a chat.
 pub const CHAT_HEADER: &str = "Coder-Chat-Id";
-
-/// The wire name of every signal the API accepts, in the order the answers list them. The one
-/// table of signal names: [`Signal::name`], its `FromStr`, the handler, the tools and the CLI
-/// all read it.
-pub const SIGNAL_NAMES: [(Signal, &str); 3] = [
-    (Signal::Terminate, "terminate"),
-    (Signal::Kill, "kill"),
-    (Signal::Interrupt, "interrupt"),
-];
-
-/// The wire name of a signal.
-#[must_use]
-pub fn signal_name(signal: Signal) -> &'static str {
-    SIGNAL_NAMES
-        .iter()
-        .find(|(s, _)| *s == signal)
-        .map_or("unknown", |(_, name)| name)
-}
-
-/// Parses a wire signal name (exact, lowercase, as the contract spells them).
-///
-/// # Errors
-///
-/// [`ParseSignalError`] for any other text.
-pub fn parse_signal(name: &str) -> Result<Signal, ParseSignalError> {
-    SIGNAL_NAMES
-        .iter()
-        .find(|(_, n)| *n == name)
-        .map(|(s, _)| *s)
-        .ok_or_else(|| ParseSignalError {
-            name: name.to_string(),
-        })
-}
-
-/// The contract's answer to an unsupported signal name.
-#[must_use]
-pub fn unsupported_signal_message(name: &str) -> String {
-    format!("Unsupported signal \"{name}\". Use \"kill\", \"terminate\" or \"interrupt\".")
-}
-
-/// The wire's `exit_code`: the leader's code, or `-1` when a signal ended it or its status is
-/// unknown.
-#[must_use]
-pub fn exit_code(exit: &Exit) -> i32 {
-    exit.code.unwrap_or(-1)
-}
-
-/// The wire's `signal`: the name of the signal that ended the leader, e.g. `"SIGKILL"`.
-#[must_use]
-pub fn exit_signal(exit: &Exit) -> Option<String> {
-    exit.signal
-        .map(|sig| crate::sys::signal_name(sig).into_owned())
-}
 
 /// `POST /api/v0/processes/start`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,61 +192,6 @@ impl Message {
         Message {
             message: message.into(),
             detail: Some(detail.into()),
-        }
-    }
-}
-
-fn unix_seconds(t: std::time::SystemTime) -> i64 {
-    match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
-fn duration_ms(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-impl From<&Info> for ProcessInfo {
-    fn from(info: &Info) -> Self {
-        let exit = info.exit.as_ref();
-        ProcessInfo {
-            id: info.id.to_string(),
-            command: info.command.clone(),
-            workdir: info.workdir.to_string_lossy().into_owned(),
-            background: info.background,
-            running: info.running,
-            exit_code: exit.map(exit_code),
-            started_at_unix: unix_seconds(info.started_at),
-            exited_at_unix: exit.map(|e| unix_seconds(e.exited_at)),
-            pid: Some(info.pid),
-            signal: exit.and_then(exit_signal),
-            timed_out: exit.and_then(timed_out),
-            duration_ms: exit.map(|e| duration_ms(e.duration)),
-        }
-    }
-}
-
-fn timed_out(exit: &Exit) -> Option<bool> {
-    exit.timed_out.then_some(true)
-}
-
-impl From<&Output> for OutputResponse {
-    fn from(out: &Output) -> Self {
-        let exit = out.exit.as_ref();
-        OutputResponse {
-            output: out.output.clone(),
-            truncated: out.truncated.map(|t| Truncation {
-                original_bytes: t.original_bytes,
-                retained_bytes: t.retained_bytes,
-                omitted_bytes: t.omitted_bytes,
-                strategy: TRUNCATION_STRATEGY.to_string(),
-            }),
-            running: out.running,
-            exit_code: exit.map(exit_code),
-            signal: exit.and_then(exit_signal),
-            timed_out: exit.and_then(timed_out),
-            next_cursor: out.next_cursor,
         }
     }
 }

@@ -1,0 +1,102 @@
+//! [`LocalApi`]: the process API over an in-process [`Manager`], answering exactly as the wire
+//! does. The HTTP handler answers through it, and the agent tools run over it in process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::process_api::{ApiError, ProcessApi};
+use super::{
+    ListResponse, Message, OutputResponse, ProcessInfo, StartRequest, StartResponse,
+    command_from_start, error_answer, parse_signal, signal_name, unsupported_signal_message,
+};
+use crate::error::Error;
+use crate::id::ProcessId;
+use crate::info::OutputQuery;
+use crate::manager::Manager;
+
+/// The in-process implementation of [`ProcessApi`], acting for one chat (or none). Cheap to
+/// build: it holds the manager's `Arc` and the chat.
+#[derive(Debug, Clone)]
+pub struct LocalApi {
+    manager: Arc<Manager>,
+    chat: Option<Uuid>,
+}
+
+impl LocalApi {
+    /// The API over `manager`, acting for `chat`.
+    #[must_use]
+    pub fn new(manager: Arc<Manager>, chat: Option<Uuid>) -> Self {
+        LocalApi { manager, chat }
+    }
+}
+
+/// The wire's answer to `error`, with `id` as the caller spelled it.
+fn answer(error: &Error, id: Option<&str>) -> ApiError {
+    let (status, message) = error_answer(error, id);
+    ApiError::answer(status, message)
+}
+
+fn parse_id(id: &str) -> Result<ProcessId, ApiError> {
+    id.parse().map_err(|_| ApiError::not_found(id))
+}
+
+impl ProcessApi for LocalApi {
+    fn start(&self, request: &StartRequest) -> Result<StartResponse, ApiError> {
+        self.manager
+            .start(command_from_start(request, self.chat))
+            .map(|started| StartResponse::from(&started))
+            .map_err(|e| answer(&e, None))
+    }
+
+    fn output(
+        &self,
+        id: &str,
+        cursor: Option<u64>,
+        wait: Option<Duration>,
+    ) -> Result<OutputResponse, ApiError> {
+        let pid = parse_id(id)?;
+        self.manager
+            .output(&pid, self.chat, OutputQuery::from_parts(cursor, wait))
+            .map(|out| OutputResponse::from(&out))
+            .map_err(|e| answer(&e, Some(id)))
+    }
+
+    fn list(&self, limit: usize) -> Result<ListResponse, ApiError> {
+        let processes = self
+            .manager
+            .list(self.chat, limit)
+            .iter()
+            .map(ProcessInfo::from)
+            .collect();
+        Ok(ListResponse { processes })
+    }
+
+    fn signal(&self, id: &str, signal: &str) -> Result<Message, ApiError> {
+        self.signal_with_grace(id, signal, None)
+    }
+
+    fn signal_with_grace(
+        &self,
+        id: &str,
+        signal: &str,
+        grace: Option<Duration>,
+    ) -> Result<Message, ApiError> {
+        // The contract's order: the signal name, then the process.
+        let Ok(sig) = parse_signal(signal) else {
+            return Err(ApiError::answer(
+                400,
+                Message::new(unsupported_signal_message(signal)),
+            ));
+        };
+        let pid = parse_id(id)?;
+        self.manager
+            .signal(&pid, self.chat, sig, grace)
+            .map_err(|e| answer(&e, Some(id)))?;
+        Ok(Message::new(format!(
+            "Signal \"{}\" sent to process \"{id}\".",
+            signal_name(sig)
+        )))
+    }
+}

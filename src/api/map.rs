@@ -1,0 +1,324 @@
+//! Every mapping between the wire types and the library's types, in one place: a start request
+//! to a [`Command`], library answers to wire answers, an [`Error`] to its status and message,
+//! signal names, and the exit encoding.
+//!
+//! The wire's sentences live here, not in the library's `Display` impls: a `Display` is for a
+//! person reading a log, and changing one must never change what the wire says.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use uuid::Uuid;
+
+use super::{Message, OutputResponse, ProcessInfo, StartRequest, StartResponse, Truncation};
+use crate::buffer::TRUNCATION_STRATEGY;
+use crate::command::{Command, ParseSignalError, Signal};
+use crate::error::Error;
+use crate::info::{Exit, Output, ProcessInfo as Info, Started};
+
+/// The wire name of every signal the API accepts, in the order the answers list them. The one
+/// table of signal names: [`Signal::name`], its `FromStr`, the handler, the tools and the CLI
+/// all read it.
+pub const SIGNAL_NAMES: [(Signal, &str); 3] = [
+    (Signal::Terminate, "terminate"),
+    (Signal::Kill, "kill"),
+    (Signal::Interrupt, "interrupt"),
+];
+
+/// The wire name of a signal.
+#[must_use]
+pub fn signal_name(signal: Signal) -> &'static str {
+    SIGNAL_NAMES
+        .iter()
+        .find(|(s, _)| *s == signal)
+        .map_or("unknown", |(_, name)| name)
+}
+
+/// Parses a wire signal name (exact, lowercase, as the contract spells them).
+///
+/// # Errors
+///
+/// [`ParseSignalError`] for any other text.
+pub fn parse_signal(name: &str) -> Result<Signal, ParseSignalError> {
+    SIGNAL_NAMES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(s, _)| *s)
+        .ok_or_else(|| ParseSignalError {
+            name: name.to_string(),
+        })
+}
+
+/// The contract's answer to an unsupported signal name.
+#[must_use]
+pub fn unsupported_signal_message(name: &str) -> String {
+    format!("Unsupported signal \"{name}\". Use \"kill\", \"terminate\" or \"interrupt\".")
+}
+
+/// The contract's answer to an id that names no process this caller may see, with the id as
+/// the caller spelled it.
+#[must_use]
+pub fn not_found_message(id: &str) -> String {
+    format!("Process \"{id}\" not found.")
+}
+
+/// The wire's `exit_code`: the leader's code, or `-1` when a signal ended it or its status is
+/// unknown.
+#[must_use]
+pub fn exit_code(exit: &Exit) -> i32 {
+    exit.code.unwrap_or(-1)
+}
+
+/// The wire's `signal`: the name of the signal that ended the leader, e.g. `"SIGKILL"`.
+#[must_use]
+pub fn exit_signal(exit: &Exit) -> Option<String> {
+    exit.signal
+        .map(|sig| crate::sys::signal_name(sig).into_owned())
+}
+
+fn timed_out(exit: &Exit) -> Option<bool> {
+    exit.timed_out.then_some(true)
+}
+
+/// The command a start request asks for, acting for `chat`. An empty `workdir` counts as
+/// absent; the request's own checks (command or argv, NUL bytes, the workdir) are the
+/// manager's, so they answer the same whoever builds the command.
+pub fn command_from_start(request: &StartRequest, chat: Option<Uuid>) -> Command {
+    let mut cmd = Command::from_parts(request.command.clone(), request.argv.clone())
+        .background(request.background.unwrap_or(false))
+        .chat_opt(chat);
+    if let Some(dir) = request.workdir.as_deref().filter(|d| !d.is_empty()) {
+        cmd = cmd.workdir(dir);
+    }
+    if let Some(env) = &request.env {
+        cmd = cmd.envs(env.clone());
+    }
+    if let Some(ms) = request.timeout_ms {
+        cmd = cmd.timeout(Duration::from_millis(ms));
+    }
+    cmd
+}
+
+/// The wire status and message of a library error. `id` is the process id as the caller spelled
+/// it, which the 404 and 409 answers repeat (without one, they show the parsed id). The
+/// `detail` is the underlying error ([`std::error::Error::source`]), where there is one.
+///
+/// One exhaustive `match`: a new [`Error`] variant does not compile until it has its answer.
+#[must_use]
+pub fn error_answer(error: &Error, id: Option<&str>) -> (u16, Message) {
+    let id = |parsed: &crate::id::ProcessId| id.map_or_else(|| parsed.to_string(), str::to_string);
+    let (status, message) = match error {
+        Error::CommandRequired => (400, "Command is required.".to_string()),
+        Error::CommandAndArgv => (
+            400,
+            "Give either \"command\" or \"argv\", not both.".to_string(),
+        ),
+        Error::EmptyArgv => (
+            400,
+            "\"argv\" must be non-empty and its first word must not be empty.".to_string(),
+        ),
+        Error::NulByte { field } => (400, format!("Field {field} must not contain a NUL byte.")),
+        Error::InvalidEnvKey { key } => (
+            400,
+            format!(
+                "Environment variable name \"{key}\" is invalid: it must be non-empty and contain neither '=' nor NUL."
+            ),
+        ),
+        Error::RelativeWorkdir(dir) => (
+            400,
+            format!(
+                "Working directory \"{}\" must be an absolute path.",
+                dir.display()
+            ),
+        ),
+        Error::WorkdirNotFound(dir) => (
+            400,
+            format!("Working directory \"{}\" does not exist.", dir.display()),
+        ),
+        Error::TooManyRunning { .. } => (429, "Too many running processes.".to_string()),
+        Error::ShuttingDown => (503, "Server is shutting down.".to_string()),
+        Error::Spawn(_) => (500, "Failed to start process.".to_string()),
+        Error::NotFound(parsed) => (404, not_found_message(&id(parsed))),
+        Error::NotRunning(parsed) => (409, format!("Process \"{}\" is not running.", id(parsed))),
+        Error::Signal(_) => (500, "Failed to signal process.".to_string()),
+    };
+    let detail = std::error::Error::source(error).map(ToString::to_string);
+    (status, Message { message, detail })
+}
+
+fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl From<&Started> for StartResponse {
+    fn from(started: &Started) -> Self {
+        StartResponse {
+            id: started.id.to_string(),
+            started: true,
+            pid: Some(started.pid),
+        }
+    }
+}
+
+impl From<&Info> for ProcessInfo {
+    fn from(info: &Info) -> Self {
+        let exit = info.exit.as_ref();
+        ProcessInfo {
+            id: info.id.to_string(),
+            command: info.command.clone(),
+            workdir: info.workdir.to_string_lossy().into_owned(),
+            background: info.background,
+            running: info.running,
+            exit_code: exit.map(exit_code),
+            started_at_unix: unix_seconds(info.started_at),
+            exited_at_unix: exit.map(|e| unix_seconds(e.exited_at)),
+            pid: Some(info.pid),
+            signal: exit.and_then(exit_signal),
+            timed_out: exit.and_then(timed_out),
+            duration_ms: exit.map(|e| duration_ms(e.duration)),
+        }
+    }
+}
+
+impl From<&Output> for OutputResponse {
+    fn from(out: &Output) -> Self {
+        let exit = out.exit.as_ref();
+        OutputResponse {
+            output: out.output.clone(),
+            truncated: out.truncated.map(|t| Truncation {
+                original_bytes: t.original_bytes,
+                retained_bytes: t.retained_bytes,
+                omitted_bytes: t.omitted_bytes,
+                strategy: TRUNCATION_STRATEGY.to_string(),
+            }),
+            running: out.running,
+            exit_code: exit.map(exit_code),
+            signal: exit.and_then(exit_signal),
+            timed_out: exit.and_then(timed_out),
+            next_cursor: out.next_cursor,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::id::ProcessId;
+
+    #[test]
+    fn every_error_has_its_status_and_sentence() {
+        let id = ProcessId::from(Uuid::from_u128(0x0b6f_4a1e_0000_4000_8000_0000_0000_0001));
+        let cases: [(Error, u16, &str); 13] = [
+            (Error::CommandRequired, 400, "Command is required."),
+            (
+                Error::CommandAndArgv,
+                400,
+                "Give either \"command\" or \"argv\", not both.",
+            ),
+            (
+                Error::EmptyArgv,
+                400,
+                "\"argv\" must be non-empty and its first word must not be empty.",
+            ),
+            (
+                Error::NulByte {
+                    field: "command".into(),
+                },
+                400,
+                "Field command must not contain a NUL byte.",
+            ),
+            (
+                Error::InvalidEnvKey { key: "A=B".into() },
+                400,
+                "Environment variable name \"A=B\" is invalid: it must be non-empty and contain neither '=' nor NUL.",
+            ),
+            (
+                Error::RelativeWorkdir(PathBuf::from("rel")),
+                400,
+                "Working directory \"rel\" must be an absolute path.",
+            ),
+            (
+                Error::WorkdirNotFound(PathBuf::from("/no")),
+                400,
+                "Working directory \"/no\" does not exist.",
+            ),
+            (
+                Error::TooManyRunning { limit: 1 },
+                429,
+                "Too many running processes.",
+            ),
+            (Error::ShuttingDown, 503, "Server is shutting down."),
+            (
+                Error::Spawn(io::Error::other("no such program")),
+                500,
+                "Failed to start process.",
+            ),
+            (
+                Error::NotFound(id),
+                404,
+                "Process \"0b6f4a1e-0000-4000-8000-000000000001\" not found.",
+            ),
+            (
+                Error::NotRunning(id),
+                409,
+                "Process \"0b6f4a1e-0000-4000-8000-000000000001\" is not running.",
+            ),
+            (
+                Error::Signal(io::Error::other("denied")),
+                500,
+                "Failed to signal process.",
+            ),
+        ];
+        for (error, status, sentence) in cases {
+            let (got, message) = error_answer(&error, None);
+            assert_eq!(
+                (got, message.message.as_str()),
+                (status, sentence),
+                "{error:?}"
+            );
+            let has_source = matches!(error, Error::Spawn(_) | Error::Signal(_));
+            assert_eq!(message.detail.is_some(), has_source, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn not_found_and_not_running_repeat_the_id_as_spelled() {
+        let id: ProcessId = "0B6F4A1E-0000-4000-8000-000000000001"
+            .parse()
+            .expect("a uuid");
+        let (_, message) = error_answer(
+            &Error::NotFound(id),
+            Some("0B6F4A1E-0000-4000-8000-000000000001"),
+        );
+        assert_eq!(
+            message.message,
+            "Process \"0B6F4A1E-0000-4000-8000-000000000001\" not found."
+        );
+        let (_, message) = error_answer(&Error::NotRunning(id), None);
+        assert_eq!(message.message, format!("Process \"{id}\" is not running."));
+    }
+
+    #[test]
+    fn detail_is_the_source() {
+        let (_, message) = error_answer(&Error::Spawn(io::Error::other("boom")), None);
+        assert_eq!(message.detail.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn signal_names_round_trip() {
+        for (signal, name) in SIGNAL_NAMES {
+            assert_eq!(signal_name(signal), name);
+            assert_eq!(parse_signal(name).ok(), Some(signal));
+        }
+        assert!(parse_signal("KILL").is_err());
+    }
+}

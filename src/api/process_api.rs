@@ -1,0 +1,175 @@
+//! The process API in wire types, as one trait: [`ProcessApi`]. The agent tools run over it, the
+//! HTTP handler answers through it, and the in-process [`LocalApi`](super::LocalApi) and the
+//! remote `client::Client` implement it, so every caller sees the same answers and errors.
+
+use std::time::Duration;
+
+use super::{ListResponse, Message, OutputResponse, StartRequest, StartResponse};
+
+/// Most bytes of output a tool result carries back to the model.
+pub const MAX_TOOL_OUTPUT_BYTES: usize = 32768;
+
+/// Why a call through [`ProcessApi`] failed: the HTTP status the wire would answer, its
+/// message, and the underlying detail. A transport failure (no answer at all) has no status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The wire status (400, 404, 409, 429, 500, 503), or `None` when nothing answered.
+    pub status: Option<u16>,
+    /// A sentence for a person.
+    pub message: String,
+    /// The underlying error, where there is one.
+    pub detail: Option<String>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(detail) = &self.detail {
+            write!(f, " ({detail})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// An error answer: `status` with the wire body `message`.
+    #[must_use]
+    pub fn answer(status: u16, message: Message) -> ApiError {
+        ApiError {
+            status: Some(status),
+            message: message.message,
+            detail: message.detail,
+        }
+    }
+
+    /// The answer to an id that names no process this caller may see (404), with the id as the
+    /// caller spelled it.
+    #[must_use]
+    pub fn not_found(id: &str) -> ApiError {
+        ApiError::answer(404, Message::new(super::not_found_message(id)))
+    }
+
+    /// Whether nothing answered (a transport error), as opposed to an error answer.
+    #[must_use]
+    pub fn is_transport(&self) -> bool {
+        self.status.is_none()
+    }
+
+    /// The wire body of this error: `{"message": ..., "detail"?: ...}`.
+    #[must_use]
+    pub fn to_message(&self) -> Message {
+        Message {
+            message: self.message.clone(),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// The four operations of the process API, in wire types. Implemented in process by
+/// [`LocalApi`](super::LocalApi), and remotely by `client::Client` (feature `client`).
+///
+/// Ids and signal names are taken as the caller spelled them: an implementation answers for
+/// them exactly as the wire does (an id that is not a UUID is a 404, an unknown signal a 400).
+pub trait ProcessApi {
+    /// Starts a process.
+    ///
+    /// # Errors
+    ///
+    /// The wire's answer to a refused start (400, 429, 500, 503), or a transport error.
+    fn start(&self, request: &StartRequest) -> Result<StartResponse, ApiError>;
+
+    /// Reads output: a snapshot, or after waiting up to `wait` (for exit, or with a cursor for
+    /// output past it).
+    ///
+    /// # Errors
+    ///
+    /// 404 for an id this caller cannot see, or a transport error.
+    fn output(
+        &self,
+        id: &str,
+        cursor: Option<u64>,
+        wait: Option<Duration>,
+    ) -> Result<OutputResponse, ApiError>;
+
+    /// Lists at most `limit` processes (running first, then newest first).
+    ///
+    /// # Errors
+    ///
+    /// A transport error, or whatever error a remote server answers.
+    fn list(&self, limit: usize) -> Result<ListResponse, ApiError>;
+
+    /// Signals a process's group: `terminate`, `kill` or `interrupt` (see
+    /// [`SIGNAL_NAMES`](super::SIGNAL_NAMES)).
+    ///
+    /// # Errors
+    ///
+    /// 400 for an unsupported signal name, 404 for an id this caller cannot see, 409 for a
+    /// process that has exited, 500 when sending failed, or a transport error.
+    fn signal(&self, id: &str, signal: &str) -> Result<Message, ApiError>;
+
+    /// Like [`ProcessApi::signal`], and with `grace`, SIGKILLs the group that much later if it
+    /// still runs (ignored for `kill`). Both implementations of the crate send the grace; the
+    /// provided one handles `grace: None` through [`ProcessApi::signal`] and refuses a grace,
+    /// without sending anything, rather than drop it silently.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`ProcessApi::signal`]; from the provided implementation, a transport-style
+    /// error (`status: None`) for any `grace`.
+    fn signal_with_grace(
+        &self,
+        id: &str,
+        signal: &str,
+        grace: Option<Duration>,
+    ) -> Result<Message, ApiError> {
+        match grace {
+            None => self.signal(id, signal),
+            Some(_) => Err(ApiError {
+                status: None,
+                message: "This process API cannot send a signal with a kill grace.".into(),
+                detail: None,
+            }),
+        }
+    }
+}
+
+/// Cuts `output` to at most `max` bytes at a character boundary; returns whether it cut.
+#[must_use]
+pub fn cap_output(output: &str, max: usize) -> (&str, bool) {
+    if output.len() <= max {
+        return (output, false);
+    }
+    let mut end = max;
+    while !output.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&output[..end], true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_capped_at_a_character_boundary() {
+        let text = format!("{}€tail", "a".repeat(32767)); // the euro sign straddles 32768
+        let (capped, cut) = cap_output(&text, MAX_TOOL_OUTPUT_BYTES);
+        assert!(cut);
+        assert_eq!(capped.len(), 32767);
+        assert!(capped.chars().all(|c| c == 'a'));
+        let (same, cut) = cap_output("short", MAX_TOOL_OUTPUT_BYTES);
+        assert_eq!((same, cut), ("short", false));
+    }
+
+    #[test]
+    fn an_error_answer_round_trips_its_body() {
+        let body = Message::with_detail("Failed to start process.", "no such file");
+        let error = ApiError::answer(500, body.clone());
+        assert_eq!(error.status, Some(500));
+        assert!(!error.is_transport());
+        assert_eq!(error.to_message(), body);
+        assert_eq!(error.to_string(), "Failed to start process. (no such file)");
+    }
+}
