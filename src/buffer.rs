@@ -153,11 +153,13 @@ impl std::fmt::Debug for HeadTailBuffer {
 
 impl HeadTailBuffer {
     /// A buffer with the default sizes (16384 head, 16384 tail, 2048-byte lines).
+    #[must_use]
     pub fn new() -> Self {
         Self::with_config(BufferConfig::default())
     }
 
     /// A buffer with the given sizes.
+    #[must_use]
     pub fn with_config(config: BufferConfig) -> Self {
         HeadTailBuffer {
             config,

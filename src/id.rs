@@ -16,6 +16,7 @@ impl ProcessId {
     }
 
     /// The UUID.
+    #[must_use]
     pub fn as_uuid(&self) -> &Uuid {
         &self.0
     }

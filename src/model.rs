@@ -31,6 +31,7 @@ pub struct NaiveBuffer {
 
 impl NaiveBuffer {
     /// An empty model with the given sizes.
+    #[must_use]
     pub fn new(config: BufferConfig) -> Self {
         NaiveBuffer {
             config,
@@ -86,6 +87,7 @@ impl NaiveBuffer {
     }
 
     /// Renders the stream from `cursor`, by the rules, from the whole stream.
+    #[must_use]
     pub fn render_from(&self, cursor: u64) -> Rendered {
         let total = self.bytes.len() as u64;
         let head = self.config.head_bytes as u64;

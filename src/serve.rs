@@ -64,6 +64,7 @@ pub enum ServeError {
 
 impl ServeError {
     /// The process exit code for this error.
+    #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
             ServeError::Refused(_) => 2,

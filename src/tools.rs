@@ -249,7 +249,7 @@ pub fn execute(api: &dyn ProcessApi, args: &ExecuteArgs) -> Value {
             "background_process_id": started.id,
         });
     }
-    let deadline = started_at + timeout;
+    let deadline = crate::time::deadline_from(started_at, timeout);
     let out = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match api.output(&started.id, None, Some(left)) {

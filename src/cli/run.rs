@@ -197,7 +197,7 @@ fn exec(
             ..e
         })
     };
-    let deadline = timeout.map(|(d, _)| started_at + *d);
+    let deadline = timeout.map(|(d, _)| crate::time::deadline_from(started_at, *d));
     loop {
         let wait = match deadline {
             Some(deadline) => ceil_millis(deadline.saturating_duration_since(Instant::now())),

@@ -19,6 +19,7 @@ use super::server::{Shared, State};
 use super::stream::Stream;
 use super::wire::{self, Connection, ErrorAnswer};
 use super::{Request, Response};
+use crate::time::deadline_in;
 
 /// Initial size of a connection's read buffer. It grows as a request needs (up to the head
 /// and body limits) and shrinks back to this between requests once over
@@ -116,7 +117,7 @@ impl Conn<'_> {
             }
             self.recycle_buffer();
             if self.pending() == 0 {
-                match self.fill(after(limits.idle_timeout), 0) {
+                match self.fill(deadline_in(limits.idle_timeout), 0) {
                     Ok(()) => {}
                     Err(ReadError::Eof) => return "closed by the client".into(),
                     Err(ReadError::TimedOut) => return "idle timeout".into(),
@@ -204,7 +205,7 @@ impl Conn<'_> {
     /// Reads a complete request head; on return `start` is just past it.
     fn read_head(&mut self) -> Result<Head, End> {
         let limits = &self.shared.limits;
-        let deadline = after(limits.head_timeout);
+        let deadline = deadline_in(limits.head_timeout);
         // Bytes of the pending head already searched for a line end: a head can only become
         // complete (or wrong) at one, so a client that trickles bytes is not parsed per byte.
         let mut searched = 0;
@@ -236,7 +237,7 @@ impl Conn<'_> {
         if self.shared.enter(self.id, State::ReadingBody).is_none() {
             return Err(End::Quiet("evicted".into()));
         }
-        let deadline = after(limits.body_timeout);
+        let deadline = deadline_in(limits.body_timeout);
         if head.expect_continue && self.pending() == 0 {
             self.write_all(wire::CONTINUE)
                 .map_err(|e| End::Quiet(format!("write failed: {e}")))?;
@@ -439,7 +440,7 @@ impl Conn<'_> {
     /// [`Limits::write_timeout`]: super::Limits::write_timeout
     fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
         let timeout = self.shared.limits.write_timeout;
-        let deadline = after(timeout);
+        let deadline = deadline_in(timeout);
         let mut lowered = false;
         while !bytes.is_empty() {
             match self.stream.write(bytes) {
@@ -475,7 +476,7 @@ impl Conn<'_> {
         if self.stream.shutdown(Shutdown::Write).is_err() {
             return;
         }
-        let deadline = after(limits.linger_timeout);
+        let deadline = deadline_in(limits.linger_timeout);
         let mut budget = limits.linger_bytes;
         while budget > 0 {
             let Some(left) = time_left(deadline) else {
@@ -493,14 +494,6 @@ impl Conn<'_> {
             }
         }
     }
-}
-
-/// The instant `timeout` from now; a timeout too large to represent (say `Duration::MAX`)
-/// counts as a year, which is as good as forever here.
-fn after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// Time left before `deadline`, or `None` if it has passed.

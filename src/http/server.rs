@@ -220,6 +220,11 @@ impl ShutdownHandle {
 impl Server {
     /// Binds to `listen` (TCP port 0 picks a free port; for unix sockets see [`Listen::Unix`]).
     /// Nothing is accepted until [`Server::run`].
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound (in use, not permitted), or the spare descriptor kept
+    /// for running out of descriptors cannot be opened.
     pub fn bind(listen: &Listen, limits: Limits, service: Arc<dyn Service>) -> io::Result<Server> {
         let listener = Listener::bind(listen)?;
         let url = listener.url()?;
@@ -266,7 +271,9 @@ impl Server {
     /// accepts the connection, answers it 503 and closes it, reopens the spare, and goes back
     /// to `poll` (which blocks until the next connection is pending).
     ///
-    /// Fails only if called a second time (`WouldBlock`).
+    /// # Errors
+    ///
+    /// Only if called a second time (`WouldBlock`).
     pub fn run(&self) -> io::Result<()> {
         let Some((listener, spare)) = self.listener.lock().take() else {
             return Err(io::Error::new(
