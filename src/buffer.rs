@@ -84,6 +84,7 @@ impl Default for BufferConfig {
 
 /// What a rendering left out. Present only when stream bytes were not kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Truncation {
     /// Stream bytes the rendering covers (`total - cursor`; the whole stream for cursor 0).
     pub original_bytes: u64,
@@ -95,6 +96,7 @@ pub struct Truncation {
 
 /// One rendering of a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Rendered {
     /// The text, always valid UTF-8.
     pub output: String,

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use crate::buffer::BufferConfig;
 use crate::info::ExitEvent;
-use crate::manager::Manager;
 use crate::sys;
 
 /// Default limit on processes running at once.
@@ -254,18 +253,7 @@ impl ManagerBuilder {
         self
     }
 
-    /// Starts the supervisor thread and returns the manager.
-    ///
-    /// # Errors
-    ///
-    /// When the supervisor thread or its wake-up descriptors cannot be created (out of threads
-    /// or file descriptors).
-    pub fn build(self) -> io::Result<Manager> {
-        Manager::from_config(self.config)
-    }
-
     /// The configuration as set so far.
-    #[cfg(test)]
     pub(crate) fn into_config(self) -> Config {
         self.config
     }

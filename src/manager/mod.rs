@@ -94,6 +94,19 @@ fn visible_in_list(owner: Option<Uuid>, caller: Option<Uuid>) -> bool {
     caller.is_none() || owner == caller
 }
 
+impl ManagerBuilder {
+    /// Starts the supervisor thread and returns the manager. (Defined here, beside the
+    /// manager it makes, so that the builder's room knows nothing of the manager.)
+    ///
+    /// # Errors
+    ///
+    /// When the supervisor thread or its wake-up descriptors cannot be created (out of threads
+    /// or file descriptors).
+    pub fn build(self) -> io::Result<Manager> {
+        Manager::from_config(self.into_config())
+    }
+}
+
 impl Manager {
     /// A manager with every default.
     ///
