@@ -248,16 +248,36 @@ impl HeadTailBuffer {
     /// `deadline` passes. Returns whether output or closure arrived. A cursor past the end counts
     /// as the end, so this waits for new output; a held-back partial character does not count.
     pub fn wait_for_output(&self, cursor: u64, deadline: Instant) -> bool {
+        self.wait_for_output_unless(cursor, deadline, || false)
+    }
+
+    /// As [`wait_for_output`](Self::wait_for_output), but also returns (`false`, unless output
+    /// or closure arrived) as soon as `stop` holds. `stop` is checked under the buffer's lock
+    /// when the wait begins and after each wake-up; whoever makes it hold must then call
+    /// [`wake_waiters`](Self::wake_waiters).
+    pub fn wait_for_output_unless(
+        &self,
+        cursor: u64,
+        deadline: Instant,
+        stop: impl Fn() -> bool,
+    ) -> bool {
         let mut state = self.state.lock();
         let cursor = cursor.min(state.visible_end());
         loop {
             if state.closed || state.visible_end() > cursor {
                 return true;
             }
-            if self.changed.wait_until(&mut state, deadline).timed_out() {
+            if stop() || self.changed.wait_until(&mut state, deadline).timed_out() {
                 return state.closed || state.visible_end() > cursor;
             }
         }
+    }
+
+    /// Wakes every blocked wait, so that each checks its condition again (see
+    /// [`wait_for_output_unless`](Self::wait_for_output_unless)).
+    pub fn wake_waiters(&self) {
+        let _state = self.state.lock();
+        self.changed.notify_all();
     }
 
     /// Copies what a rendering from `cursor` needs out of the lock.

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::buffer::Truncation;
 use crate::id::ProcessId;
+use crate::interrupt::Interrupt;
 
 /// How a process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,10 +96,11 @@ pub struct Output {
 /// [`snapshot_from`]: OutputQuery::snapshot_from
 /// [`until_exit`]: OutputQuery::until_exit
 /// [`after`]: OutputQuery::after
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutputQuery {
     cursor: Option<u64>,
     wait: Option<Duration>,
+    interrupt: Option<Interrupt>,
 }
 
 impl OutputQuery {
@@ -113,7 +115,7 @@ impl OutputQuery {
     pub fn snapshot_from(cursor: u64) -> Self {
         OutputQuery {
             cursor: Some(cursor),
-            wait: None,
+            ..OutputQuery::default()
         }
     }
 
@@ -122,8 +124,8 @@ impl OutputQuery {
     #[must_use]
     pub fn until_exit(wait: Duration) -> Self {
         OutputQuery {
-            cursor: None,
             wait: Some(wait),
+            ..OutputQuery::default()
         }
     }
 
@@ -134,13 +136,18 @@ impl OutputQuery {
         OutputQuery {
             cursor: Some(cursor),
             wait: Some(wait),
+            interrupt: None,
         }
     }
 
     /// A query as the wire gives it: either part may be absent.
     #[must_use]
     pub fn from_parts(cursor: Option<u64>, wait: Option<Duration>) -> Self {
-        OutputQuery { cursor, wait }
+        OutputQuery {
+            cursor,
+            wait,
+            interrupt: None,
+        }
     }
 
     /// The cursor, if any.
@@ -153,6 +160,20 @@ impl OutputQuery {
     #[must_use]
     pub fn wait(&self) -> Option<Duration> {
         self.wait
+    }
+
+    /// Lets `interrupt` end the wait early: the answer is then what it would be had the wait
+    /// run out.
+    #[must_use]
+    pub fn interruptible(mut self, interrupt: &Interrupt) -> Self {
+        self.interrupt = Some(interrupt.clone());
+        self
+    }
+
+    /// The interrupt that may end the wait, if any.
+    #[must_use]
+    pub fn interrupt(&self) -> Option<&Interrupt> {
+        self.interrupt.as_ref()
     }
 }
 

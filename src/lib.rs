@@ -116,6 +116,7 @@ pub mod handler;
 pub mod http;
 mod id;
 mod info;
+mod interrupt;
 mod manager;
 #[cfg(any(test, feature = "model"))]
 #[doc(hidden)]
@@ -136,6 +137,7 @@ pub use command::{Command, ParseSignalError, Signal};
 pub use error::Error;
 pub use id::ProcessId;
 pub use info::{Exit, ExitEvent, Output, OutputQuery, ProcessInfo, Started};
+pub use interrupt::Interrupt;
 pub use manager::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
     DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,

@@ -152,15 +152,27 @@ impl Proc {
         }
     }
 
-    /// Blocks until the process is marked exited or `deadline` passes; returns the exit.
-    pub(crate) fn wait_exit(&self, deadline: Instant) -> Option<Exit> {
+    /// Blocks until the process is marked exited, `deadline` passes, or `stop` holds (checked
+    /// under the process's lock; whoever makes it hold then calls [`wake_waiters`]); returns
+    /// the exit.
+    ///
+    /// [`wake_waiters`]: Self::wake_waiters
+    pub(crate) fn wait_exit(&self, deadline: Instant, stop: impl Fn() -> bool) -> Option<Exit> {
         let mut state = self.state.lock();
         while state.exit.is_none() {
-            if self.exited.wait_until(&mut state, deadline).timed_out() {
+            if stop() || self.exited.wait_until(&mut state, deadline).timed_out() {
                 break;
             }
         }
         state.exit.clone()
+    }
+
+    /// Wakes every wait on this process (for output or for its exit) so that each checks its
+    /// condition again.
+    pub(crate) fn wake_waiters(&self) {
+        self.buffer.wake_waiters();
+        let _state = self.state.lock();
+        self.exited.notify_all();
     }
 
     /// Sends `sig` to the process's group, never to an id that may have been reused: through

@@ -161,18 +161,18 @@ fn scope_rules_follow_the_chat() {
     assert_eq!(listed(None).len(), 3, "no chat lists everything");
 
     assert!(matches!(m.info(&p2, Some(one)), Err(Error::NotFound(_))));
-    let snapshot = OutputQuery::default();
+    let snapshot = OutputQuery::snapshot;
     assert!(matches!(
-        m.output(&p2, Some(one), snapshot),
+        m.output(&p2, Some(one), snapshot()),
         Err(Error::NotFound(_))
     ));
-    assert!(m.output(&p1, Some(one), snapshot).is_ok());
+    assert!(m.output(&p1, Some(one), snapshot()).is_ok());
     assert!(
-        m.output(&p0, Some(one), snapshot).is_ok(),
+        m.output(&p0, Some(one), snapshot()).is_ok(),
         "no-chat processes are readable"
     );
     assert!(
-        m.output(&p2, None, snapshot).is_ok(),
+        m.output(&p2, None, snapshot()).is_ok(),
         "no chat reads everything"
     );
     assert!(matches!(
@@ -861,4 +861,45 @@ fn the_exit_hook_runs_on_the_supervisor_and_may_close_the_manager() {
         m.start(Command::shell("true")),
         Err(Error::ShuttingDown)
     ));
+}
+
+#[test]
+fn an_interrupt_ends_waits_early_with_the_answer_of_a_wait_that_ran_out() {
+    let m = Manager::new().expect("manager");
+    let id = m
+        .start(Command::shell("echo first; sleep 30"))
+        .expect("start")
+        .id;
+    let first = m
+        .output(&id, None, OutputQuery::after(0, LONG))
+        .expect("first line");
+    assert_eq!(first.output, "first\n");
+    for query in [
+        OutputQuery::until_exit(Duration::from_secs(300)),
+        OutputQuery::after(first.next_cursor, Duration::from_secs(300)),
+    ] {
+        let interrupt = procwarden::Interrupt::new();
+        let waiting = interrupt.clone();
+        let begun = Instant::now();
+        let (m2, id2) = (&m, id);
+        let out = std::thread::scope(|s| {
+            let waiter = s.spawn(move || m2.output(&id2, None, query.interruptible(&waiting)));
+            // The product has no event for "a wait has begun": watch for its registration.
+            assert!(eventually(LONG, || interrupt.has_waiters()));
+            interrupt.interrupt();
+            waiter.join().expect("waiter").expect("output")
+        });
+        assert!(out.running && out.exit.is_none());
+        assert!(begun.elapsed() < Duration::from_secs(20));
+        // Once interrupted, a wait returns at once.
+        let again = m
+            .output(
+                &id,
+                None,
+                OutputQuery::until_exit(Duration::from_secs(300)).interruptible(&interrupt),
+            )
+            .expect("output");
+        assert!(again.running);
+    }
+    m.signal(&id, None, Signal::Kill, None).expect("kill");
 }

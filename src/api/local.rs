@@ -14,6 +14,7 @@ use super::{
 use crate::error::Error;
 use crate::id::ProcessId;
 use crate::info::OutputQuery;
+use crate::interrupt::Interrupt;
 use crate::manager::Manager;
 
 /// The in-process implementation of [`ProcessApi`], acting for one chat (or none). Cheap to
@@ -22,13 +23,36 @@ use crate::manager::Manager;
 pub struct LocalApi {
     manager: Arc<Manager>,
     chat: Option<Uuid>,
+    interrupt: Option<Interrupt>,
 }
 
 impl LocalApi {
     /// The API over `manager`, acting for `chat`.
     #[must_use]
     pub fn new(manager: Arc<Manager>, chat: Option<Uuid>) -> Self {
-        LocalApi { manager, chat }
+        LocalApi {
+            manager,
+            chat,
+            interrupt: None,
+        }
+    }
+
+    /// Lets `interrupt` end this API's output waits early (each then answers as if its wait
+    /// ran out): a server ending a long poll, an agent cancelling a call.
+    #[must_use]
+    pub fn interruptible(mut self, interrupt: &Interrupt) -> Self {
+        self.interrupt = Some(interrupt.clone());
+        self
+    }
+}
+
+impl LocalApi {
+    fn query(&self, cursor: Option<u64>, wait: Option<Duration>) -> OutputQuery {
+        let query = OutputQuery::from_parts(cursor, wait);
+        match &self.interrupt {
+            Some(interrupt) => query.interruptible(interrupt),
+            None => query,
+        }
     }
 }
 
@@ -58,7 +82,7 @@ impl ProcessApi for LocalApi {
     ) -> Result<OutputResponse, ApiError> {
         let pid = parse_id(id)?;
         self.manager
-            .output(&pid, self.chat, OutputQuery::from_parts(cursor, wait))
+            .output(&pid, self.chat, self.query(cursor, wait))
             .map(|out| OutputResponse::from(&out))
             .map_err(|e| answer(&e, Some(id)))
     }

@@ -22,6 +22,7 @@ use crate::command::{Command, Signal};
 use crate::error::Error;
 use crate::id::ProcessId;
 use crate::info::{Output, OutputQuery, ProcessInfo, Started};
+use crate::interrupt::Interrupt;
 use crate::pool::{PoolConfig, ReaderPool};
 use crate::process::{self, Proc, ProcSpec};
 use crate::reaper;
@@ -352,17 +353,23 @@ impl Manager {
         let proc = self.find(id, chat)?;
         if let Some(wait) = query.wait() {
             let deadline = deadline_in(wait.min(self.shared.config.max_wait));
+            let interrupt = query.interrupt().cloned();
+            let _woken_by = interrupt.as_ref().map(|i| {
+                let waiting = Arc::clone(&proc);
+                i.on_interrupt(move || waiting.wake_waiters())
+            });
+            let stop = || interrupt.as_ref().is_some_and(Interrupt::is_interrupted);
             match query.cursor() {
                 Some(cursor) => {
-                    proc.buffer.wait_for_output(cursor, deadline);
+                    proc.buffer.wait_for_output_unless(cursor, deadline, stop);
                     // The buffer is sealed just before the process is marked exited: if it is
                     // sealed, the exit is a moment away.
                     if proc.buffer.is_closed() {
-                        proc.wait_exit(deadline);
+                        proc.wait_exit(deadline, stop);
                     }
                 }
                 None => {
-                    proc.wait_exit(deadline);
+                    proc.wait_exit(deadline, stop);
                 }
             }
         }
