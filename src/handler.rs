@@ -10,6 +10,7 @@
 //! Order of checks, as the wire contract fixes it: body size (done by the front end, from the
 //! declared length), then the bearer token, then route and method, then the route's own checks.
 
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +19,12 @@ use uuid::Uuid;
 
 use crate::api::{self, ApiError, LocalApi, Message, ProcessApi};
 use crate::id::ProcessId;
+use crate::interrupt::Interrupt;
 use crate::manager::Manager;
 
 /// A request: what the HTTP front end ([`crate::http`]) parsed, and what the handler answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Request {
     /// The method as sent, e.g. `GET` (case-sensitive, as HTTP methods are).
     pub method: String,
@@ -34,9 +37,39 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Who sent it, for logs: `127.0.0.1:5555`, `[::1]:5555`, or `unix`; empty when unknown.
     pub peer: String,
+    /// Ends the request's wait early (a long poll answers as if its time ran out): the front
+    /// end uses it to make room when every connection is taken.
+    pub interrupt: Interrupt,
 }
 
 impl Request {
+    /// A request with this method, target, header fields and body (no peer, its own
+    /// interrupt).
+    #[must_use]
+    pub fn new(
+        method: impl Into<String>,
+        target: impl Into<String>,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    ) -> Self {
+        Request {
+            method: method.into(),
+            target: target.into(),
+            headers,
+            body,
+            ..Request::default()
+        }
+    }
+
+    /// How many header fields are called `name` (compared case-insensitively).
+    #[must_use]
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+    }
+
     /// The value of the first header field called `name` (compared case-insensitively).
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&[u8]> {
@@ -47,14 +80,71 @@ impl Request {
     }
 }
 
+/// Writes a streamed body (see [`Body::Stream`]).
+pub type StreamFn = Arc<dyn Fn(&mut dyn io::Write) -> io::Result<()> + Send + Sync>;
+
+/// A response body.
+#[derive(Clone)]
+pub enum Body {
+    /// The whole body, sent with its length.
+    Full(Vec<u8>),
+    /// A large answer, written by the function as it is sent (chunked), so that it never sits
+    /// whole in memory however slowly the client reads.
+    Stream(StreamFn),
+}
+
+impl Body {
+    /// The whole body as bytes (a stream is run into memory: for tests and small answers).
+    #[must_use]
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Body::Full(bytes) => bytes,
+            Body::Stream(write) => {
+                let mut out = Vec::new();
+                // Writing into a Vec cannot fail; a serializer error leaves what was written.
+                let _ = write(&mut out);
+                out
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Full(bytes) => f
+                .debug_tuple("Full")
+                .field(&String::from_utf8_lossy(bytes))
+                .finish(),
+            Body::Stream(_) => f.write_str("Stream(..)"),
+        }
+    }
+}
+
+impl PartialEq for Body {
+    /// Full bodies compare by bytes, streams by identity.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Body::Full(a), Body::Full(b)) => a == b,
+            (Body::Stream(a), Body::Stream(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Body {}
+
 /// A response: a status and a JSON body. The front end adds `Content-Type: application/json`,
-/// `Content-Length`, `Date` and `Connection` as needed.
+/// `Content-Length` (or chunked framing for a stream), `Date` and `Connection` as needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Response {
     /// The status code, 200 to 599.
     pub status: u16,
     /// The JSON body.
-    pub body: Vec<u8>,
+    pub body: Body,
+    /// The `Allow` header field of a 405: the route's methods.
+    pub allow: Option<&'static str>,
 }
 
 impl Response {
@@ -63,7 +153,18 @@ impl Response {
     pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
         Response {
             status,
-            body: body.into(),
+            body: Body::Full(body.into()),
+            allow: None,
+        }
+    }
+
+    /// A 200 whose JSON body is written as it is sent.
+    #[must_use]
+    pub fn stream(write: StreamFn) -> Self {
+        Response {
+            status: 200,
+            body: Body::Stream(write),
+            allow: None,
         }
     }
 
@@ -75,7 +176,13 @@ impl Response {
             serde_json::to_vec(&Message::with_detail("Internal error.", e.to_string()))
                 .unwrap_or_default()
         });
-        Response { status, body }
+        Response::new(status, body)
+    }
+
+    /// The body as bytes (see [`Body::into_bytes`]).
+    #[must_use]
+    pub fn body_bytes(&self) -> Vec<u8> {
+        self.body.clone().into_bytes()
     }
 
     /// A `{"message": ...}` response.
@@ -144,7 +251,9 @@ impl Handler {
             Route::Start | Route::Signal(_) => "POST",
         };
         if req.method != allowed {
-            return Response::message(405, "Method not allowed.");
+            let mut response = Response::message(405, "Method not allowed.");
+            response.allow = Some(allowed);
+            return response;
         }
         let chat = match chat_of(req) {
             Ok(chat) => chat,
@@ -167,6 +276,9 @@ impl Handler {
         let Some(token) = &self.token else {
             return true;
         };
+        if req.header_count("Authorization") > 1 {
+            return false;
+        }
         let Some(value) = req.header("Authorization") else {
             return false;
         };
@@ -310,6 +422,11 @@ fn route(path: &str) -> Option<Route<'_>> {
 /// The chat a request acts for: absent or empty header means none; anything else must be a
 /// UUID other than the nil UUID.
 fn chat_of(req: &Request) -> Result<Option<Uuid>, Response> {
+    // A gateway that adds its own header must not be bypassed by a client that sent one
+    // first: more than one line is refused, whatever they say.
+    if req.header_count(api::CHAT_HEADER) > 1 {
+        return Err(Response::message(400, "Duplicate Coder-Chat-Id header."));
+    }
     let Some(raw) = req.header(api::CHAT_HEADER) else {
         return Ok(None);
     };

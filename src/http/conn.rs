@@ -19,6 +19,8 @@ use super::server::{Shared, State};
 use super::stream::Stream;
 use super::wire::{self, Connection, ErrorAnswer};
 use super::{Request, Response};
+use crate::handler::Body;
+use crate::interrupt::Interrupt;
 use crate::time::deadline_in;
 
 /// Initial size of a connection's read buffer. It grows as a request needs (up to the head
@@ -349,7 +351,8 @@ impl Conn<'_> {
     /// Calls the service and writes its response. `Ok(true)`: keep the connection open for
     /// the next request; `Ok(false)`: close it (after lingering); `Err`: it is gone.
     fn respond(&mut self, head: Head, body: Vec<u8>) -> Result<bool, String> {
-        if self.shared.enter(self.id, State::Busy).is_none() {
+        let interrupt = Interrupt::new();
+        if self.shared.enter_busy(self.id, &interrupt).is_none() {
             return Err("evicted".into());
         }
         let Head {
@@ -362,15 +365,18 @@ impl Conn<'_> {
         } = head;
         let head_only = method == "HEAD";
         let what = format!("{method} {target}");
-        let request = Request {
-            method,
-            target,
-            headers,
-            body,
-            peer: self.peer.clone(),
-        };
+        let mut request = Request::new(method, target, headers, body);
+        request.peer.clone_from(&self.peer);
+        request.interrupt = interrupt;
         let service = &*self.shared.service;
-        let response = match catch_unwind(AssertUnwindSafe(|| service.handle(request))) {
+        let call = || {
+            if self.shared.is_stopping() {
+                // Arrived during a graceful shutdown: told so, and the connection closes.
+                return Response::new(503, ErrorAnswer::shutting_down().body());
+            }
+            service.handle(request)
+        };
+        let response = match catch_unwind(AssertUnwindSafe(call)) {
             Ok(response) if (200..=599).contains(&response.status) => response,
             Ok(response) => {
                 log::error!(
@@ -387,27 +393,68 @@ impl Conn<'_> {
                 internal_error()
             }
         };
-        // Busy connections are never evicted, so the slot is still ours.
-        let stopping = self
+        // Busy connections are not removed by eviction (at most their wait is ended, which
+        // closes the connection after this answer), so the slot is still ours.
+        let close = self
             .shared
             .enter(self.id, State::Writing)
             .ok_or("evicted")?;
-        let keep_alive = keep_alive && !stopping;
+        let streamed = matches!(response.body, Body::Stream(_));
+        // A streamed body to an HTTP/1.0 client has no chunked framing: it ends at the close.
+        let keep_alive = keep_alive && !close && !(streamed && minor_version == 0);
         let connection = match (keep_alive, minor_version) {
             (false, _) => Connection::Close,
             (true, 0) => Connection::KeepAlive,
             (true, _) => Connection::Default,
         };
-        let bytes = wire::response(
-            response.status,
-            &response.body,
+        let meta = wire::Meta {
+            status: response.status,
             head_only,
             connection,
-            SystemTime::now(),
-        );
-        self.write_all(&bytes)
-            .map_err(|e| format!("write failed: {e}"))?;
+            allow: response.allow,
+            now: SystemTime::now(),
+        };
+        match response.body {
+            Body::Full(body) => {
+                let bytes = wire::response(&meta, &body);
+                self.write_all(&bytes)
+                    .map_err(|e| format!("write failed: {e}"))?;
+            }
+            Body::Stream(write) => {
+                let chunked = minor_version > 0;
+                let head = wire::stream_head(&meta, chunked);
+                self.write_all(&head)
+                    .map_err(|e| format!("write failed: {e}"))?;
+                if !head_only {
+                    self.write_stream(&*write, chunked)
+                        .map_err(|e| format!("write failed: {e}"))?;
+                }
+            }
+        }
         Ok(keep_alive)
+    }
+
+    /// Writes a streamed body as the service's function produces it, in chunks of at most
+    /// [`STREAM_CHUNK_BYTES`], within one [`Limits::write_timeout`](super::Limits) for the
+    /// whole body: at most one chunk of it is in memory at a time.
+    fn write_stream(
+        &self,
+        write: &(dyn Fn(&mut dyn io::Write) -> io::Result<()> + Send + Sync),
+        chunked: bool,
+    ) -> io::Result<()> {
+        let deadline = deadline_in(self.shared.limits.write_timeout);
+        let mut out = ChunkWriter {
+            conn: self,
+            buf: Vec::with_capacity(STREAM_CHUNK_BYTES),
+            chunked,
+            deadline,
+        };
+        write(&mut out)?;
+        out.flush_chunk()?;
+        if chunked {
+            self.write_all_by(b"0\r\n\r\n", deadline)?;
+        }
+        Ok(())
     }
 
     /// Ends a connection whose request could not be read: answers if there is an answer,
@@ -438,9 +485,13 @@ impl Conn<'_> {
     /// set to the full timeout once per connection, and lowered only when a write is partial.
     ///
     /// [`Limits::write_timeout`]: super::Limits::write_timeout
-    fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+    fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all_by(bytes, deadline_in(self.shared.limits.write_timeout))
+    }
+
+    /// Writes all of `bytes` before `deadline` (see [`write_all`](Self::write_all)).
+    fn write_all_by(&self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
         let timeout = self.shared.limits.write_timeout;
-        let deadline = deadline_in(timeout);
         let mut lowered = false;
         while !bytes.is_empty() {
             match self.stream.write(bytes) {
@@ -493,6 +544,50 @@ impl Conn<'_> {
                 Err(_) => return,
             }
         }
+    }
+}
+
+/// Largest piece of a streamed body held in memory before it is written (one chunk).
+pub const STREAM_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Frames a streamed body into chunks (or passes it through, for HTTP/1.0) and writes each
+/// as it fills.
+struct ChunkWriter<'a, 'b> {
+    conn: &'a Conn<'b>,
+    buf: Vec<u8>,
+    chunked: bool,
+    deadline: Instant,
+}
+
+impl ChunkWriter<'_, '_> {
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if self.chunked {
+            let size = format!("{:x}\r\n", self.buf.len());
+            self.buf.extend_from_slice(b"\r\n");
+            self.conn.write_all_by(size.as_bytes(), self.deadline)?;
+        }
+        self.conn.write_all_by(&self.buf, self.deadline)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl io::Write for ChunkWriter<'_, '_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let room = STREAM_CHUNK_BYTES.saturating_sub(self.buf.len());
+        let n = bytes.len().min(room);
+        self.buf.extend_from_slice(&bytes[..n]);
+        if self.buf.len() >= STREAM_CHUNK_BYTES {
+            self.flush_chunk()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -3,9 +3,12 @@
 //! One accept thread (the caller of [`Server::run`]) waits in `poll(2)` on the listener and a
 //! waker, so [`ShutdownHandle::shutdown`] can end the wait from any thread. Each accepted
 //! connection gets a registry slot and its own thread. The registry records what each
-//! connection is doing; at the limit, a newcomer evicts the connection that has waited
-//! longest without being served (see `Registry::victim`), by shutting its socket down: its
-//! thread's blocked read returns at once and the thread ends.
+//! connection is doing; at the limit (or out of file descriptors), a newcomer evicts the
+//! connection that has waited longest without being served (see `Registry::victim`), by
+//! shutting its socket down: its thread's blocked read returns at once and the thread ends.
+//! Only when no such connection is left does it end the oldest blocked wait instead (through
+//! the request's [`Interrupt`]): that request gets its normal answer early, as if its wait had
+//! run out, and its connection closes. So long polls never lock other clients out.
 
 use std::collections::HashMap;
 use std::io;
@@ -21,7 +24,13 @@ use parking_lot::Mutex;
 use super::stream::{Listener, Stream};
 use super::wire::ErrorAnswer;
 use super::{Limits, Listen, Service, conn};
+use crate::interrupt::Interrupt;
 use crate::sys;
+
+/// An evicted connection that has been reading its request for longer than this is told 408
+/// (it was slow); one evicted sooner is told 503 ("Server is busy."). Either way the answer
+/// comes before the close: a request in flight is never dropped silently.
+pub const SLOW_REQUEST: Duration = Duration::from_secs(1);
 
 /// What a connection is doing, as its thread last reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,14 +71,35 @@ struct Entry {
     since: Instant,
     /// Its socket, to shut down from here.
     stream: Arc<Stream>,
+    /// While busy: the request's interrupt, which ends its wait if it blocks in one.
+    interrupt: Option<Interrupt>,
+    /// Its wait was ended to make room: it answers, closes, and no longer counts against
+    /// the limit.
+    ending: bool,
+}
+
+/// How a connection is evicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Eviction {
+    /// Nothing of a request is in flight (idle, lingering): just close.
+    Close,
+    /// Its request is being read: answer 503 (or 408 when slow), then close.
+    Answer,
+    /// Its answer is being written to a client that does not read: close.
+    Drop,
+    /// Blocked in a wait: end the wait; the thread answers and closes.
+    EndWait,
 }
 
 /// Every connection that holds a slot, and whether the server is shutting down.
 #[derive(Debug, Default)]
 struct Registry {
-    /// Set once by shutdown, under this lock, so that a connection thread that reports
-    /// itself idle either sees it or is seen by the shutdown sweep.
+    /// Set once the server stops accepting: requests that arrive from then on are answered
+    /// 503 "Server is shutting down." and their connections closed.
     stopping: bool,
+    /// Set once by the full shutdown, under this lock, so that a connection thread that
+    /// reports itself idle either sees it or is seen by the shutdown sweep.
+    closing_all: bool,
     /// Id of the next connection.
     next_id: u64,
     /// The connections by id.
@@ -85,20 +115,73 @@ impl Registry {
     /// so ranking every idle connection first would let a flood of new connections evict
     /// each legitimate newcomer before it could send its request. By age, a newcomer is
     /// evicted only after every connection older than it.
+    ///
+    /// Only when none of those is left: the connection blocked longest in a wait inside the
+    /// service (its wait is ended; see [`Eviction::EndWait`]).
     fn victim(&self) -> Option<u64> {
-        self.conns
+        let not_busy = self
+            .conns
             .iter()
             .filter(|(_, e)| e.state.evictable())
-            .min_by_key(|(id, e)| (e.state != State::Closing, e.since, **id))
-            .map(|(id, _)| *id)
+            .min_by_key(|(id, e)| (e.state != State::Closing, e.since, **id));
+        let waiting = || {
+            self.conns
+                .iter()
+                .filter(|(_, e)| e.is_waiting())
+                .min_by_key(|(id, e)| (e.since, **id))
+        };
+        not_busy.or_else(waiting).map(|(id, _)| *id)
     }
 
-    /// Removes connection `id` from the registry and shuts its socket down.
+    /// Connections that hold a slot: all but those whose wait was ended to make room.
+    fn occupied(&self) -> usize {
+        self.conns.values().filter(|e| !e.ending).count()
+    }
+
+    /// Evicts connection `id` (see [`Eviction`]).
     fn evict(&mut self, id: u64, why: &str) {
-        if let Some(entry) = self.conns.remove(&id) {
-            log::debug!("http: evicting connection {id} ({:?}): {why}", entry.state);
-            // It may already be closed by its peer: nothing to do then.
-            let _ = entry.stream.shutdown(Shutdown::Both);
+        let Some(entry) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let how = entry.eviction();
+        log::debug!("http: evicting connection {id} ({:?}, {how:?}): {why}", entry.state);
+        if how == Eviction::EndWait {
+            entry.ending = true;
+            if let Some(interrupt) = &entry.interrupt {
+                interrupt.interrupt();
+            }
+            return;
+        }
+        let Some(entry) = self.conns.remove(&id) else {
+            return;
+        };
+        if how == Eviction::Answer {
+            let answer = if entry.since.elapsed() >= SLOW_REQUEST {
+                ErrorAnswer::timeout("evicted to make room: the request was too slow")
+            } else {
+                ErrorAnswer::busy(None)
+            };
+            refuse(&entry.stream, &answer);
+        }
+        // It may already be closed by its peer: nothing to do then.
+        let _ = entry.stream.shutdown(Shutdown::Both);
+    }
+}
+
+impl Entry {
+    /// Busy inside the service and blocked in a wait that may be ended early.
+    fn is_waiting(&self) -> bool {
+        self.state == State::Busy
+            && !self.ending
+            && self.interrupt.as_ref().is_some_and(Interrupt::has_waiters)
+    }
+
+    fn eviction(&self) -> Eviction {
+        match self.state {
+            State::Closing | State::Idle => Eviction::Close,
+            State::ReadingHead | State::ReadingBody => Eviction::Answer,
+            State::Writing => Eviction::Drop,
+            State::Busy => Eviction::EndWait,
         }
     }
 }
@@ -111,7 +194,8 @@ pub(super) struct Shared {
     pub(super) service: Arc<dyn Service>,
     /// The connections.
     registry: Mutex<Registry>,
-    /// Mirror of `Registry::stopping`, read without the lock by the accept loop.
+    /// Mirror of `Registry::stopping`, read without the lock by the accept loop and the
+    /// connections.
     stopping: AtomicBool,
     /// Wakes the accept loop's poll (and its back-off waits) on shutdown.
     waker: sys::Waker,
@@ -123,16 +207,33 @@ impl Shared {
     /// then deregistered). Otherwise returns whether the server is shutting down (a response
     /// written now should close the connection).
     pub(super) fn enter(&self, id: u64, state: State) -> Option<bool> {
+        self.enter_with(id, state, None)
+    }
+
+    /// As [`enter`](Self::enter) for [`State::Busy`], with the request's interrupt: a
+    /// newcomer may end the request's wait through it when no other room is left. The answer
+    /// of a request whose wait was ended closes its connection.
+    pub(super) fn enter_busy(&self, id: u64, interrupt: &Interrupt) -> Option<bool> {
+        self.enter_with(id, State::Busy, Some(interrupt))
+    }
+
+    fn enter_with(&self, id: u64, state: State, interrupt: Option<&Interrupt>) -> Option<bool> {
         let mut registry = self.registry.lock();
         let stopping = registry.stopping;
-        if stopping && state.closed_by_shutdown() {
+        if registry.closing_all && state.closed_by_shutdown() {
             registry.conns.remove(&id);
             return None;
         }
         let entry = registry.conns.get_mut(&id)?;
         entry.state = state;
         entry.since = Instant::now();
-        Some(stopping)
+        entry.interrupt = interrupt.cloned();
+        Some(stopping || entry.ending)
+    }
+
+    /// Whether the server has stopped accepting (requests now get 503).
+    pub(super) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// Gives up connection `id`'s slot (when its thread ends).
@@ -140,13 +241,25 @@ impl Shared {
         self.registry.lock().conns.remove(&id);
     }
 
-    /// Starts the shutdown: no more connections are admitted, connections that are not
-    /// serving a request are closed, and the accept loop is woken.
+    /// Stops accepting: the accept loop ends (and the listener closes); connections stay,
+    /// and a request that arrives on one is answered 503 "Server is shutting down." and its
+    /// connection closed.
+    fn stop_accepting(&self) {
+        let mut registry = self.registry.lock();
+        registry.stopping = true;
+        self.stopping.store(true, Ordering::SeqCst);
+        drop(registry);
+        self.waker.wake();
+    }
+
+    /// The full shutdown: stops accepting, and closes every connection that is not serving
+    /// a request.
     fn shutdown(&self) {
         let mut registry = self.registry.lock();
-        if !registry.stopping {
-            registry.stopping = true;
-            self.stopping.store(true, Ordering::SeqCst);
+        registry.stopping = true;
+        self.stopping.store(true, Ordering::SeqCst);
+        if !registry.closing_all {
+            registry.closing_all = true;
             let ids: Vec<u64> = registry
                 .conns
                 .iter()
@@ -204,6 +317,16 @@ impl std::fmt::Debug for ShutdownHandle {
 }
 
 impl ShutdownHandle {
+    /// The first step of a graceful shutdown: stops accepting (the listener closes, so new
+    /// connections are refused) but keeps the open connections, so that a client whose
+    /// request arrives on a kept-alive connection is told 503 `Server is shutting down.`
+    /// (and the connection closed) rather than finding it silently gone. Requests already
+    /// inside the service finish. Call [`shutdown`](Self::shutdown) once the application's
+    /// blocking work has ended. Returns at once; idempotent.
+    pub fn stop_accepting(&self) {
+        self.shared.stop_accepting();
+    }
+
     /// Stops accepting, closes every connection that is not serving a request (idle, or still
     /// sending its request), and lets requests already inside the service finish: their
     /// responses are written, with `Connection: close`. [`Server::run`] then returns once
@@ -286,9 +409,12 @@ impl Server {
         // Close the listener first: connections still in its backlog are refused now rather
         // than after the requests in flight, and a unix socket file goes away.
         drop(listener);
-        // Make sure every connection that is not serving a request closes (also when the
-        // accept loop failed), then wait for the ones that are.
-        self.shared.shutdown();
+        // After `stop_accepting` the open connections stay until `shutdown`; otherwise (a
+        // full shutdown, or an accept loop that failed) every connection that is not serving
+        // a request closes now. Then wait for them all.
+        if result.is_err() || !self.shared.is_stopping() {
+            self.shared.shutdown();
+        }
         for thread in threads {
             if thread.join().is_err() {
                 log::error!("http: a connection thread panicked");
@@ -322,6 +448,9 @@ impl Server {
                 shared.waker.drain();
                 continue; // the loop condition tells whether this was a shutdown
             }
+            if spare.is_none() {
+                spare = open_spare();
+            }
             // Accept everything pending, then poll again.
             while !shared.stopping.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -338,13 +467,27 @@ impl Server {
                             log::debug!("http: accept: {e}");
                         }
                         AcceptAction::UseSpareFd if spare.is_some() => {
-                            log::warn!("http: accept: {e}: refusing one connection");
+                            // Out of fds: make room as at the connection limit (an idle or
+                            // slow connection first, else the oldest wait), and serve the
+                            // newcomer on the spare's fd; refuse it only if nothing can go.
                             drop(spare.take()); // closes it
                             match listener.accept() {
-                                Ok((stream, _)) => refuse(
-                                    &stream,
-                                    &ErrorAnswer::busy(Some("too many open files".into())),
-                                ),
+                                Ok((stream, peer)) => {
+                                    if self.make_room("out of file descriptors") {
+                                        log::warn!("http: accept: {e}: made room for {peer}");
+                                        if let Some(thread) = self.admit(stream, peer) {
+                                            threads.push(thread);
+                                        }
+                                    } else {
+                                        log::warn!("http: accept: {e}: refusing {peer}");
+                                        refuse(
+                                            &stream,
+                                            &ErrorAnswer::busy(Some(
+                                                "too many open files".into(),
+                                            )),
+                                        );
+                                    }
+                                }
                                 Err(e) => log::debug!("http: accept with the spare fd: {e}"),
                             }
                             spare = open_spare();
@@ -355,6 +498,10 @@ impl Server {
                             break;
                         }
                         AcceptAction::UseSpareFd | AcceptAction::BackOff => {
+                            if accept_error_action(&e) == AcceptAction::UseSpareFd {
+                                // No spare left: free an fd for the next try.
+                                self.make_room("out of file descriptors, no spare");
+                            }
                             log::warn!("http: accept: {e}; waiting {backoff:?}");
                             shared.wait_or_shutdown(backoff);
                             backoff = backoff.saturating_mul(2).min(limits.accept_backoff_max);
@@ -365,6 +512,19 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// Evicts one connection (see `Registry::victim`) to free its slot and its fd. Returns
+    /// whether there was one to evict.
+    fn make_room(&self, why: &str) -> bool {
+        let mut registry = self.shared.registry.lock();
+        match registry.victim() {
+            Some(victim) => {
+                registry.evict(victim, why);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Gives a new connection a slot (evicting another if needed) and a thread; or refuses it
@@ -379,9 +539,11 @@ impl Server {
         let id = {
             let mut registry = shared.registry.lock();
             if registry.stopping {
+                drop(registry);
+                refuse(&stream, &ErrorAnswer::shutting_down());
                 return None;
             }
-            if registry.conns.len() >= shared.limits.max_connections {
+            if registry.occupied() >= shared.limits.max_connections {
                 match registry.victim() {
                     Some(victim) => registry.evict(victim, "connection limit reached"),
                     None => {
@@ -403,6 +565,8 @@ impl Server {
                     state: State::Idle,
                     since: Instant::now(),
                     stream: Arc::clone(&stream),
+                    interrupt: None,
+                    ending: false,
                 },
             );
             id

@@ -76,6 +76,15 @@ impl ErrorAnswer {
         }
     }
 
+    /// 503: the server is shutting down and takes no more requests.
+    pub(super) fn shutting_down() -> Self {
+        ErrorAnswer {
+            status: 503,
+            message: "Server is shutting down.",
+            detail: None,
+        }
+    }
+
     /// 503: no connection slot is free.
     pub(super) fn busy(detail: Option<String>) -> Self {
         ErrorAnswer {
@@ -96,13 +105,14 @@ impl ErrorAnswer {
 
     /// The whole response, closing the connection.
     pub(super) fn to_bytes(&self) -> Vec<u8> {
-        response(
-            self.status,
-            &self.body(),
-            false,
-            Connection::Close,
-            SystemTime::now(),
-        )
+        let meta = Meta {
+            status: self.status,
+            head_only: false,
+            connection: Connection::Close,
+            allow: None,
+            now: SystemTime::now(),
+        };
+        response(&meta, &self.body())
     }
 }
 
@@ -137,16 +147,34 @@ pub(super) fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A complete response: status line, `Date`, `Content-Type`, `Content-Length`, `Connection`
-/// as asked, blank line, then the body unless `head_only` (a `HEAD` request) or the status
-/// forbids one (204, 304).
-pub(super) fn response(
-    status: u16,
-    body: &[u8],
-    head_only: bool,
-    connection: Connection,
-    now: SystemTime,
-) -> Vec<u8> {
+/// What a response head says besides its framing.
+#[derive(Debug, Clone)]
+pub(super) struct Meta {
+    /// The status code.
+    pub(super) status: u16,
+    /// The answer to a `HEAD` request: the head alone.
+    pub(super) head_only: bool,
+    /// The `Connection` field.
+    pub(super) connection: Connection,
+    /// The `Allow` field (a 405's methods).
+    pub(super) allow: Option<&'static str>,
+    /// For the `Date` field.
+    pub(super) now: SystemTime,
+}
+
+/// How a body is framed.
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    Length(usize),
+    Chunked,
+    /// Ends when the connection closes (a streamed body to an HTTP/1.0 client).
+    Close,
+}
+
+/// The head: status line, `Date`, `Content-Type`, the framing, `Allow` and `Connection` as
+/// asked, blank line.
+fn head(meta: &Meta, framing: Framing) -> String {
+    let status = meta.status;
     let bodyless = matches!(status, 204 | 304);
     let mut head = String::with_capacity(160);
     // Writing to a String cannot fail.
@@ -154,22 +182,48 @@ pub(super) fn response(
         head,
         "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: application/json\r\n",
         reason(status),
-        http_date(now)
+        http_date(meta.now)
     );
     if !bodyless {
-        let _ = write!(head, "Content-Length: {}\r\n", body.len());
+        match framing {
+            Framing::Length(n) => {
+                let _ = write!(head, "Content-Length: {n}\r\n");
+            }
+            Framing::Chunked => head.push_str("Transfer-Encoding: chunked\r\n"),
+            Framing::Close => {}
+        }
     }
-    match connection {
+    if let Some(allow) = meta.allow {
+        let _ = write!(head, "Allow: {allow}\r\n");
+    }
+    match meta.connection {
         Connection::Default => {}
         Connection::KeepAlive => head.push_str("Connection: keep-alive\r\n"),
         Connection::Close => head.push_str("Connection: close\r\n"),
     }
     head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    if !head_only && !bodyless {
+    head
+}
+
+/// A complete response: the head with `Content-Length`, then the body unless `head_only` (a
+/// `HEAD` request) or the status forbids one (204, 304).
+pub(super) fn response(meta: &Meta, body: &[u8]) -> Vec<u8> {
+    let mut out = head(meta, Framing::Length(body.len())).into_bytes();
+    if !meta.head_only && !matches!(meta.status, 204 | 304) {
         out.extend_from_slice(body);
     }
     out
+}
+
+/// The head of a streamed response: chunked, or (for an HTTP/1.0 client, whose connection
+/// then closes) delimited by the close.
+pub(super) fn stream_head(meta: &Meta, chunked: bool) -> Vec<u8> {
+    let framing = if chunked {
+        Framing::Chunked
+    } else {
+        Framing::Close
+    };
+    head(meta, framing).into_bytes()
 }
 
 /// An IMF-fixdate (RFC 9110 §5.6.7), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
