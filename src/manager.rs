@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::{CString, OsString};
 use std::fmt;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -281,7 +280,7 @@ impl ManagerBuilder {
             lingering: Mutex::new(Vec::new()),
             lingering_added: AtomicBool::new(false),
             readers: ReaderPool::new(),
-            dev_null: sys::open_dev_null()?,
+            dev_null: Arc::new(sys::open_dev_null()?),
             closed: Mutex::new(false),
             closed_cv: Condvar::new(),
             supervisor_thread: std::sync::OnceLock::new(),
@@ -320,7 +319,7 @@ pub(crate) struct Shared {
     /// Reader threads, reused across children.
     pub(crate) readers: ReaderPool,
     /// `/dev/null`, opened once: every child's stdin.
-    dev_null: std::os::fd::OwnedFd,
+    dev_null: Arc<std::os::fd::OwnedFd>,
     closed: Mutex<bool>,
     closed_cv: Condvar,
     /// The supervisor thread, so that a close called from it (the exit hook) does not wait on
@@ -611,8 +610,8 @@ impl Manager {
                 .collect::<Result<_, _>>()?,
             envp: prepared.envp,
             cwd: to_cstring(prepared.workdir.clone().into_os_string().into_vec())?,
-            output: write_end.as_raw_fd(),
-            stdin: Some(self.shared.dev_null.as_raw_fd()),
+            output: write_end,
+            stdin: Some(Arc::clone(&self.shared.dev_null)),
             parent_death_signal: Some(libc::SIGKILL),
             method: config.spawn_method,
         };
@@ -632,7 +631,7 @@ impl Manager {
                 command: display,
                 workdir,
                 background,
-                pid: child.pid,
+                pid: child.pid as i32,
                 started_at: SystemTime::now(),
                 started: Instant::now(),
                 buffer: HeadTailBuffer::with_config(buffer_config),
@@ -673,8 +672,6 @@ impl Manager {
             }
             Err(_) => return Err(Failure::Unspawned(Error::ShuttingDown)),
         };
-        // The child has its copy of the write end; ours must go so that end of file arrives.
-        drop(write_end);
         self.start_reader(&proc, read_end)
             .map_err(Failure::Spawned)?;
         Ok(Started {

@@ -362,7 +362,7 @@ impl Proc {
         if pidfd.is_none() && !by_number_safe {
             return Ok(false);
         }
-        match sys::signal_group(pidfd, pid, sig, by_number_safe) {
+        match sys::signal_group(pidfd, pid as u32, sig, by_number_safe) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
             Err(e) => Err(e),

@@ -257,6 +257,9 @@ impl Supervisor {
                 return;
             }
         };
+        // The child has its copy of the write end; ours (the spec's) must go so that end of
+        // file arrives.
+        drop(job.spec);
         // The start order is taken here, where spawns happen one at a time.
         let proc = (job.make)(&child, self.shared.next_seq());
         match child.pidfd {
@@ -291,7 +294,7 @@ impl Supervisor {
             .name(format!("procwarden-wait-{pid}"))
             .stack_size(self.shared.config.thread_stack_bytes)
             .spawn(move || {
-                if let Err(e) = sys::wait_exit_no_reap(pid) {
+                if let Err(e) = sys::wait_exit_no_reap(pid as u32) {
                     log::warn!("waiting for pid {pid} failed: {e}");
                 }
                 let _ = tx.send(Job::LeaderExited(waiter_proc));
@@ -413,7 +416,7 @@ impl Supervisor {
         self.shared.lingering.lock().retain(|proc| {
             if live
                 .as_ref()
-                .is_some_and(|groups| !groups.contains(&proc.pid))
+                .is_some_and(|groups| !groups.contains(&(proc.pid as u32)))
             {
                 proc.state.lock().pidfd = None;
                 return false;
@@ -562,7 +565,7 @@ impl Supervisor {
 fn group_may_have_members(proc: &Proc) -> bool {
     let mut state = proc.state.lock();
     let by_pidfd = state.pidfd.as_deref().map(|fd| {
-        sys::signal_group(Some(fd.as_fd()), proc.pid, 0, false)
+        sys::signal_group(Some(fd.as_fd()), proc.pid as u32, 0, false)
             .map_or_else(|e| e.raw_os_error() != Some(libc::ESRCH), |()| true)
     });
     let may = match by_pidfd {
@@ -602,7 +605,7 @@ pub(crate) fn reap_leader(
     if state.leader != Leader::Alive {
         return false;
     }
-    let outcome = match sys::try_reap(proc.pid, pidfd) {
+    let outcome = match sys::try_reap(proc.pid as u32, pidfd) {
         Ok(sys::WaitOutcome::Running) => return false,
         Ok(outcome) => outcome,
         Err(e) => {
