@@ -185,7 +185,7 @@ impl Proc {
         if pidfd.is_none() && !by_number_safe {
             return Ok(false);
         }
-        match sys::signal_group(pidfd, self.pid as i32 /*PID*/, sig, by_number_safe) {
+        match sys::signal_group(pidfd, self.pid, sig, by_number_safe) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
             Err(e) => Err(e),
@@ -217,7 +217,7 @@ impl Proc {
 
     fn group_may_have_members_locked(&self, state: &mut ProcState) -> bool {
         let by_pidfd = state.pidfd.as_deref().map(|fd| {
-            sys::signal_group(Some(fd.as_fd()), self.pid as i32 /*PID*/, 0, false)
+            sys::signal_group(Some(fd.as_fd()), self.pid, 0, false)
                 .map_or_else(|e| e.raw_os_error() != Some(libc::ESRCH), |()| true)
         });
         // ESRCH here also means "the kernel cannot ask by group": fall back to the pipe.
@@ -235,7 +235,7 @@ impl Proc {
         if state.leader != Leader::Alive {
             return false;
         }
-        let outcome = match sys::try_reap(self.pid as i32 /*PID*/, pidfd) {
+        let outcome = match sys::try_reap(self.pid, pidfd) {
             Ok(sys::WaitOutcome::Running) => return false,
             Ok(outcome) => outcome,
             Err(e) => {

@@ -228,7 +228,11 @@ impl Supervisor {
             let _ = job.reply.send(Err(io::Error::other("shutting down")));
             return;
         }
-        let child = match sys::spawn(&job.spec) {
+        let spawned = sys::spawn(&job.spec);
+        // The child has its copy of the output's write end; ours must go so that end of file
+        // arrives.
+        drop(job.spec);
+        let child = match spawned {
             Ok(child) => child,
             Err(e) => {
                 let _ = job.reply.send(Err(e));
@@ -240,7 +244,7 @@ impl Supervisor {
         let has_pidfd = child.pidfd.is_some();
         let proc = Proc::new(
             job.proc,
-            child.pid as u32, /*PID*/
+            child.pid,
             self.shared.next_seq(),
             child.pidfd,
         );
@@ -273,7 +277,7 @@ impl Supervisor {
             .name(format!("procwarden-wait-{pid}"))
             .stack_size(self.shared.config.thread_stack_bytes)
             .spawn(move || {
-                if let Err(e) = sys::wait_exit_no_reap(pid as i32 /*PID*/) {
+                if let Err(e) = sys::wait_exit_no_reap(pid) {
                     log::warn!("waiting for pid {pid} failed: {e}");
                 }
                 let _ = tx.send(Job::LeaderExited(waiter_proc));
@@ -383,7 +387,7 @@ impl Supervisor {
         self.shared.retain_lingering(|proc| {
             if live
                 .as_ref()
-                .is_some_and(|groups| !groups.contains(&(proc.pid as i32/*PID*/)))
+                .is_some_and(|groups| !groups.contains(&proc.pid))
             {
                 proc.state.lock().pidfd = None;
                 return false;

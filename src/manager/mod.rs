@@ -221,8 +221,8 @@ impl Manager {
                 .collect::<Result<_, _>>()?,
             envp: prepared.envp,
             cwd: to_cstring(prepared.workdir.clone().into_os_string().into_vec())?,
-            output: std::os::fd::AsRawFd::as_raw_fd(&write_end),
-            stdin: Some(std::os::fd::AsRawFd::as_raw_fd(&*self.dev_null)),
+            output: write_end,
+            stdin: Some(Arc::clone(&self.dev_null)),
             parent_death_signal: Some(libc::SIGKILL),
             method: config.spawn_method,
         };
@@ -262,8 +262,6 @@ impl Manager {
             }
             Err(_) => return Err(Failure::Unspawned(Error::ShuttingDown)),
         };
-        // The child has its copy of the write end; ours must go so that end of file arrives.
-        drop(write_end);
         self.start_reader(&proc, read_end)
             .map_err(Failure::Spawned)?;
         Ok(Started {

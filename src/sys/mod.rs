@@ -5,14 +5,39 @@
 //! process group without hitting a reused id, how to wait for one child without stealing the
 //! host's other children). Keeping them here means the process manager above speaks in terms
 //! of `spawn`, `try_reap` and `signal_group` and contains no `unsafe` at all, and a reviewer
-//! can audit every `unsafe` block of the crate (each carries a `// SAFETY:` comment) in two
-//! files.
+//! can audit every `unsafe` block of the crate (each carries a `// SAFETY:` comment) in this
+//! one folder.
 //!
-//! Layout, in the style of `shared_child` / `duct`: `unix.rs` holds the API and the portable
-//! code; `linux.rs` holds the Linux-only system calls (`clone` with `CLONE_VFORK | CLONE_PIDFD`,
-//! `pidfd_open`, `pidfd_send_signal`, `close_range`, `eventfd`, `prctl`). Each Linux-only path
-//! has a documented fallback in `unix.rs` for the other unix systems (macOS first of all).
-//! There is no Windows implementation: the crate is unix-only.
+//! # Layout
+//!
+//! One concern per file, in the style of `shared_child` / `duct` / `process-wrap`:
+//! - `spawn.rs`: the parent side of starting a child: [`SpawnSpec`], [`SpawnedChild`],
+//!   [`SpawnMethod`], [`spawn`] (and its typed-error form `spawn::start`);
+//! - `child.rs`: the child side, everything between `clone`/`fork` and `execve`. The **audit
+//!   zone**: only async-signal-safe calls and no allocation (its header says why), together
+//!   with its twins `linux/child.rs` and `other/child.rs`;
+//! - `fd.rs`: `/dev/null`, non-blocking mode, the child's `dup2` sources, fd counts;
+//! - `signal.rs`: [`signal_group`], [`signal_name`], the signal masks around a spawn;
+//! - `sigwait.rs`: [`block_signals`] and [`wait_for_signal`] for the `serve` binary (feature
+//!   `server`);
+//! - `wait.rs`: [`try_reap`], [`WaitOutcome`], [`wait_exit_no_reap`];
+//! - `poll.rs`: [`poll_readable`] and the [`Waker`];
+//! - `rlimit.rs`: [`raise_fd_limit`];
+//! - `pid.rs`: the crate's one pid type, `u32` (as `std::process::Child::id`), and its checked
+//!   conversion to `pid_t`: every function here that takes or returns a pid uses `u32`.
+//!
+//! # Platform twins
+//!
+//! What differs between Linux and the other unix systems lives in two folders with the same
+//! file names and the same item names and signatures: `linux/` and `other/` (every other unix,
+//! macOS first of all). Exactly one is compiled, chosen on its `mod` line below and imported
+//! as `platform`, so the portable files above call `platform::pipe_cloexec()` or
+//! `platform::DeathSignal` and never say `cfg`. Linux has the better primitives (`clone` with
+//! `CLONE_VM | CLONE_VFORK | CLONE_PIDFD`, pidfds, `close_range`, `eventfd`,
+//! `prctl(PR_SET_PDEATHSIG)`, `/proc`); `other/` holds the documented fallback for each.
+//! `cargo check` on Linux compiles only `linux/`: `other/` keeps the fallback code as it ran
+//! before the split, and a change to a twin's signature must be made on both sides. There is
+//! no Windows implementation: the crate is unix-only.
 //!
 //! The rules this layer enforces (see DESIGN.md, "Hard rules of the domain"):
 //! - never `waitpid(-1)`, never a SIGCHLD handler: only the children we started are waited for,
@@ -23,16 +48,36 @@
 
 #[cfg(target_os = "linux")]
 mod linux;
-#[cfg(unix)]
-mod procfs;
-#[cfg(all(unix, feature = "server"))]
-mod signals;
-#[cfg(unix)]
-mod unix;
+#[cfg(target_os = "linux")]
+use linux as platform;
+#[cfg(not(target_os = "linux"))]
+mod other;
+#[cfg(not(target_os = "linux"))]
+use other as platform;
 
-#[cfg(unix)]
-pub(crate) use procfs::live_groups;
-#[cfg(all(unix, feature = "server"))]
-pub(crate) use signals::{block_signals, wait_for_signal};
-#[cfg(unix)]
-pub(crate) use unix::*;
+mod child;
+mod fd;
+mod pid;
+mod poll;
+mod rlimit;
+mod signal;
+#[cfg(feature = "server")]
+mod sigwait;
+mod spawn;
+mod wait;
+
+#[cfg(test)]
+mod tests;
+
+#[cfg_attr(not(test), allow(unused_imports))] // for tests and diagnostics
+pub(crate) use fd::open_fd_count;
+pub(crate) use fd::{open_dev_null, set_nonblocking};
+pub(crate) use platform::{live_groups, pipe_cloexec};
+pub(crate) use poll::{Waker, poll_readable};
+#[cfg_attr(not(feature = "server"), allow(unused_imports))] // the server binary's, at start
+pub(crate) use rlimit::raise_fd_limit;
+pub(crate) use signal::{signal_group, signal_name};
+#[cfg(feature = "server")]
+pub(crate) use sigwait::{block_signals, wait_for_signal};
+pub(crate) use spawn::{SpawnMethod, SpawnSpec, spawn};
+pub(crate) use wait::{WaitOutcome, try_reap, wait_exit_no_reap};

@@ -1,0 +1,41 @@
+//! The Linux side of the platform twins: the paths where Linux has a better primitive than
+//! the rest of unix.
+//!
+//! Every file here has a twin of the same name in `other/`, with the same item names and
+//! signatures; `sys/mod.rs` compiles exactly one of the two folders and names it `platform`,
+//! so the portable files call `platform::pipe_cloexec()` and never say `cfg`. What Linux uses:
+//! - `spawn.rs`: `clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)` on a per-thread stack;
+//! - `child.rs` (audit zone, see `sys/child.rs`): the raw `rt_sigaction` reset,
+//!   `close_range(CLOSE_RANGE_CLOEXEC)`, `prctl(PR_SET_PDEATHSIG)`;
+//! - `pidfd.rs`: `pidfd_open`, `pidfd_send_signal(PIDFD_SIGNAL_PROCESS_GROUP)`,
+//!   `waitid(P_PIDFD)`;
+//! - `fd.rs`: `pipe2(O_CLOEXEC)`, the `close_range` probe, `/proc/self/fd`;
+//! - `poll.rs`: an `eventfd` waker;
+//! - `procfs.rs`: one pass over `/proc` for the groups that still have live members;
+//! - `signal.rs`: the Linux-only signal names and the real-time signals;
+//! - `rlimit.rs`: no cap on the soft fd limit.
+
+mod child;
+mod fd;
+mod pidfd;
+mod poll;
+mod procfs;
+mod rlimit;
+mod signal;
+mod spawn;
+
+pub(in crate::sys) use child::{
+    DeathSignal, LAST_SIGNAL, mark_all_cloexec_from, reset_disposition,
+};
+pub(crate) use fd::pipe_cloexec;
+pub(in crate::sys) use fd::{FD_DIR, close_range_cloexec_works};
+#[cfg(test)]
+pub(in crate::sys) use pidfd::{PIDFD_SIGNAL_PROCESS_GROUP, pidfd_send_signal};
+pub(in crate::sys) use pidfd::{pidfd_after_fork, signal_group_via_pidfd, try_reap_via_pidfd};
+pub(in crate::sys) use poll::{WAKE_TOKEN, WakeFds};
+pub(crate) use procfs::live_groups;
+pub(in crate::sys) use rlimit::fd_limit_target;
+pub(in crate::sys) use signal::{extra_signal_name, realtime_signal_name};
+#[cfg(test)]
+pub(in crate::sys) use spawn::spare_stack_base;
+pub(in crate::sys) use spawn::{DEFAULT_SPAWN_METHOD, start_vfork};

@@ -1,0 +1,41 @@
+//! The fallback side of the platform twins: every unix other than Linux (macOS first of
+//! all), where the portable POSIX calls do what Linux does with its own primitives.
+//!
+//! Every file here has a twin of the same name in `linux/`, with the same item names and
+//! signatures, and says what these systems get instead of the Linux primitive. These files
+//! are not compiled on Linux, so `cargo check` there does not see them: they hold the code
+//! that ran before the platform layer was split into twins, moved unchanged, and any change
+//! to a twin's signature must be made on both sides by hand.
+//!
+//! What other unix systems get:
+//! - `spawn.rs`: no `CLONE_VM` child: every spawn forks;
+//! - `child.rs` (audit zone, see `sys/child.rs`): `sigaction` for the reset, the fd-by-fd
+//!   close-on-exec loop, no parent-death signal;
+//! - `pidfd.rs`: no pidfds: a waiter thread per child (`waitid(WNOWAIT)`), `killpg` only while
+//!   the number is safe;
+//! - `fd.rs`: `pipe` then `fcntl(FD_CLOEXEC)`, `/dev/fd`;
+//! - `poll.rs`: a nonblocking pipe as the waker;
+//! - `procfs.rs`: no `/proc` pass: groups are asked one by one;
+//! - `signal.rs`: the macOS-only signal names, no real-time signals;
+//! - `rlimit.rs`: the macOS cap on the soft fd limit.
+
+mod child;
+mod fd;
+mod pidfd;
+mod poll;
+mod procfs;
+mod rlimit;
+mod signal;
+mod spawn;
+
+pub(in crate::sys) use child::{
+    DeathSignal, LAST_SIGNAL, mark_all_cloexec_from, reset_disposition,
+};
+pub(crate) use fd::pipe_cloexec;
+pub(in crate::sys) use fd::{FD_DIR, close_range_cloexec_works};
+pub(in crate::sys) use pidfd::{pidfd_after_fork, signal_group_via_pidfd, try_reap_via_pidfd};
+pub(in crate::sys) use poll::{WAKE_TOKEN, WakeFds};
+pub(crate) use procfs::live_groups;
+pub(in crate::sys) use rlimit::fd_limit_target;
+pub(in crate::sys) use signal::{extra_signal_name, realtime_signal_name};
+pub(in crate::sys) use spawn::{DEFAULT_SPAWN_METHOD, start_vfork};
