@@ -205,8 +205,12 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
         .spawn(move || match sys::wait_for_signal(&TERMINATION) {
             Ok(sig) => {
                 log::info!("{}: shutting down", sys::signal_name(sig));
-                shutdown.shutdown();
+                // Stop accepting first: a request on a kept-alive connection is told 503
+                // "Server is shutting down." while the process groups end. Once they have
+                // (every waiter answered), close what is left.
+                shutdown.stop_accepting();
                 closer.close();
+                shutdown.shutdown();
             }
             Err(e) => log::error!("waiting for termination signals failed: {e}"),
         })

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -10,13 +11,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::http::{Addr, ServerProc, binary, run_to_end, serve};
-use common::{OwnedGroups, dead, eventually, live_group_members};
+use common::http::{ServerProc, binary, run_to_end, serve};
+use common::{OwnedGroups, TOOL_NAMES, dead, eventually, live_group_members};
 
 /// Longest any single CLI run in these tests may take (`run_to_end` has its own 20 s bound).
 const LINE_WAIT: Duration = Duration::from_secs(10);
 
+/// A server, its URL, and the process groups the test started through it.
 struct Agent {
+    /// Dropped first (fields drop in order): what is left of the groups is killed before the
+    /// server goes.
+    groups: RefCell<OwnedGroups>,
     _server: ServerProc,
     url: String,
 }
@@ -24,14 +29,17 @@ struct Agent {
 impl Agent {
     fn start() -> Agent {
         let server = serve(&["--listen", "127.0.0.1:0"], &[]);
-        let Addr::Tcp(addr) = &server.addr else {
-            unreachable!()
-        };
-        let url = format!("http://{addr}");
+        let url = server.addr.url();
         Agent {
+            groups: RefCell::default(),
             _server: server,
             url,
         }
+    }
+
+    /// Records a process group the test started, to be killed at the end if anything is left.
+    fn owns(&self, pgid: i32) {
+        self.groups.borrow_mut().0.push(pgid);
     }
 
     /// Runs `procwarden --url URL ARGS...`: (exit code, stdout, stderr).
@@ -64,13 +72,13 @@ impl Agent {
     }
 
     /// Starts `command` in the background through the CLI; returns its id and pid.
-    fn background(&self, command: &str, groups: &mut OwnedGroups) -> (String, i32) {
+    fn background(&self, command: &str) -> (String, i32) {
         let (code, stdout, stderr) = self.run(&["exec", "--background", "--", command]);
         assert_eq!(code, 0, "{stderr}");
         let id = stdout.trim().to_string();
         assert_eq!(stdout, format!("{id}\n"), "only the id");
         let pid = self.info(&id)["pid"].as_i64().expect("pid") as i32;
-        groups.0.push(pid);
+        self.owns(pid);
         (id, pid)
     }
 }
@@ -151,15 +159,14 @@ fn an_expired_timeout_exits_124_and_leaves_nothing_running() {
 #[test]
 fn background_then_output_wait() {
     let agent = Agent::start();
-    let mut groups = OwnedGroups::default();
-    let (id, _) = agent.background("echo one; sleep 0.3; echo two; exit 5", &mut groups);
+    let (id, _) = agent.background("echo one; sleep 0.3; echo two; exit 5");
     let (code, stdout, stderr) = agent.run(&["output", &id, "--wait"]);
     assert_eq!((code, stdout.as_str()), (5, "one\ntwo\n"), "{stderr}");
     // A snapshot of an exited process exits with its status too.
     let (code, stdout, _) = agent.run(&["output", &id]);
     assert_eq!((code, stdout.as_str()), (5, "one\ntwo\n"));
     // A snapshot of a running one exits 0.
-    let (running, _) = agent.background("echo up; sleep 30", &mut groups);
+    let (running, _) = agent.background("echo up; sleep 30");
     let (code, _, _) = agent.run(&["output", &running]);
     assert_eq!(code, 0);
     let (code, _, _) = agent.run(&["kill", &running, "--signal", "kill"]);
@@ -171,14 +178,13 @@ fn background_then_output_wait() {
 #[test]
 fn output_follow_streams_until_exit() {
     let agent = Agent::start();
-    let mut groups = OwnedGroups::default();
     let gate = std::env::temp_dir().join(format!("procwarden-cli-gate-{}", std::process::id()));
     let _ = std::fs::remove_file(&gate);
     let script = format!(
         "echo one; for i in $(seq 200); do [ -e '{}' ] && break; sleep 0.05; done; echo two; exit 3",
         gate.display()
     );
-    let (id, _) = agent.background(&script, &mut groups);
+    let (id, _) = agent.background(&script);
     let mut follow = Command::new(binary())
         .args(["--url", &agent.url, "output", &id, "--follow"])
         .stdin(Stdio::null())
@@ -238,8 +244,7 @@ fn output_follow_streams_until_exit() {
 #[test]
 fn ps_lists_and_kill_terminates() {
     let agent = Agent::start();
-    let mut groups = OwnedGroups::default();
-    let (id, pid) = agent.background("sleep 30", &mut groups);
+    let (id, pid) = agent.background("sleep 30");
     let (code, stdout, stderr) = agent.run(&["exec", "--", "exit 7"]);
     assert_eq!(code, 7, "{stderr}{stdout}");
     let (code, table, _) = agent.run(&["ps"]);
@@ -297,15 +302,7 @@ fn tools_schema_needs_no_server() {
         .iter()
         .map(|t| t["name"].as_str().expect("name"))
         .collect();
-    assert_eq!(
-        names,
-        [
-            "execute",
-            "process_output",
-            "process_list",
-            "process_signal"
-        ]
-    );
+    assert_eq!(names, TOOL_NAMES);
     assert!(stdout.contains("\n  "), "pretty-printed");
     for tool in tools.as_array().expect("tools") {
         assert_eq!(tool["parameters"]["type"], "object", "{tool}");
@@ -318,7 +315,6 @@ fn tools_schema_needs_no_server() {
 #[test]
 fn json_answers_parse() {
     let agent = Agent::start();
-    let mut groups = OwnedGroups::default();
     let json = |args: &[&str]| -> Vec<Value> {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
@@ -337,9 +333,7 @@ fn json_answers_parse() {
     let started = json(&["exec", "--background", "--", "echo bg; sleep 30"]);
     let id = started[0]["id"].as_str().expect("id").to_string();
     assert_eq!(started[0]["started"], true);
-    groups
-        .0
-        .push(started[0]["pid"].as_i64().expect("pid") as i32);
+    agent.owns(started[0]["pid"].as_i64().expect("pid") as i32);
     let list = json(&["ps"]);
     assert_eq!(list[0]["processes"][0]["id"], id.as_str());
     let snapshot = json(&["output", &id]);
@@ -451,10 +445,7 @@ fn the_token_comes_from_the_environment() {
         &["--listen", "127.0.0.1:0"],
         &[("PROCWARDEN_TOKEN", "s3cret")],
     );
-    let Addr::Tcp(addr) = &server.addr else {
-        unreachable!()
-    };
-    let url = format!("http://{addr}");
+    let url = server.addr.url();
     let (code, stdout, stderr) = run_to_end(
         &["--url", &url, "exec", "--", "echo in"],
         &[("PROCWARDEN_TOKEN", "s3cret\n")],

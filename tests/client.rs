@@ -11,19 +11,12 @@ use procwarden::client::Client;
 use procwarden::tools::{self, ProcessApi};
 use serde_json::json;
 
-use common::http::{Addr, ServerProc, serve};
-use common::{OwnedGroups, dead, eventually, live_group_members};
-
-fn url(server: &ServerProc) -> String {
-    match &server.addr {
-        Addr::Tcp(addr) => format!("http://{addr}"),
-        Addr::Unix(path) => format!("unix:{path}"),
-    }
-}
+use common::http::{ServerProc, serve};
+use common::{OwnedGroups, background_id, dead, eventually, execute, live_group_members};
 
 fn local_server() -> (ServerProc, Client) {
     let server = serve(&["--listen", "127.0.0.1:0"], &[]);
-    let client = Client::new(url(&server));
+    let client = Client::new(server.addr.url());
     (server, client)
 }
 
@@ -31,19 +24,14 @@ fn local_server() -> (ServerProc, Client) {
 fn execute_in_the_foreground() {
     let (_server, client) = local_server();
     let api: &dyn ProcessApi = &client;
-    let result = tools::call(
-        api,
-        "execute",
-        &json!({"command": "echo hello; echo oops >&2"}),
-    );
+    let result = execute(api, json!({"command": "echo hello; echo oops >&2"}));
     assert_eq!(result["success"], true, "{result}");
     assert_eq!(result["output"], "hello\noops\n", "{result}");
     assert_eq!(result["exit_code"], 0, "{result}");
     // Every agent variable reached the process.
-    let result = tools::call(
+    let result = execute(
         &client,
-        "execute",
-        &json!({"command": "echo $PAGER $GIT_TERMINAL_PROMPT"}),
+        json!({"command": "echo $PAGER $GIT_TERMINAL_PROMPT"}),
     );
     assert_eq!(result["output"], "cat 0\n", "{result}");
 }
@@ -51,11 +39,7 @@ fn execute_in_the_foreground() {
 #[test]
 fn a_non_zero_exit_is_reported() {
     let (_server, client) = local_server();
-    let result = tools::call(
-        &client,
-        "execute",
-        &json!({"command": "echo failing; exit 3"}),
-    );
+    let result = execute(&client, json!({"command": "echo failing; exit 3"}));
     assert_eq!(result["success"], false, "{result}");
     assert_eq!(result["exit_code"], 3, "{result}");
     assert_eq!(result["output"], "failing\n", "{result}");
@@ -64,16 +48,12 @@ fn a_non_zero_exit_is_reported() {
 #[test]
 fn background_then_process_output() {
     let (_server, client) = local_server();
-    let started = tools::call(
+    let started = execute(
         &client,
-        "execute",
-        &json!({"command": "echo one; sleep 0.2; echo two", "run_in_background": true}),
+        json!({"command": "echo one; sleep 0.2; echo two", "run_in_background": true}),
     );
     assert_eq!(started["success"], true, "{started}");
-    let id = started["background_process_id"]
-        .as_str()
-        .expect("a background id")
-        .to_string();
+    let id = background_id(&started);
     let done = tools::call(
         &client,
         "process_output",
@@ -100,10 +80,9 @@ fn a_timed_out_command_keeps_running_until_signalled() {
     let (_server, client) = local_server();
     let mut groups = OwnedGroups::default();
     let began = Instant::now();
-    let result = tools::call(
+    let result = execute(
         &client,
-        "execute",
-        &json!({"command": "echo started; sleep 30", "timeout": "300ms"}),
+        json!({"command": "echo started; sleep 30", "timeout": "300ms"}),
     );
     let took = began.elapsed();
     assert!(
@@ -118,10 +97,7 @@ fn a_timed_out_command_keeps_running_until_signalled() {
         "{result}"
     );
     assert_eq!(result["output"], "started\n", "{result}");
-    let id = result["background_process_id"]
-        .as_str()
-        .expect("the id of what still runs")
-        .to_string();
+    let id = background_id(&result);
     let list = client.list(10).expect("list");
     let info = list.processes.iter().find(|p| p.id == id).expect("listed");
     assert!(info.running);
@@ -201,7 +177,7 @@ fn error_answers_keep_status_message_and_detail() {
     assert!(began.elapsed() < Duration::from_secs(5));
     assert_eq!(e.status, None, "{e:?}");
     assert!(e.is_transport());
-    assert!(e.message.contains(&url(&server)), "{e:?}");
+    assert!(e.message.contains(&server.addr.url()), "{e:?}");
     assert!(e.detail.is_some(), "{e:?}");
     let result = tools::call(&client, "process_list", &json!({}));
     assert_eq!(result["success"], false, "{result}");
@@ -258,7 +234,7 @@ fn the_token_and_the_chat_are_sent() {
         &["--listen", "127.0.0.1:0"],
         &[("PROCWARDEN_TOKEN", "s3cret")],
     );
-    let anonymous = Client::new(url(&server));
+    let anonymous = Client::new(server.addr.url());
     let e = anonymous.list(10).expect_err("no token");
     assert_eq!((e.status, e.message.as_str()), (Some(401), "Unauthorized."));
     let e = anonymous
@@ -274,7 +250,7 @@ fn the_token_and_the_chat_are_sent() {
         .clone()
         .token(Some("s3cret".into()))
         .chat(Some(chat));
-    let result = tools::call(&mine, "execute", &json!({"command": "echo $CODER_CHAT_ID"}));
+    let result = execute(&mine, json!({"command": "echo $CODER_CHAT_ID"}));
     assert_eq!(result["output"], format!("{chat}\n"), "{result}");
     let started = mine
         .start(&api::StartRequest {
@@ -310,7 +286,7 @@ fn a_unix_socket_works_too() {
     );
     // Several requests in a row reuse the pooled connection.
     for n in 0..3 {
-        let result = tools::call(&client, "execute", &json!({"command": format!("echo {n}")}));
+        let result = execute(&client, json!({"command": format!("echo {n}")}));
         assert_eq!(result["output"], format!("{n}\n"), "{result}");
     }
     server.terminate();

@@ -14,12 +14,15 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::http::{Addr, Conn, binary, request, serve, serve_command};
-use common::{
-    OwnedGroups, dead, eventually, fds_of, kill_group_survivors, live_group_members, status_kib,
-    threads_of,
+use common::http::{
+    Addr, Conn, ServerProc, binary, output, request, request_bytes, serve, serve_command, signal,
+    start_command, wait_exit, wait_for_text,
 };
-use serde_json::{Value, json};
+use common::{
+    OwnedGroups, assert_group_empties, dead, eventually, fds_of, kill_group_survivors,
+    live_group_members, status_kib, threads_of,
+};
+use serde_json::json;
 
 /// Deadline for what the product cannot signal (a pid leaving the process table).
 const SETTLE: Duration = Duration::from_secs(10);
@@ -31,83 +34,6 @@ const GIB: u64 = 1 << 30;
 
 fn listen() -> [&'static str; 2] {
     ["--listen", "127.0.0.1:0"]
-}
-
-/// Starts `command`; returns `(id, pid)`. The pid is also the process group id.
-fn start(addr: &Addr, command: &str) -> (String, i32) {
-    let reply = request(
-        addr,
-        "POST",
-        "/api/v0/processes/start",
-        Some(&json!({ "command": command }).to_string()),
-        &[],
-    );
-    assert_eq!(reply.status, 200, "start {command:?}: {:?}", reply.json());
-    let v = reply.json();
-    (
-        v["id"].as_str().expect("id").to_string(),
-        v["pid"].as_i64().expect("pid") as i32,
-    )
-}
-
-/// GET .../output with `query` (already URL-ready).
-fn output(addr: &Addr, id: &str, query: &str) -> Value {
-    let reply = request(
-        addr,
-        "GET",
-        &format!("/api/v0/processes/{id}/output?{query}"),
-        None,
-        &[],
-    );
-    assert_eq!(reply.status, 200, "{:?}", reply.json());
-    reply.json()
-}
-
-/// Waits (at most 20 s) for the process to exit; returns the final answer.
-fn wait_exit(addr: &Addr, id: &str) -> Value {
-    let out = output(addr, id, "wait=true&timeout_ms=20000");
-    assert_eq!(
-        out["running"],
-        json!(false),
-        "still running after 20 s: {out}"
-    );
-    out
-}
-
-/// Waits (bounded) until the process's output contains `needle`, using `cursor=0&wait=true`.
-fn wait_for_text(addr: &Addr, id: &str, needle: &str) {
-    let deadline = Instant::now() + SETTLE;
-    let mut cursor = 0u64;
-    let mut seen = String::new();
-    while Instant::now() < deadline {
-        let out = output(
-            addr,
-            id,
-            &format!("cursor={cursor}&wait=true&timeout_ms=2000"),
-        );
-        seen.push_str(out["output"].as_str().unwrap_or_default());
-        cursor = out["next_cursor"].as_u64().expect("next_cursor");
-        if seen.contains(needle) {
-            return;
-        }
-        assert_eq!(
-            out["running"],
-            json!(true),
-            "exited before printing {needle:?}: {out}"
-        );
-    }
-    panic!("{needle:?} not seen within {SETTLE:?}; output so far {seen:?}");
-}
-
-fn signal(addr: &Addr, id: &str, body: Value) -> u16 {
-    request(
-        addr,
-        "POST",
-        &format!("/api/v0/processes/{id}/signal"),
-        Some(&body.to_string()),
-        &[],
-    )
-    .status
 }
 
 fn all_gone(pgids: &[i32]) -> bool {
@@ -133,7 +59,7 @@ fn a_1_gib_flood_keeps_server_memory_flat_and_counts_every_byte() {
     let start_kib = rss();
 
     let began = Instant::now();
-    let (id, pgid) = start(&addr, &format!("head -c {GIB} /dev/zero"));
+    let (id, pgid) = start_command(&addr, &format!("head -c {GIB} /dev/zero"));
     let _groups = OwnedGroups(vec![pgid]);
     let waiter = {
         let (addr, id) = (addr.clone(), id.clone());
@@ -188,13 +114,13 @@ const IGNORES_TERM: &str = "trap '' TERM; echo ready; sleep 60";
 fn terminate_with_grace_kills_a_child_that_ignores_sigterm() {
     let server = serve(&listen(), &[]);
     let addr = &server.addr;
-    let (id, pgid) = start(addr, IGNORES_TERM);
+    let (id, pgid) = start_command(addr, IGNORES_TERM);
     let _groups = OwnedGroups(vec![pgid]);
     wait_for_text(addr, &id, "ready");
 
     let sent = Instant::now();
     assert_eq!(
-        signal(addr, &id, json!({"signal": "terminate", "grace_ms": 300})),
+        signal(addr, &id, &json!({"signal": "terminate", "grace_ms": 300})),
         200
     );
     // SIGTERM is ignored: a short wait still finds it running.
@@ -210,18 +136,14 @@ fn terminate_with_grace_kills_a_child_that_ignores_sigterm() {
         took < Duration::from_millis(300) + MARGIN,
         "SIGKILL came late: {took:?}"
     );
-    assert!(
-        eventually(SETTLE, || live_group_members(pgid).is_empty()),
-        "group {pgid} left: {:?}",
-        live_group_members(pgid)
-    );
+    assert_group_empties(pgid, SETTLE, "the test's group");
 }
 
 #[test]
 fn server_sigterm_ends_a_group_that_ignores_sigterm() {
     let mut server = serve(&listen(), &[]);
     let addr = server.addr.clone();
-    let (id, pgid) = start(&addr, IGNORES_TERM);
+    let (id, pgid) = start_command(&addr, IGNORES_TERM);
     let _groups = OwnedGroups(vec![pgid]);
     wait_for_text(&addr, &id, "ready");
     assert_eq!(live_group_members(pgid).len(), 2, "sh and sleep");
@@ -231,11 +153,7 @@ fn server_sigterm_ends_a_group_that_ignores_sigterm() {
     eprintln!("server SIGTERM with a TERM-ignoring group: exit {status:?} after {took:?}");
     assert_eq!(status.code(), Some(0));
     assert!(took < GRACE + Duration::from_secs(3), "{took:?}");
-    assert!(
-        eventually(SETTLE, || live_group_members(pgid).is_empty()),
-        "group {pgid} left: {:?}",
-        live_group_members(pgid)
-    );
+    assert_group_empties(pgid, SETTLE, "the test's group");
 }
 
 // 3. ------------------------------------------------------------------------------------------
@@ -245,7 +163,7 @@ fn closing_stdout_early_does_not_end_a_running_child() {
     let server = serve(&listen(), &[]);
     let addr = &server.addr;
     let began = Instant::now();
-    let (id, pgid) = start(addr, "echo before; exec >&- 2>&-; sleep 2");
+    let (id, pgid) = start_command(addr, "echo before; exec >&- 2>&-; sleep 2");
     let _groups = OwnedGroups(vec![pgid]);
     // The pipe reaches end of file almost at once; the leader lives on for 2 s. A wait that
     // ends on its timeout must still say running, and so must the list.
@@ -284,7 +202,7 @@ fn a_grandchild_holding_the_pipe_delays_the_exit_by_the_pipe_grace_only() {
     let mut server = serve(&listen(), &[]);
     let addr = server.addr.clone();
     let began = Instant::now();
-    let (id, pgid) = start(&addr, "sleep 30 & echo started");
+    let (id, pgid) = start_command(&addr, "sleep 30 & echo started");
     let _groups = OwnedGroups(vec![pgid]);
     let out = wait_exit(&addr, &id);
     let took = began.elapsed();
@@ -304,11 +222,7 @@ fn a_grandchild_holding_the_pipe_delays_the_exit_by_the_pipe_grace_only() {
         .expect("server exits");
     eprintln!("  server SIGTERM: exit {status:?} after {shut:?}");
     assert_eq!(status.code(), Some(0));
-    assert!(
-        eventually(SETTLE, || live_group_members(pgid).is_empty()),
-        "group {pgid} left: {:?}",
-        live_group_members(pgid)
-    );
+    assert_group_empties(pgid, SETTLE, "the test's group");
 }
 
 // 5. ------------------------------------------------------------------------------------------
@@ -318,7 +232,7 @@ fn two_hundred_forked_grandchildren_are_gone_after_server_sigterm() {
     let mut server = serve(&listen(), &[]);
     let addr = server.addr.clone();
     let began = Instant::now();
-    let (id, pgid) = start(
+    let (id, pgid) = start_command(
         &addr,
         "for i in $(seq 200); do sleep 60 & done; echo forked",
     );
@@ -383,14 +297,13 @@ fn out_of_fds_a_start_fails_cleanly_and_the_server_recovers() {
     let mut slowest = Duration::ZERO;
     for i in 0..100 {
         let sent = Instant::now();
-        conn.send_raw(
-            format!(
-                "POST /api/v0/processes/start HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        );
-        let reply = match conn.reply() {
+        conn.send_raw(request_bytes(
+            "POST",
+            "/api/v0/processes/start",
+            Some(&body),
+            &[],
+        ));
+        let reply = match conn.try_reply() {
             Ok(r) => r,
             Err(e) => panic!("start {i}: no answer ({e}) after {:?}", sent.elapsed()),
         };
@@ -491,7 +404,7 @@ fn out_of_fds_a_start_fails_cleanly_and_the_server_recovers() {
         "  after killing them and waiting for every exit: server fds {fds_after} (idle was {fds_idle})"
     );
     assert_eq!(request(&addr, "GET", "/", None, &[]).status, 200);
-    let (id, pgid) = start(&addr, "echo again");
+    let (id, pgid) = start_command(&addr, "echo again");
     let _more = OwnedGroups(vec![pgid]);
     let out = wait_exit(&addr, &id);
     assert_eq!(out["output"], json!("again\n"));
@@ -511,14 +424,11 @@ fn the_fds_of_an_emptied_group_come_back_promptly() {
     let fds_idle = fds_of(pid);
     // The leader exits at once and closes the pipe (the background sleep does not hold it):
     // the process is marked exited while its group still has a live member for 1 s.
-    let (id, pgid) = start(&addr, "sleep 1 >/dev/null 2>&1 & echo bg");
+    let (id, pgid) = start_command(&addr, "sleep 1 >/dev/null 2>&1 & echo bg");
     let _groups = OwnedGroups(vec![pgid]);
     let out = wait_exit(&addr, &id);
     assert_eq!(out["exit_code"], json!(0), "{out}");
-    assert!(
-        eventually(SETTLE, || live_group_members(pgid).is_empty()),
-        "the background sleep did not end"
-    );
+    assert_group_empties(pgid, SETTLE, "the background sleep");
     // The group is empty (once init has reaped the orphan): its pidfd should be closed soon.
     let released = eventually(SETTLE, || fds_of(pid) <= fds_idle);
     eprintln!(
@@ -534,8 +444,9 @@ fn the_fds_of_an_emptied_group_come_back_promptly() {
 
 // 7. ------------------------------------------------------------------------------------------
 
-/// Twenty groups of five kinds; returns their pgids once each is fully set up.
-fn twenty_mixed_groups(addr: &Addr) -> Vec<i32> {
+/// Twenty groups of five kinds, each added to `groups` as soon as it starts; returns once
+/// each is fully set up.
+fn twenty_mixed_groups(addr: &Addr, groups: &mut OwnedGroups) {
     let kinds = [
         ("sleep 60", None, 1),
         ("sleep 60 | sleep 60", None, 3),
@@ -543,11 +454,10 @@ fn twenty_mixed_groups(addr: &Addr) -> Vec<i32> {
         ("sleep 60 & echo bg; sleep 60", Some("bg"), 2),
         ("sh -c 'sleep 60 | cat' | cat", None, 4),
     ];
-    let mut pgids = Vec::new();
     for i in 0..20 {
         let (cmd, marker, members) = kinds[i % kinds.len()];
-        let (id, pgid) = start(addr, cmd);
-        pgids.push(pgid);
+        let (id, pgid) = start_command(addr, cmd);
+        groups.0.push(pgid);
         if let Some(marker) = marker {
             wait_for_text(addr, &id, marker);
         }
@@ -557,17 +467,22 @@ fn twenty_mixed_groups(addr: &Addr) -> Vec<i32> {
             live_group_members(pgid)
         );
     }
-    pgids
+}
+
+/// A server with [`twenty_mixed_groups`]: the server, the groups (owned), their pgids and how
+/// many live members they have in all.
+fn server_with_twenty_groups() -> (ServerProc, OwnedGroups, Vec<i32>, usize) {
+    let server = serve(&listen(), &[]);
+    let mut groups = OwnedGroups::default();
+    twenty_mixed_groups(&server.addr, &mut groups);
+    let pgids = groups.0.clone();
+    let members: usize = pgids.iter().map(|&g| live_group_members(g).len()).sum();
+    (server, groups, pgids, members)
 }
 
 #[test]
 fn server_sigterm_with_twenty_groups_exits_0_and_leaves_nothing() {
-    let mut server = serve(&listen(), &[]);
-    let addr = server.addr.clone();
-    let mut groups = OwnedGroups::default();
-    let pgids = twenty_mixed_groups(&addr);
-    groups.0.extend(&pgids);
-    let members: usize = pgids.iter().map(|&g| live_group_members(g).len()).sum();
+    let (mut server, _groups, pgids, members) = server_with_twenty_groups();
     let (status, took) = server
         .terminate_within(GRACE + Duration::from_secs(8))
         .expect("server exits after SIGTERM");
@@ -584,12 +499,7 @@ fn server_sigterm_with_twenty_groups_exits_0_and_leaves_nothing() {
 
 #[test]
 fn server_sigkill_takes_every_leader_with_it() {
-    let mut server = serve(&listen(), &[]);
-    let addr = server.addr.clone();
-    let mut groups = OwnedGroups::default();
-    let pgids = twenty_mixed_groups(&addr);
-    groups.0.extend(&pgids);
-    let members: usize = pgids.iter().map(|&g| live_group_members(g).len()).sum();
+    let (mut server, _groups, pgids, members) = server_with_twenty_groups();
     // The leaders of "sleep 60 & echo bg; sleep 60" are alive too (they sleep in the
     // foreground), so every pgid here is a live leader.
     assert!(pgids.iter().all(|&p| !dead(p)));

@@ -12,16 +12,17 @@ fn handler() -> Handler {
 }
 
 fn req(method: &str, target: &str, body: &str, headers: &[(&str, &str)]) -> Request {
-    Request {
-        method: method.into(),
-        target: target.into(),
-        headers: headers
+    let mut request = Request::new(
+        method,
+        target,
+        headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
             .collect(),
-        body: body.as_bytes().to_vec(),
-        peer: "test".into(),
-    }
+        body.as_bytes().to_vec(),
+    );
+    request.peer = "test".into();
+    request
 }
 
 fn call(
@@ -31,13 +32,25 @@ fn call(
     body: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
-    let Response { status, body } = h.handle(&req(method, target, body, headers));
-    let value: Value = serde_json::from_slice(&body).expect("every body is JSON");
-    (status, value)
+    let response: Response = h.handle(&req(method, target, body, headers));
+    let value: Value =
+        serde_json::from_slice(&response.body_bytes()).expect("every body is JSON");
+    (response.status, value)
 }
 
 fn get(h: &Handler, target: &str) -> (u16, Value) {
     call(h, "GET", target, "", &[])
+}
+
+/// The list, with the `Coder-Chat-Id` header set to `chat`.
+fn list_as(h: &Handler, chat: &str) -> (u16, Value) {
+    call(
+        h,
+        "GET",
+        "/api/v0/processes/list",
+        "",
+        &[("Coder-Chat-Id", chat)],
+    )
 }
 
 fn start(h: &Handler, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
@@ -66,6 +79,12 @@ fn wait_output(h: &Handler, id: &str) -> Value {
     assert_eq!(status, 200, "{value}");
     assert_eq!(value["running"], json!(false), "{value}");
     value
+}
+
+/// Starts `command` and returns the output once it has exited.
+fn run_shell(h: &Handler, command: &str) -> Value {
+    let id = started_id(h, json!({ "command": command }), &[]);
+    wait_output(h, &id)
 }
 
 fn msg(text: &str) -> Value {
@@ -121,27 +140,10 @@ fn the_chat_header_must_be_a_uuid() {
     let h = handler();
     let invalid = msg("Invalid Coder-Chat-Id header.");
     for bad in ["nope", "00000000-0000-0000-0000-000000000000", "1234"] {
-        let (status, value) = call(
-            &h,
-            "GET",
-            "/api/v0/processes/list",
-            "",
-            &[("Coder-Chat-Id", bad)],
-        );
-        assert_eq!((status, value), (400, invalid.clone()), "{bad}");
+        assert_eq!(list_as(&h, bad), (400, invalid.clone()), "{bad}");
     }
     // Empty counts as absent.
-    assert_eq!(
-        call(
-            &h,
-            "GET",
-            "/api/v0/processes/list",
-            "",
-            &[("Coder-Chat-Id", "")]
-        )
-        .0,
-        200
-    );
+    assert_eq!(list_as(&h, "").0, 200);
     // Case-insensitive: the same chat either way.
     let chat = uuid::Uuid::new_v4().to_string();
     let id = started_id(
@@ -263,12 +265,7 @@ fn a_closed_manager_answers_503() {
 #[test]
 fn output_reports_exit_and_fields() {
     let h = handler();
-    let id = started_id(
-        &h,
-        json!({"command": "echo out; echo err >&2; exit 3"}),
-        &[],
-    );
-    let value = wait_output(&h, &id);
+    let value = run_shell(&h, "echo out; echo err >&2; exit 3");
     assert_eq!(
         value,
         json!({"output": "out\nerr\n", "running": false, "exit_code": 3, "next_cursor": 8})
@@ -287,12 +284,7 @@ fn output_reports_exit_and_fields() {
 #[test]
 fn output_of_a_big_stream_carries_truncation() {
     let h = handler();
-    let id = started_id(
-        &h,
-        json!({"command": "head -c 100000 /dev/zero | tr '\\0' 'a'"}),
-        &[],
-    );
-    let value = wait_output(&h, &id);
+    let value = run_shell(&h, "head -c 100000 /dev/zero | tr '\\0' 'a'");
     let omitted = 100_000 - 32_768;
     assert_eq!(
         value["truncated"],
@@ -379,14 +371,7 @@ fn unknown_and_foreign_processes_are_not_found() {
         200
     );
     // Lists: a chat sees only its own; no chat sees all.
-    let (_, list) = call(
-        &h,
-        "GET",
-        "/api/v0/processes/list",
-        "",
-        &[("Coder-Chat-Id", &two)],
-    );
-    assert_eq!(list, json!({"processes": []}));
+    assert_eq!(list_as(&h, &two).1, json!({"processes": []}));
     let (_, list) = get(&h, "/api/v0/processes/list");
     assert_eq!(list["processes"].as_array().map(Vec::len), Some(2));
 }

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{dead, eventually};
+use common::{dead, eventually, helper_args};
 use procwarden::{Command, Manager, OutputQuery};
 
 const ROLE: &str = "PROCWARDEN_TEST_HELPER";
@@ -19,14 +19,7 @@ const LONG: Duration = Duration::from_secs(20);
 fn helper(test: &str, role: &str) -> std::process::Command {
     let exe = std::env::current_exe().expect("test binary");
     let mut cmd = std::process::Command::new(exe);
-    cmd.args([
-        "--exact",
-        test,
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(ROLE, role);
+    cmd.args(helper_args(test)).env(ROLE, role);
     cmd
 }
 

@@ -5,32 +5,31 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::{Addr, Conn, request, run_to_end, serve};
-use common::{eventually, live_group_members};
-use serde_json::{Value, json};
+use common::http::{
+    Addr, Conn, ServerProc, id_of, output, output_with_headers, request, run_to_end, serve, start,
+};
+use common::{assert_group_empties, eventually, threads_in_timed_wait};
+use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(20);
+/// The name of the server's connection threads (`procwarden-http`, see src/http/server.rs).
+const CONNECTION_THREAD: &str = "procwarden-http";
 
-fn start(addr: &Addr, body: Value, headers: &[(&str, &str)]) -> Value {
-    let reply = request(
-        addr,
-        "POST",
-        "/api/v0/processes/start",
-        Some(&body.to_string()),
-        headers,
+/// Starts `procwarden serve --listen LISTEN` with `env`, and checks that its line begins with
+/// `listening on PREFIX`.
+fn serve_on(listen: &str, env: &[(&str, &str)], prefix: &str) -> ServerProc {
+    let server = serve(&["--listen", listen], env);
+    assert!(
+        server.line.starts_with(&format!("listening on {prefix}")),
+        "{}",
+        server.line
     );
-    assert_eq!(reply.status, 200, "{:?}", reply.json());
-    reply.json()
+    server
 }
 
 #[test]
 fn serve_prints_one_line_and_answers_every_route() {
-    let server = serve(&["--listen", "127.0.0.1:0"], &[]);
-    assert!(
-        server.line.starts_with("listening on http://127.0.0.1:"),
-        "{}",
-        server.line
-    );
+    let server = serve_on("127.0.0.1:0", &[], "http://127.0.0.1:");
     let addr = &server.addr;
     let reply = request(addr, "GET", "/", None, &[]);
     assert_eq!(reply.status, 200);
@@ -40,24 +39,15 @@ fn serve_prints_one_line_and_answers_every_route() {
         json!({"message": format!("procwarden {}", env!("CARGO_PKG_VERSION"))})
     );
 
-    let started = start(addr, json!({"command": "echo hello; exit 4"}), &[]);
-    let id = started["id"].as_str().expect("id");
-    let out = request(
-        addr,
-        "GET",
-        &format!("/api/v0/processes/{id}/output?wait=true"),
-        None,
-        &[],
-    );
+    let id = id_of(&start(addr, &json!({"command": "echo hello; exit 4"}), &[]));
     assert_eq!(
-        out.json(),
+        output(addr, &id, "wait=true"),
         json!({"output": "hello\n", "running": false, "exit_code": 4, "next_cursor": 6})
     );
     let list = request(addr, "GET", "/api/v0/processes/list", None, &[]).json();
     assert_eq!(list["processes"][0]["id"], json!(id));
 
-    let sleeper = start(addr, json!({"command": "sleep 30"}), &[]);
-    let sid = sleeper["id"].as_str().expect("id");
+    let sid = id_of(&start(addr, &json!({"command": "sleep 30"}), &[]));
     let reply = request(
         addr,
         "POST",
@@ -79,12 +69,7 @@ fn serve_prints_one_line_and_answers_every_route() {
 
 #[test]
 fn ipv6_loopback_is_printed_in_brackets() {
-    let server = serve(&["--listen", "[::1]:0"], &[]);
-    assert!(
-        server.line.starts_with("listening on http://[::1]:"),
-        "{}",
-        server.line
-    );
+    let server = serve_on("[::1]:0", &[], "http://[::1]:");
     assert_eq!(request(&server.addr, "GET", "/", None, &[]).status, 200);
 }
 
@@ -129,28 +114,16 @@ fn token_from_file_or_environment() {
         request(addr, "GET", "/", None, &[]).json(),
         json!({"message": "Unauthorized."})
     );
-    assert_eq!(
-        request(
-            addr,
-            "GET",
-            "/",
-            None,
-            &[("Authorization", "Bearer from-env")]
-        )
-        .status,
-        401
-    );
-    assert_eq!(
-        request(
-            addr,
-            "GET",
-            "/",
-            None,
-            &[("Authorization", "Bearer from-file")]
-        )
-        .status,
-        200
-    );
+    // The file wins over the environment.
+    for (token, status) in [("from-env", 401), ("from-file", 200)] {
+        let bearer = format!("Bearer {token}");
+        let auth = [("Authorization", bearer.as_str())];
+        assert_eq!(
+            request(addr, "GET", "/", None, &auth).status,
+            status,
+            "{token}"
+        );
+    }
     drop(server);
 
     let server = serve(
@@ -160,40 +133,20 @@ fn token_from_file_or_environment() {
     let auth = [("Authorization", "Bearer from-env")];
     assert_eq!(request(&server.addr, "GET", "/", None, &auth).status, 200);
     // The token does not leak into children, unless a request sets it explicitly.
-    let id = start(
-        &server.addr,
-        json!({"command": "echo ${PROCWARDEN_TOKEN:-unset}"}),
-        &auth,
-    )["id"]
-        .as_str()
-        .map(String::from)
-        .expect("id");
-    let out = request(
-        &server.addr,
-        "GET",
-        &format!("/api/v0/processes/{id}/output?wait=true"),
-        None,
-        &auth,
-    )
-    .json();
-    assert_eq!(out["output"], json!("unset\n"));
-    let id = start(
-        &server.addr,
-        json!({"command": "echo $PROCWARDEN_TOKEN", "env": {"PROCWARDEN_TOKEN": "mine"}}),
-        &auth,
-    )["id"]
-        .as_str()
-        .map(String::from)
-        .expect("id");
-    let out = request(
-        &server.addr,
-        "GET",
-        &format!("/api/v0/processes/{id}/output?wait=true"),
-        None,
-        &auth,
-    )
-    .json();
-    assert_eq!(out["output"], json!("mine\n"));
+    for (body, printed) in [
+        (
+            json!({"command": "echo ${PROCWARDEN_TOKEN:-unset}"}),
+            "unset\n",
+        ),
+        (
+            json!({"command": "echo $PROCWARDEN_TOKEN", "env": {"PROCWARDEN_TOKEN": "mine"}}),
+            "mine\n",
+        ),
+    ] {
+        let id = id_of(&start(&server.addr, &body, &auth));
+        let out = output_with_headers(&server.addr, &id, "wait=true", &auth);
+        assert_eq!(out["output"], json!(printed), "{body}");
+    }
     drop(server);
 
     // An empty environment token counts as unset.
@@ -250,12 +203,7 @@ fn non_loopback_is_allowed_with_a_token_or_the_flag() {
     let local = Addr::Tcp(format!("127.0.0.1:{port}"));
     assert_eq!(request(&local, "GET", "/", None, &[]).status, 200);
     drop(server);
-    let server = serve(&["--listen", "0.0.0.0:0"], &[("PROCWARDEN_TOKEN", "t")]);
-    assert!(
-        server.line.starts_with("listening on http://0.0.0.0:"),
-        "{}",
-        server.line
-    );
+    serve_on("0.0.0.0:0", &[("PROCWARDEN_TOKEN", "t")], "http://0.0.0.0:");
 }
 
 #[test]
@@ -265,7 +213,7 @@ fn limits_and_malformed_requests() {
     // 413 from the declared length, before auth, without reading the body; connection closed.
     let mut conn = Conn::open(addr);
     conn.send_raw(b"POST /api/v0/processes/start HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\n");
-    let reply = conn.reply().expect("413");
+    let reply = conn.try_reply().expect("413");
     assert_eq!(reply.status, 413);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert!(reply.json()["message"].is_string());
@@ -274,13 +222,13 @@ fn limits_and_malformed_requests() {
     let mut conn = Conn::open(addr);
     let big = "x".repeat(20 * 1024);
     conn.send_raw(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes());
-    let reply = conn.reply().expect("431");
+    let reply = conn.try_reply().expect("431");
     assert_eq!(reply.status, 431);
     assert!(reply.json()["message"].is_string());
     // A request line that cannot be parsed: JSON 400.
     let mut conn = Conn::open(addr);
     conn.send_raw(b"GARBAGE\r\n\r\n");
-    if let Ok(reply) = conn.reply() {
+    if let Ok(reply) = conn.try_reply() {
         assert_eq!(reply.status, 400);
         assert!(reply.json()["message"].is_string());
     }
@@ -302,13 +250,12 @@ fn sigterm_ends_every_group_answers_waiters_and_exits_0() {
         "trap '' TERM; sleep 60",
         "sleep 60 & echo bg",
     ] {
-        let started = start(&addr, json!({"command": cmd}), &[]);
+        let started = start(&addr, &json!({"command": cmd}), &[]);
         pgids.push(started["pid"].as_i64().expect("pid") as i32);
     }
-    let waiter_id = start(&addr, json!({"command": "sleep 60"}), &[])["id"]
-        .as_str()
-        .map(String::from)
-        .expect("id");
+    let waiter_id = id_of(&start(&addr, &json!({"command": "sleep 60"}), &[]));
+    let pid = server.pid();
+    let timed_waits_before = threads_in_timed_wait(pid, CONNECTION_THREAD);
     let waiter = std::thread::spawn(move || {
         request(
             &addr,
@@ -318,18 +265,28 @@ fn sigterm_ends_every_group_answers_waiters_and_exits_0() {
             &[],
         )
     });
-    // Let the waiter reach the server before the signal (it then must be answered, not dropped).
-    std::thread::sleep(Duration::from_millis(200));
+    // The signal must come once the waiter's request is inside the service: it then must be
+    // answered, not dropped (shutdown closes the connections that are still reading a
+    // request, even one read in full but not yet handed over). The product does not signal
+    // that moment, so this polls for a connection thread that newly sleeps with a deadline,
+    // in a futex wait with a timeout: the handler's bounded wait for the exit. That is
+    // sufficient because it is the only place a connection thread sleeps with a deadline:
+    // before the service it sleeps only reading its socket (a read syscall, bounded by a
+    // socket timeout, not a futex) or on a lock (a futex wait without a timeout).
+    assert!(
+        eventually(LONG, || threads_in_timed_wait(pid, CONNECTION_THREAD)
+            > timed_waits_before),
+        "the waiter's request never reached the handler's wait: {} {CONNECTION_THREAD} threads \
+         in a timed wait, {timed_waits_before} before it was sent",
+        threads_in_timed_wait(pid, CONNECTION_THREAD)
+    );
     let status = server.terminate();
     assert!(status.success(), "exit status {status:?}");
     let reply = waiter.join().expect("waiter");
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["running"], json!(false));
     for pgid in pgids {
-        assert!(
-            eventually(LONG, || live_group_members(pgid).is_empty()),
-            "group {pgid} survived"
-        );
+        assert_group_empties(pgid, LONG, "after the server's SIGTERM");
     }
 }
 
@@ -351,10 +308,11 @@ fn serve_flags_reach_the_processes() {
         &[],
     );
     let addr = &server.addr;
-    let id = start(addr, json!({"command": "pwd; echo $AGENT; sleep 30"}), &[])["id"]
-        .as_str()
-        .map(String::from)
-        .expect("id");
+    let id = id_of(&start(
+        addr,
+        &json!({"command": "pwd; echo $AGENT; sleep 30"}),
+        &[],
+    ));
     let reply = request(
         addr,
         "POST",
@@ -366,14 +324,7 @@ fn serve_flags_reach_the_processes() {
         (reply.status, reply.json()),
         (429, json!({"message": "Too many running processes."}))
     );
-    let out = request(
-        addr,
-        "GET",
-        &format!("/api/v0/processes/{id}/output?cursor=0&wait=true&timeout_ms=10000"),
-        None,
-        &[],
-    )
-    .json();
+    let out = output(addr, &id, "cursor=0&wait=true&timeout_ms=10000");
     assert!(
         out["output"]
             .as_str()
@@ -409,7 +360,7 @@ fn the_server_falls_back_to_home_not_its_own_directory() {
             .env("HOME", &home_arg)
             .env_remove("PROCWARDEN_TOKEN");
         let server = common::http::serve_command(cmd);
-        let started = start(&server.addr, json!({"command": "pwd"}), &[]);
+        let started = start(&server.addr, &json!({"command": "pwd"}), &[]);
         let id = started["id"].as_str().expect("id");
         let out = request(
             &server.addr,

@@ -6,9 +6,10 @@
 //! ones in their [`Limits`].
 #![cfg(feature = "server")]
 
-use std::io::{self, Read, Write};
+mod common;
+
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -16,6 +17,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::http::{Addr, Conn, Reply};
+use common::{eventually, helper_args, server_waits_for_more};
 use procwarden::http::{Limits, Listen, Request, Response, Server, Service, ShutdownHandle};
 use serde_json::{Value, json};
 
@@ -133,8 +136,10 @@ impl Running {
         }
     }
 
-    fn tcp(&self) -> Client {
-        Client::tcp(self.addr.expect("a TCP server"))
+    /// A new TCP client, its reads bounded by [`DEADLINE`].
+    fn tcp(&self) -> Conn {
+        let addr = self.addr.expect("a TCP server");
+        Conn::connect(&Addr::Tcp(addr.to_string()), DEADLINE)
     }
 
     /// Waits until a request is inside `/block`; returns its peer.
@@ -168,214 +173,19 @@ impl Drop for Running {
 }
 
 // ---------------------------------------------------------------------------------------
-// A raw client
+// A raw client (common::http::Conn)
 
-/// A client socket, TCP or unix.
-trait Socket: Read + Write + Send {
-    /// For TCP: a clone, for a writer thread.
-    fn tcp_clone(&self) -> Option<TcpStream>;
-}
-
-impl Socket for TcpStream {
-    fn tcp_clone(&self) -> Option<TcpStream> {
-        Some(self.try_clone().unwrap())
-    }
-}
-
-impl Socket for UnixStream {
-    fn tcp_clone(&self) -> Option<TcpStream> {
-        None
-    }
-}
-
-struct Client {
-    socket: Box<dyn Socket>,
-    /// Received and not yet consumed.
-    buf: Vec<u8>,
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    fn closes(&self) -> bool {
-        self.header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-    }
-
-    /// The checks every response must pass: JSON type, a length that matches.
-    fn assert_well_formed(&self) {
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/json"),
-            "{self:?}"
-        );
-        let length: usize = self
-            .header("content-length")
-            .expect("Content-Length")
-            .parse()
-            .unwrap();
-        assert_eq!(length, self.body.len());
-        let _ = self.json();
-    }
-}
-
-impl Client {
-    fn tcp(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Client {
-            socket: Box::new(stream),
-            buf: Vec::new(),
-        }
-    }
-
-    fn unix(path: &std::path::Path) -> Client {
-        let stream = UnixStream::connect(path).expect("connect");
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        Client {
-            socket: Box::new(stream),
-            buf: Vec::new(),
-        }
-    }
-
-    /// A clone of the TCP socket, for a writer thread.
-    fn tcp_clone(&self) -> TcpStream {
-        self.socket.tcp_clone().expect("a TCP client")
-    }
-
-    fn send(&mut self, bytes: impl AsRef<[u8]>) {
-        self.socket.write_all(bytes.as_ref()).expect("send");
-    }
-
-    /// Reads more; `false` at end of stream (or reset).
-    fn more(&mut self) -> bool {
-        let mut chunk = [0u8; 16 * 1024];
-        match self.socket.read(&mut chunk) {
-            Ok(0) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => false,
-            Err(e) => panic!("read: {e} (after {:?})", String::from_utf8_lossy(&self.buf)),
-        }
-    }
-
-    /// Reads exactly `n` raw bytes.
-    fn raw(&mut self, n: usize) -> Vec<u8> {
-        while self.buf.len() < n {
-            assert!(self.more(), "end of stream");
-        }
-        self.buf.drain(..n).collect()
-    }
-
-    /// Reads one response.
-    fn reply(&mut self) -> Reply {
-        self.try_reply().expect("a response before end of stream")
-    }
-
-    /// Reads one response, or `None` if the stream ends before one begins.
-    fn try_reply(&mut self) -> Option<Reply> {
-        let head_end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i;
-            }
-            if !self.more() {
-                assert!(
-                    self.buf.is_empty(),
-                    "stream ended inside a head: {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                );
-                return None;
-            }
-        };
-        let head = String::from_utf8(self.buf[..head_end].to_vec()).unwrap();
-        self.buf.drain(..head_end + 4);
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap();
-        assert!(status_line.starts_with("HTTP/1.1 "), "{status_line}");
-        let status = status_line[9..12].parse().unwrap();
-        let headers: Vec<(String, String)> = lines
-            .map(|l| {
-                let (n, v) = l.split_once(':').unwrap();
-                (n.to_owned(), v.trim().to_owned())
-            })
-            .collect();
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map_or(0, |(_, v)| v.parse().unwrap());
-        let body = self.raw(length);
-        Some(Reply {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    /// Whether the server closes the connection (end of stream, nothing more) within
-    /// [`DEADLINE`].
-    fn closed(&mut self) -> bool {
-        let mut chunk = [0u8; 1024];
-        match self.socket.read(&mut chunk) {
-            Ok(0) => true,
-            Ok(n) => panic!(
-                "unexpected bytes: {:?}",
-                String::from_utf8_lossy(&chunk[..n])
-            ),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => true,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                false
-            }
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-
-    /// A request on a connection that may have been closed: `None` if it was.
-    fn try_get(&mut self, target: &str) -> Option<Reply> {
-        let request = format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n");
-        self.socket.write_all(request.as_bytes()).ok()?;
-        self.try_reply()
-    }
-
-    fn get(&mut self, target: &str) -> Reply {
-        self.send(format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n"));
-        self.reply()
-    }
+/// A client of the unix socket at `path`, its reads bounded by [`DEADLINE`].
+fn unix_client(path: &std::path::Path) -> Conn {
+    let path = path.to_str().expect("a UTF-8 socket path").to_string();
+    Conn::connect(&Addr::Unix(path), DEADLINE)
 }
 
 /// Sends `request` on a new connection and expects an error answer with `status` and
 /// `message`, then the connection closed.
 fn expect_refusal(server: &Running, request: &[u8], status: u16, message: &str) -> Reply {
     let mut client = server.tcp();
-    client.send(request);
+    client.send_raw(request);
     let reply = client.reply();
     assert_eq!(reply.status, status, "{reply:?}");
     reply.assert_well_formed();
@@ -383,6 +193,14 @@ fn expect_refusal(server: &Running, request: &[u8], status: u16, message: &str) 
     assert!(reply.closes(), "{reply:?}");
     assert!(client.closed(), "connection left open");
     reply
+}
+
+/// Asserts that `waited` is [`SHORT`], give or take what a loaded machine adds (and 60 ms of
+/// timer slack below).
+#[track_caller]
+fn assert_about_short(waited: Duration) {
+    assert!(waited >= SHORT - Duration::from_millis(60), "{waited:?}");
+    assert!(waited < SHORT + Duration::from_secs(2), "{waited:?}");
 }
 
 /// The server still serves a fresh client.
@@ -420,7 +238,7 @@ fn keep_alive_serves_several_requests_on_one_connection() {
 fn pipelined_requests_are_answered_in_order() {
     let server = Running::start(Limits::default());
     let mut client = server.tcp();
-    client.send(
+    client.send_raw(
         "GET /first HTTP/1.1\r\nHost: t\r\n\r\n\
          POST /second HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello\
          POST /third HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
@@ -441,7 +259,7 @@ fn pipelined_requests_are_answered_in_order() {
 fn http_1_0_closes_unless_keep_alive() {
     let server = Running::start(Limits::default());
     let mut client = server.tcp();
-    client.send("GET /old HTTP/1.0\r\n\r\n");
+    client.send_raw("GET /old HTTP/1.0\r\n\r\n");
     let reply = client.reply();
     assert_eq!(reply.status, 200);
     assert!(reply.closes());
@@ -449,7 +267,7 @@ fn http_1_0_closes_unless_keep_alive() {
 
     let mut client = server.tcp();
     for _ in 0..2 {
-        client.send("GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        client.send_raw("GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
         let reply = client.reply();
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("connection"), Some("keep-alive"));
@@ -461,7 +279,7 @@ fn http_1_0_closes_unless_keep_alive() {
 fn connection_close_is_honoured() {
     let server = Running::start(Limits::default());
     let mut client = server.tcp();
-    client.send("GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    client.send_raw("GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert!(client.reply().closes());
     assert!(client.closed());
     server.stop();
@@ -471,15 +289,9 @@ fn connection_close_is_honoured() {
 fn head_requests_get_the_length_but_no_body() {
     let server = Running::start(Limits::default());
     let mut client = server.tcp();
-    client.send("HEAD /big HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n");
+    client.send_raw("HEAD /big HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n");
     // The HEAD answer announces 2 KiB but sends none: the next bytes are the next response.
-    let head_end = loop {
-        if let Some(i) = client.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        assert!(client.more());
-    };
-    let head = String::from_utf8(client.buf.drain(..head_end + 4).collect()).unwrap();
+    let head = client.raw_head();
     assert!(head.contains("Content-Length: 2048\r\n"), "{head}");
     let next = client.reply();
     assert_eq!(next.json()["target"], "/after");
@@ -501,8 +313,8 @@ fn declared_body_over_the_limit_gets_413_without_reading_it() {
     }
     // Also when the client goes on sending: the answer comes first, the rest is discarded.
     let mut client = server.tcp();
-    client.send("POST / HTTP/1.1\r\nContent-Length: 1000000000000000\r\n\r\n");
-    client.send(vec![b'x'; 64 * 1024]);
+    client.send_raw("POST / HTTP/1.1\r\nContent-Length: 1000000000000000\r\n\r\n");
+    client.send_raw(vec![b'x'; 64 * 1024]);
     assert_eq!(client.reply().status, 413);
     assert_serves(&server);
     server.stop();
@@ -516,8 +328,8 @@ fn a_body_at_the_limit_is_read() {
     };
     let server = Running::start(limits);
     let mut client = server.tcp();
-    client.send("POST /exact HTTP/1.1\r\nContent-Length: 100000\r\n\r\n");
-    client.send(vec![b'y'; 100_000]);
+    client.send_raw("POST /exact HTTP/1.1\r\nContent-Length: 100000\r\n\r\n");
+    client.send_raw(vec![b'y'; 100_000]);
     let reply = client.reply();
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["body"].as_str().unwrap().len(), 100_000);
@@ -532,7 +344,7 @@ fn chunked_bodies_are_decoded_and_bounded() {
     };
     let server = Running::start(limits);
     let mut client = server.tcp();
-    client.send(
+    client.send_raw(
         "POST /chunks HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
          5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
     );
@@ -545,7 +357,7 @@ fn chunked_bodies_are_decoded_and_bounded() {
     // Over the limit, even in pieces each under it: 413, then closed.
     let mut client = server.tcp();
     let chunk = format!("258\r\n{}\r\n", "z".repeat(600));
-    client.send(format!(
+    client.send_raw(format!(
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}"
     ));
     let reply = client.reply();
@@ -567,16 +379,16 @@ fn chunked_bodies_are_decoded_and_bounded() {
 fn expect_100_continue_gets_an_interim_response() {
     let server = Running::start(Limits::default());
     let mut client = server.tcp();
-    client.send("POST /upload HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    client.send_raw("POST /upload HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
     assert_eq!(client.raw(25), b"HTTP/1.1 100 Continue\r\n\r\n");
-    client.send("12345");
+    client.send_raw("12345");
     let reply = client.reply();
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json()["body"], "12345");
 
     // Over the limit: no 100, a 413.
     let mut client = server.tcp();
-    client.send("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n");
+    client.send_raw("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2000000\r\n\r\n");
     assert_eq!(client.reply().status, 413);
     assert!(client.closed());
     server.stop();
@@ -597,7 +409,7 @@ fn an_oversized_head_gets_431() {
     );
     // Also when it never ends: the answer comes as soon as the limit is passed.
     let mut client = server.tcp();
-    client.send(format!(
+    client.send_raw(format!(
         "GET / HTTP/1.1\r\nX-Big: {}",
         "a".repeat(20 * 1024)
     ));
@@ -630,7 +442,7 @@ fn malformed_requests_get_a_json_400() {
     }
     // A garbage request line is answered at once, without waiting for a blank line.
     let mut client = server.tcp();
-    client.send(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n");
+    client.send_raw(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n");
     assert_eq!(client.reply().status, 400);
     assert_serves(&server);
     server.stop();
@@ -663,8 +475,7 @@ fn a_head_trickling_in_slower_than_the_head_timeout_is_cut_off() {
     let waited = started.elapsed();
     assert_eq!(reply.status, 408);
     reply.assert_well_formed();
-    assert!(waited >= SHORT - Duration::from_millis(60), "{waited:?}");
-    assert!(waited < SHORT + Duration::from_secs(2), "{waited:?}");
+    assert_about_short(waited);
     writer.join().unwrap();
     assert_serves(&server);
     server.stop();
@@ -683,8 +494,7 @@ fn idle_connections_are_closed_after_the_idle_timeout() {
     let started = Instant::now();
     assert!(client.closed(), "not closed within {DEADLINE:?}");
     let waited = started.elapsed();
-    assert!(waited >= SHORT - Duration::from_millis(60), "{waited:?}");
-    assert!(waited < SHORT + Duration::from_secs(2), "{waited:?}");
+    assert_about_short(waited);
     // A connection that never sends anything.
     let mut silent = server.tcp();
     assert!(silent.closed());
@@ -702,25 +512,62 @@ fn idle_and_slow_connections_do_not_keep_a_new_client_out() {
         ..Limits::default()
     };
     let server = Running::start(limits);
+    let server_addr = server.addr.expect("a TCP server");
     // Two idle keep-alive connections and two that sent half a head.
-    let mut held: Vec<Client> = Vec::new();
+    let mut held: Vec<Conn> = Vec::new();
     for i in 0..4 {
         let mut client = server.tcp();
         if i < 2 {
             assert_eq!(client.get("/").status, 200);
         } else {
-            client.send("GET / HTTP/1.1\r\nX-Half: ");
+            client.send_raw("GET / HTTP/1.1\r\nX-Half: ");
         }
         held.push(client);
     }
+    // The limit is reached. Before any newcomer, each of the four is what this test says it
+    // is: in the server's hands, with everything it sent read (its server-side receive queue
+    // is empty) and a server thread blocked reading it for more (idle, or inside a half
+    // head); and from the client's side open and unanswered (a non-blocking read finds no
+    // byte and no end of stream). The product cannot signal this: it is polled for (the
+    // server runs in this process, so its threads and sockets are this process's).
+    let me = std::process::id() as i32;
+    for (i, client) in held.iter_mut().enumerate() {
+        let local = client.local_addr();
+        assert!(
+            eventually(DEADLINE, || server_waits_for_more(me, server_addr, local)),
+            "held connection {i} ({local}): the server is not waiting for more of it"
+        );
+        assert!(
+            client.open_and_unanswered(),
+            "held connection {i} ({local}) was answered or closed before any newcomer"
+        );
+    }
     // Each newcomer is served, and stays connected: each evicts one connection (the one that
     // has waited longest: the order is pinned by the unit tests, here only the counts).
-    let mut newcomers: Vec<Client> = Vec::new();
+    let mut newcomers: Vec<Conn> = Vec::new();
     for round in 0..6 {
         let mut client = server.tcp();
         let reply = client.get(&format!("/newcomer/{round}"));
         assert_eq!(reply.status, 200, "round {round}");
         newcomers.push(client);
+    }
+    // The four held connections waited longest, so the first four newcomers evicted them:
+    // the idle ones are closed without an answer; the two whose request was in flight (half
+    // a head) are told 503 first (408 had they been slow for a second), never closed
+    // silently.
+    for (i, client) in held.iter_mut().enumerate() {
+        if i < 2 {
+            assert!(client.closed(), "held connection {i} was not evicted");
+        } else {
+            let reply = client.reply();
+            let answer = (reply.status, reply.json()["message"].as_str().map(String::from));
+            assert!(
+                matches!(&answer, (503, Some(m)) if m == "Server is busy.")
+                    || matches!(&answer, (408, Some(m)) if m == "Request timeout."),
+                "held connection {i}: {answer:?}"
+            );
+            assert!(reply.closes() && client.closed(), "held connection {i}");
+        }
     }
     // Ten connections, four slots: six were closed, the four others still serve.
     let mut open = 0;
@@ -741,9 +588,9 @@ fn when_every_connection_is_busy_a_newcomer_gets_503() {
         ..Limits::default()
     };
     let server = Running::start(limits);
-    let mut busy: Vec<Client> = (0..2).map(|_| server.tcp()).collect();
+    let mut busy: Vec<Conn> = (0..2).map(|_| server.tcp()).collect();
     for client in &mut busy {
-        client.send("GET /block HTTP/1.1\r\n\r\n");
+        client.send_raw("GET /block HTTP/1.1\r\n\r\n");
         server.wait_entered();
     }
     let reply = expect_refusal(&server, b"GET / HTTP/1.1\r\n\r\n", 503, "Server is busy.");
@@ -770,7 +617,7 @@ fn the_default_stack_fits_json_at_serde_jsons_nesting_limit() {
     let mut client = server.tcp();
     for depth in [127, 200] {
         let body = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-        client.send(format!(
+        client.send_raw(format!(
             "POST /parse HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ));
@@ -817,6 +664,18 @@ impl Drop for TempDir {
     }
 }
 
+/// The kind of error with which binding a second server to `listen` fails (`what` says why
+/// it should, if it does not).
+fn refused_bind(listen: &Listen, what: &str) -> io::ErrorKind {
+    Server::bind(
+        listen,
+        Limits::default(),
+        Arc::new(|_: Request| Response::new(200, "{}")),
+    )
+    .expect_err(what)
+    .kind()
+}
+
 #[test]
 fn a_unix_socket_serves_and_is_removed_after_shutdown() {
     let dir = TempDir::new();
@@ -825,20 +684,17 @@ fn a_unix_socket_serves_and_is_removed_after_shutdown() {
     let server = Running::start_on(&listen, Limits::default());
     assert_eq!(server.url, format!("unix:{}", path.display()));
 
-    let mut client = Client::unix(&path);
+    let mut client = unix_client(&path);
     for _ in 0..2 {
         let reply = client.get("/over-unix");
         assert_eq!(reply.status, 200);
         assert_eq!(reply.json()["peer"], "unix");
     }
     // A live socket is not taken over.
-    let err = Server::bind(
-        &listen,
-        Limits::default(),
-        Arc::new(|_: Request| Response::new(200, "{}")),
-    )
-    .expect_err("bound over a live socket");
-    assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    assert_eq!(
+        refused_bind(&listen, "bound over a live socket"),
+        io::ErrorKind::AddrInUse
+    );
     drop(client);
     server.stop();
     assert!(!path.exists(), "socket file left behind");
@@ -847,18 +703,15 @@ fn a_unix_socket_serves_and_is_removed_after_shutdown() {
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     assert!(path.exists());
     let server = Running::start_on(&listen, Limits::default());
-    assert_eq!(Client::unix(&path).get("/").status, 200);
+    assert_eq!(unix_client(&path).get("/").status, 200);
     server.stop();
 
     // A file that is not a socket is left alone.
     std::fs::write(&path, "precious").unwrap();
-    let err = Server::bind(
-        &listen,
-        Limits::default(),
-        Arc::new(|_: Request| Response::new(200, "{}")),
-    )
-    .expect_err("bound over a regular file");
-    assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    assert_eq!(
+        refused_bind(&listen, "bound over a regular file"),
+        io::ErrorKind::AddrInUse
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
 
@@ -868,16 +721,22 @@ fn shutdown_lets_an_in_flight_request_finish() {
     // Connections are accepted in order: once the request behind it is in the service, the
     // half-sent one has been accepted too.
     let mut half = server.tcp();
-    half.send("GET / HTTP/1.1\r\n");
+    half.send_raw("GET / HTTP/1.1\r\n");
     let mut in_flight = server.tcp();
-    in_flight.send("GET /block HTTP/1.1\r\n\r\n");
+    in_flight.send_raw("GET /block HTTP/1.1\r\n\r\n");
     server.wait_entered();
     let mut idle = server.tcp();
     assert_eq!(idle.get("/").status, 200);
 
     server.handle.shutdown();
-    // Connections that are not serving a request close at once ...
+    // Connections that are not serving a request close at once (one whose request was in
+    // flight is told so first) ...
     assert!(idle.closed());
+    let reply = half.reply();
+    assert_eq!(
+        (reply.status, reply.json()["message"].as_str()),
+        (503, Some("Server is shutting down."))
+    );
     assert!(half.closed());
     // ... while run() waits for the one inside the service.
     let early = server.done.recv_timeout(Duration::from_millis(200));
@@ -932,7 +791,7 @@ fn helper_out_of_fds() {
     // Free one, for the client's socket: the server cannot accept it without its spare fd.
     files.pop();
     let mut client = server.tcp();
-    client.send("GET / HTTP/1.1\r\n\r\n");
+    client.send_raw("GET / HTTP/1.1\r\n\r\n");
     let reply = client.reply();
     println!(
         "RESULT out of fds: {} {}",
@@ -957,13 +816,7 @@ fn accept_survives_running_out_of_fds() {
     let output = std::process::Command::new("/bin/sh")
         .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
         .arg(exe)
-        .args([
-            "--exact",
-            "helper_out_of_fds",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(helper_args("helper_out_of_fds"))
         .env(ROLE, "emfile")
         .output()
         .expect("helper");

@@ -7,9 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{dead, eventually, live_group_members};
+use common::{assert_group_empties, dead, eventually, live_group_members};
 use procwarden::api::{exit_code, exit_signal};
-use procwarden::{Command, Error, Manager, Output, OutputQuery, ProcessId, Signal, Uuid};
+use procwarden::{Command, Error, Manager, Output, OutputQuery, ProcessId, Signal, Started, Uuid};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -25,6 +25,25 @@ fn both() -> [(&'static str, Manager); 2] {
                 .expect("manager"),
         ),
     ]
+}
+
+/// A manager whose SIGKILL follows a SIGTERM after `grace`.
+fn with_kill_grace(grace: Duration) -> Manager {
+    Manager::builder()
+        .kill_grace(grace)
+        .build()
+        .expect("manager")
+}
+
+/// Starts `command` through the shell.
+fn start_shell(m: &Manager, command: &str) -> Started {
+    m.start(Command::shell(command)).expect("start")
+}
+
+/// Waits (up to `LONG`) for the process's first output.
+fn first_output(m: &Manager, id: &ProcessId) -> Output {
+    m.output(id, None, OutputQuery::after(0, LONG))
+        .expect("first output")
 }
 
 /// Wait (up to `LONG`) for the process to exit.
@@ -134,7 +153,7 @@ fn list_sorts_running_first_then_newest_start_first() {
 fn list_is_capped() {
     let m = Manager::new().expect("manager");
     for _ in 0..12 {
-        let id = m.start(Command::shell("true")).expect("start").id;
+        let id = start_shell(&m, "true").id;
         wait_exit(&m, &id);
     }
     assert_eq!(m.list(None, procwarden::DEFAULT_LIST_LIMIT).len(), 10);
@@ -281,12 +300,12 @@ fn working_directory_chain() {
         .default_workdir(&tmp)
         .build()
         .expect("manager");
-    assert_eq!(m.start(Command::shell("pwd")).expect("start").workdir, tmp);
+    assert_eq!(start_shell(&m, "pwd").workdir, tmp);
     let m = Manager::builder()
         .default_workdir(&missing)
         .build()
         .expect("manager");
-    let started = m.start(Command::shell("pwd")).expect("start");
+    let started = start_shell(&m, "pwd");
     assert_eq!(started.workdir, here);
     assert_eq!(
         wait_exit(&m, &started.id).output,
@@ -346,7 +365,7 @@ fn invalid_commands_are_refused_with_a_named_field() {
 #[test]
 fn two_concurrent_waiters_are_woken_by_a_kill() {
     let m = Arc::new(Manager::new().expect("manager"));
-    let id = m.start(Command::shell("sleep 30")).expect("start").id;
+    let id = start_shell(&m, "sleep 30").id;
     let waiters: Vec<_> = (0..2)
         .map(|_| {
             let m = Arc::clone(&m);
@@ -369,7 +388,7 @@ fn two_concurrent_waiters_are_woken_by_a_kill() {
 #[test]
 fn a_wait_on_an_exited_process_returns_at_once() {
     let m = Manager::new().expect("manager");
-    let id = m.start(Command::shell("echo done")).expect("start").id;
+    let id = start_shell(&m, "echo done").id;
     wait_exit(&m, &id);
     let asked = Instant::now();
     let out = m
@@ -385,10 +404,7 @@ fn a_wait_on_an_exited_process_returns_at_once() {
 #[test]
 fn a_wait_with_a_short_deadline_reports_running() {
     let m = Manager::new().expect("manager");
-    let id = m
-        .start(Command::shell("echo hi; sleep 30"))
-        .expect("start")
-        .id;
+    let id = start_shell(&m, "echo hi; sleep 30").id;
     let out = m
         .output(
             &id,
@@ -404,10 +420,7 @@ fn a_wait_with_a_short_deadline_reports_running() {
 #[test]
 fn a_cursor_wait_returns_each_piece_of_output_as_it_comes() {
     let m = Manager::new().expect("manager");
-    let id = m
-        .start(Command::shell("echo a; sleep 0.3; echo b; sleep 0.3"))
-        .expect("start")
-        .id;
+    let id = start_shell(&m, "echo a; sleep 0.3; echo b; sleep 0.3").id;
     let query = |cursor| OutputQuery::after(cursor, LONG);
     let first = m.output(&id, None, query(0)).expect("first");
     assert_eq!((first.output.as_str(), first.running), ("a\n", true));
@@ -425,9 +438,7 @@ fn a_cursor_wait_returns_each_piece_of_output_as_it_comes() {
 #[test]
 fn terminate_kills_a_whole_pipeline() {
     for (how, m) in both() {
-        let started = m
-            .start(Command::shell("sleep 100 | sleep 100"))
-            .expect("start");
+        let started = start_shell(&m, "sleep 100 | sleep 100");
         let pgid = started.pid as i32;
         assert!(
             eventually(LONG, || live_group_members(pgid).len() >= 3),
@@ -437,11 +448,7 @@ fn terminate_kills_a_whole_pipeline() {
             .expect("terminate");
         let exit = wait_exit(&m, &started.id).exit.expect("exit");
         assert_eq!(exit_signal(&exit).as_deref(), Some("SIGTERM"), "{how}");
-        assert!(
-            eventually(LONG, || live_group_members(pgid).is_empty()),
-            "{how}: pipeline members survived: {:?}",
-            live_group_members(pgid)
-        );
+        assert_group_empties(pgid, LONG, &format!("{how}: the terminated pipeline"));
     }
 }
 
@@ -449,13 +456,8 @@ fn terminate_kills_a_whole_pipeline() {
 fn terminate_escalates_to_kill_after_the_grace() {
     let m = Manager::new().expect("manager");
     // An ignored signal stays ignored in the shell's children: the whole group ignores TERM.
-    let id = m
-        .start(Command::shell("trap '' TERM; echo ready; sleep 30"))
-        .expect("start")
-        .id;
-    let ready = m
-        .output(&id, None, OutputQuery::after(0, LONG))
-        .expect("ready");
+    let id = start_shell(&m, "trap '' TERM; echo ready; sleep 30").id;
+    let ready = first_output(&m, &id);
     assert_eq!(ready.output, "ready\n");
     m.signal(
         &id,
@@ -473,7 +475,7 @@ fn terminate_escalates_to_kill_after_the_grace() {
 fn interrupt_sends_sigint() {
     let m = Manager::new().expect("manager");
     // `exec`: a shell caught between fork and exec of its child may handle SIGINT itself.
-    let id = m.start(Command::shell("exec sleep 30")).expect("start").id;
+    let id = start_shell(&m, "exec sleep 30").id;
     m.signal(&id, None, Signal::Interrupt, None)
         .expect("interrupt");
     let exit = wait_exit(&m, &id).exit.expect("exit");
@@ -497,10 +499,7 @@ fn a_timeout_terminates_and_is_reported() {
 
 #[test]
 fn a_timeout_escalates_when_terminate_is_ignored() {
-    let m = Manager::builder()
-        .kill_grace(Duration::from_millis(200))
-        .build()
-        .expect("manager");
+    let m = with_kill_grace(Duration::from_millis(200));
     let id = m
         .start(Command::shell("trap '' TERM; echo ready; sleep 30").timeout(Duration::from_secs(1)))
         .expect("start")
@@ -518,9 +517,7 @@ fn a_timeout_escalates_when_terminate_is_ignored() {
 #[test]
 fn a_grandchild_holding_the_pipe_cannot_hold_the_exit_past_the_pipe_grace() {
     let m = Manager::new().expect("manager");
-    let started = m
-        .start(Command::shell("sleep 30 & echo started"))
-        .expect("start");
+    let started = start_shell(&m, "sleep 30 & echo started");
     let out = wait_exit(&m, &started.id);
     assert_eq!(out.output, "started\n");
     let exit = out.exit.expect("exit");
@@ -537,11 +534,7 @@ fn a_grandchild_holding_the_pipe_cannot_hold_the_exit_past_the_pipe_grace() {
         "the background sleep should still run"
     );
     m.close();
-    assert!(
-        eventually(LONG, || live_group_members(pgid).is_empty()),
-        "close left {:?} running",
-        live_group_members(pgid)
-    );
+    assert_group_empties(pgid, LONG, "after close");
 }
 
 #[test]
@@ -550,7 +543,7 @@ fn a_signal_during_the_pipe_grace_reaches_what_is_left_of_the_group() {
         .pipe_grace(Duration::from_secs(30))
         .build()
         .expect("manager");
-    let started = m.start(Command::shell("sleep 30 & exit 3")).expect("start");
+    let started = start_shell(&m, "sleep 30 & exit 3");
     let pgid = started.pid as i32;
     // The leader exits at once; wait until it has been reaped (nothing to wait on for that).
     assert!(eventually(LONG, || dead(pgid)));
@@ -566,13 +559,13 @@ fn a_signal_during_the_pipe_grace_reaches_what_is_left_of_the_group() {
         (Some(3), None),
         "the leader's own status"
     );
-    assert!(eventually(LONG, || live_group_members(pgid).is_empty()));
+    assert_group_empties(pgid, LONG, "after the kill during the pipe grace");
 }
 
 #[test]
 fn signals_after_exit_are_refused_and_unknown_ids_not_found() {
     let m = Manager::new().expect("manager");
-    let id = m.start(Command::shell("true")).expect("start").id;
+    let id = start_shell(&m, "true").id;
     wait_exit(&m, &id);
     assert!(matches!(
         m.signal(&id, None, Signal::Terminate, None),
@@ -610,7 +603,7 @@ fn exited_processes_are_forgotten_after_the_retention() {
         .retention(Duration::from_millis(200))
         .build()
         .expect("manager");
-    let id = m.start(Command::shell("true")).expect("start").id;
+    let id = start_shell(&m, "true").id;
     wait_exit(&m, &id);
     // The supervisor sweeps on its own deadline: nobody lists in between.
     assert!(eventually(LONG, || matches!(
@@ -624,7 +617,7 @@ fn the_oldest_exited_process_goes_first_past_the_limit() {
     let m = Manager::builder().max_exited(3).build().expect("manager");
     let ids: Vec<ProcessId> = (0..5)
         .map(|_| {
-            let id = m.start(Command::shell("true")).expect("start").id;
+            let id = start_shell(&m, "true").id;
             wait_exit(&m, &id);
             id
         })
@@ -656,7 +649,7 @@ fn the_exit_hook_reports_id_chat_and_workdir() {
 #[test]
 fn close_refuses_new_starts_wakes_waiters_and_is_idempotent() {
     let m = Arc::new(Manager::new().expect("manager"));
-    let started = m.start(Command::shell("sleep 30")).expect("start");
+    let started = start_shell(&m, "sleep 30");
     let waiter = {
         let m = Arc::clone(&m);
         let id = started.id;
@@ -687,22 +680,15 @@ fn close_refuses_new_starts_wakes_waiters_and_is_idempotent() {
 
 #[test]
 fn close_kills_a_group_that_ignores_terminate() {
-    let m = Manager::builder()
-        .kill_grace(Duration::from_millis(200))
-        .build()
-        .expect("manager");
-    let started = m
-        .start(Command::shell("trap '' TERM; echo ready; sleep 30"))
-        .expect("start");
+    let m = with_kill_grace(Duration::from_millis(200));
+    let started = start_shell(&m, "trap '' TERM; echo ready; sleep 30");
     // Close only once the trap is in place.
-    let ready = m
-        .output(&started.id, None, OutputQuery::after(0, LONG))
-        .expect("ready");
+    let ready = first_output(&m, &started.id);
     assert_eq!(ready.output, "ready\n");
     m.close();
     let exit = m.info(&started.id, None).expect("info").exit.expect("exit");
     assert_eq!(exit_signal(&exit).as_deref(), Some("SIGKILL"));
-    assert!(eventually(LONG, || live_group_members(started.pid as i32).is_empty()));
+    assert_group_empties(started.pid as i32, LONG, "after close");
 }
 
 #[test]
@@ -778,7 +764,7 @@ fn a_reader_that_cannot_start_leaves_the_count_and_close_intact() {
 #[test]
 fn the_running_limit_comes_before_the_program_lookup() {
     let m = Manager::builder().max_running(1).build().expect("manager");
-    let id = m.start(Command::shell("sleep 30")).expect("start").id;
+    let id = start_shell(&m, "sleep 30").id;
     let err = m
         .start(Command::argv(["procwarden-no-such-program"]))
         .expect_err("refused");
@@ -788,13 +774,8 @@ fn the_running_limit_comes_before_the_program_lookup() {
 
 #[test]
 fn close_ends_as_soon_as_a_lingering_group_is_gone() {
-    let m = Manager::builder()
-        .kill_grace(Duration::from_secs(10))
-        .build()
-        .expect("manager");
-    let started = m
-        .start(Command::shell("sleep 30 >/dev/null 2>&1 & echo $!"))
-        .expect("start");
+    let m = with_kill_grace(Duration::from_secs(10));
+    let started = start_shell(&m, "sleep 30 >/dev/null 2>&1 & echo $!");
     let out = wait_exit(&m, &started.id);
     let member: i32 = out.output.trim().parse().expect("the member's pid");
     assert!(!dead(member));
@@ -810,21 +791,13 @@ fn close_ends_as_soon_as_a_lingering_group_is_gone() {
 
 #[test]
 fn close_returns_only_once_killed_members_are_gone() {
-    let m = Manager::builder()
-        .kill_grace(Duration::from_millis(100))
-        .build()
-        .expect("manager");
+    let m = with_kill_grace(Duration::from_millis(100));
     let started = m
         .start(Command::shell(
             "trap '' TERM; sleep 30 >/dev/null 2>&1 & sleep 30 >/dev/null 2>&1 & echo go",
         ))
         .expect("start");
-    assert_eq!(
-        m.output(&started.id, None, OutputQuery::after(0, LONG))
-            .expect("go")
-            .output,
-        "go\n"
-    );
+    assert_eq!(first_output(&m, &started.id).output, "go\n");
     let pgid = started.pid as i32;
     m.close();
     assert_eq!(
@@ -852,7 +825,7 @@ fn the_exit_hook_runs_on_the_supervisor_and_may_close_the_manager() {
             .expect("manager"),
     );
     let _ = slot.set(Arc::clone(&m));
-    m.start(Command::shell("true")).expect("start");
+    start_shell(&m, "true");
     let name = rx
         .recv_timeout(LONG)
         .expect("the hook ran without deadlocking");

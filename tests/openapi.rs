@@ -110,11 +110,8 @@ fn routes_and_methods_match_the_handler() {
             .map(|m| m.to_uppercase())
             .collect();
         for method in methods {
-            let response = handler.handle(&Request {
-                method: method.into(),
-                target: concrete.clone(),
-                ..Request::default()
-            });
+            let response =
+                handler.handle(&Request::new(method, concrete.clone(), Vec::new(), Vec::new()));
             let routed = response.status != 404 || concrete.contains("0000-4000");
             assert!(
                 routed,

@@ -12,8 +12,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::eventually;
-use common::http::{Addr, Conn, Reply, serve};
+use common::http::{Addr, Conn, Reply, request_bytes, serve};
+use common::{eventually, fd_targets, fds_of, thread_names, threads_of, zombies_of};
 use serde_json::Value;
 
 /// Concurrent clients, one keep-alive connection each.
@@ -30,75 +30,14 @@ const STARTUP: Duration = Duration::from_secs(10);
 /// Error descriptions kept per client (all are counted).
 const KEPT_ERRORS: usize = 5;
 
-/// Open file descriptors of `pid`.
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-/// The `Threads:` line of `/proc/PID/status`.
-fn thread_count(pid: u32) -> usize {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// Thread names of `pid` (from `/proc/PID/task/*/comm`), sorted, for diagnostics.
-fn thread_names(pid: u32) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|dir| {
-            dir.flatten()
-                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-                .map(|n| n.trim_end().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-/// What `/proc/PID/fd/*` point to, for diagnostics.
-fn fd_targets(pid: u32) -> Vec<String> {
-    let mut targets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| {
-            dir.flatten()
-                .map(|fd| {
-                    let link = std::fs::read_link(fd.path())
-                        .map_or_else(|e| format!("? ({e})"), |p| p.display().to_string());
-                    format!("{}->{link}", fd.file_name().to_string_lossy())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    targets.sort();
-    targets
-}
-
-/// Zombie children of `pid`.
-fn zombies_of(pid: u32) -> Vec<i32> {
-    common::processes()
-        .into_iter()
-        .filter(|&(_, state, ppid, _)| ppid == pid as i32 && state == 'Z')
-        .map(|(p, ..)| p)
-        .collect()
-}
-
 /// One request on a keep-alive connection; an I/O error is returned, not a panic.
 fn call(conn: &mut Conn, method: &str, target: &str, body: Option<&str>) -> Result<Reply, String> {
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: soak\r\n");
-    match body {
-        Some(body) => req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )),
-        None => req.push_str("\r\n"),
-    }
-    conn.send_raw(req.as_bytes());
-    conn.reply()
+    let json_type: &[(&str, &str)] = match body {
+        Some(_) => &[("Content-Type", "application/json")],
+        None => &[],
+    };
+    conn.send_raw(request_bytes(method, target, body, json_type));
+    conn.try_reply()
         .map_err(|e| format!("{method} {target}: no reply: {e}"))
 }
 
@@ -191,7 +130,7 @@ fn client(addr: &Addr, client: usize, deadline: Instant) -> (usize, usize, Vec<S
 #[ignore = "soak: run with --ignored (CI runs it as its own step)"]
 fn soak_many_clients_leave_no_zombie_fd_or_thread() {
     let mut server = serve(&["--listen", "127.0.0.1:0"], &[]);
-    let pid = server.child.id();
+    let pid = server.pid();
     let addr = server.addr.clone();
     if let Addr::Tcp(a) = &addr {
         assert!(a.starts_with("127.0.0.1:"), "loopback only: {a}");
@@ -206,7 +145,7 @@ fn soak_many_clients_leave_no_zombie_fd_or_thread() {
         "the server's signal thread never appeared: {:?}",
         thread_names(pid)
     );
-    let (fds_before, threads_before) = (fd_count(pid), thread_count(pid));
+    let (fds_before, threads_before) = (fds_of(pid), threads_of(pid));
     let names_before = thread_names(pid);
     let fd_list_before = fd_targets(pid);
     println!(
@@ -234,7 +173,7 @@ fn soak_many_clients_leave_no_zombie_fd_or_thread() {
     let elapsed = started.elapsed();
     let cycles: usize = results.iter().map(|r| r.0).sum();
     let errors: usize = results.iter().map(|r| r.1).sum();
-    let during = (fd_count(pid), thread_count(pid));
+    let during = (fds_of(pid), threads_of(pid));
     println!(
         "soak: {cycles} cycles by {CLIENTS} clients in {:.2} s: {:.0} cycles/s; {errors} errors; right after: {} fds, {} threads",
         elapsed.as_secs_f64(),
@@ -257,9 +196,9 @@ fn soak_many_clients_leave_no_zombie_fd_or_thread() {
     // reader threads retire after 5 s idle.
     let settle_start = Instant::now();
     let settled = eventually(SETTLE, || {
-        fd_count(pid) == fds_before && thread_count(pid) == threads_before
+        fds_of(pid) == fds_before && threads_of(pid) == threads_before
     });
-    let (fds_after, threads_after) = (fd_count(pid), thread_count(pid));
+    let (fds_after, threads_after) = (fds_of(pid), threads_of(pid));
     println!(
         "soak: fds {fds_before} -> {fds_after}, threads {threads_before} -> {threads_after} ({} after {:.2} s)",
         if settled { "settled" } else { "NOT settled" },

@@ -1,6 +1,8 @@
 //! The agent tools over the in-process manager, and their recovery from transport errors over a
 //! fake API.
 
+mod common;
+
 use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,35 +12,36 @@ use procwarden::api;
 use procwarden::tools::{self, ApiError, LocalApi, ProcessApi};
 use serde_json::{Value, json};
 
-fn local() -> LocalApi {
-    LocalApi::new(Arc::new(Manager::new().expect("manager")), None)
+use common::{TOOL_NAMES, background_id, execute};
+
+/// Asserts an `execute` or `process_output` result's `success`, `output` and `exit_code`.
+#[track_caller]
+fn assert_result(result: &Value, success: bool, output: &str, exit_code: i64) {
+    assert_eq!(
+        (&result["success"], &result["output"], &result["exit_code"]),
+        (&json!(success), &json!(output), &json!(exit_code)),
+        "{result}"
+    );
 }
 
-fn exec(api: &dyn ProcessApi, args: Value) -> Value {
-    tools::call(api, "execute", &args)
+fn local() -> LocalApi {
+    LocalApi::new(Arc::new(Manager::new().expect("manager")), None)
 }
 
 #[test]
 fn foreground_success_and_failure() {
     let api = local();
-    let ok = exec(&api, json!({"command": "echo hi"}));
-    assert_eq!(
-        (&ok["success"], &ok["output"], &ok["exit_code"]),
-        (&json!(true), &json!("hi\n"), &json!(0))
-    );
+    let ok = execute(&api, json!({"command": "echo hi"}));
+    assert_result(&ok, true, "hi\n", 0);
     assert!(ok["wall_duration_ms"].is_u64());
-    let bad = exec(&api, json!({"command": "echo oops >&2; exit 42"}));
-    assert_eq!(
-        (&bad["success"], &bad["output"], &bad["exit_code"]),
-        (&json!(false), &json!("oops\n"), &json!(42))
-    );
+    let bad = execute(&api, json!({"command": "echo oops >&2; exit 42"}));
+    assert_result(&bad, false, "oops\n", 42);
 }
 
 #[test]
 fn every_process_gets_the_agent_environment() {
-    let api = local();
-    let out = exec(
-        &api,
+    let out = execute(
+        &local(),
         json!({"command": "echo $GIT_EDITOR $EDITOR $GIT_TERMINAL_PROMPT $NO_COLOR $TERM $PAGER $GIT_PAGER $PROCWARDEN_AGENT"}),
     );
     assert_eq!(out["output"], json!("true true 0 1 dumb cat cat 1\n"));
@@ -51,32 +54,26 @@ fn background_and_the_trailing_ampersand() {
         json!({"command": "echo started; sleep 0.2", "run_in_background": true}),
         json!({"command": "echo started; sleep 0.2 &"}),
     ] {
-        let result = exec(&api, args);
+        let result = execute(&api, args);
         assert_eq!(result["success"], json!(true));
         assert_eq!(
             (&result["exit_code"], &result["wall_duration_ms"]),
             (&json!(0), &json!(0))
         );
-        let id = result["background_process_id"]
-            .as_str()
-            .expect("id")
-            .to_string();
+        let id = background_id(&result);
         let out = tools::call(
             &api,
             "process_output",
             &json!({"process_id": id, "wait_timeout": "10s"}),
         );
-        assert_eq!(
-            (&out["success"], &out["output"], &out["exit_code"]),
-            (&json!(true), &json!("started\n"), &json!(0))
-        );
+        assert_result(&out, true, "started\n", 0);
     }
 }
 
 #[test]
 fn a_timeout_leaves_the_process_running_and_readable() {
     let api = local();
-    let result = exec(
+    let result = execute(
         &api,
         json!({"command": "echo partial; sleep 30", "timeout": "300ms"}),
     );
@@ -84,10 +81,7 @@ fn a_timeout_leaves_the_process_running_and_readable() {
     assert_eq!(result["exit_code"], json!(-1));
     assert_eq!(result["error"], json!("command timed out after 300ms"));
     assert_eq!(result["output"], json!("partial\n"));
-    let id = result["background_process_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let id = background_id(&result);
     let snapshot = tools::call(
         &api,
         "process_output",
@@ -120,9 +114,9 @@ fn a_timeout_leaves_the_process_running_and_readable() {
 #[test]
 fn file_dumps_get_a_note() {
     let api = local();
-    let out = exec(&api, json!({"command": "cat /etc/hostname"}));
+    let out = execute(&api, json!({"command": "cat /etc/hostname"}));
     assert_eq!(out["note"], json!(tools::FILE_DUMP_NOTE));
-    let out = exec(&api, json!({"command": "echo cat"}));
+    let out = execute(&api, json!({"command": "echo cat"}));
     assert!(out.get("note").is_none());
 }
 
@@ -130,21 +124,21 @@ fn file_dumps_get_a_note() {
 fn tool_errors_are_structured_results() {
     let api = local();
     assert_eq!(
-        exec(&api, json!({"command": "  "})),
+        execute(&api, json!({"command": "  "})),
         json!({"success": false, "error": "command is required"})
     );
-    let bad_timeout = exec(&api, json!({"command": "true", "timeout": "soon"}));
+    let bad_timeout = execute(&api, json!({"command": "true", "timeout": "soon"}));
     assert!(
         bad_timeout["error"]
             .as_str()
             .is_some_and(|e| e.contains("\"soon\"")),
         "{bad_timeout}"
     );
-    let missing = exec(&api, json!({"timeout": "1s"}));
+    let missing = execute(&api, json!({"timeout": "1s"}));
     assert_eq!(missing["success"], json!(false));
     let unknown = tools::call(&api, "rm_rf", &json!({}));
     assert_eq!(unknown["success"], json!(false));
-    let bad_dir = exec(&api, json!({"command": "true", "workdir": "/no/such/dir"}));
+    let bad_dir = execute(&api, json!({"command": "true", "workdir": "/no/such/dir"}));
     assert_eq!(
         bad_dir["error"],
         json!("Working directory \"/no/such/dir\" does not exist.")
@@ -168,23 +162,15 @@ fn definitions_name_the_four_tools_with_schemas() {
         .iter()
         .filter_map(|d| d["name"].as_str())
         .collect();
-    assert_eq!(
-        names,
-        [
-            "execute",
-            "process_output",
-            "process_list",
-            "process_signal"
-        ]
-    );
+    assert_eq!(names, TOOL_NAMES);
     for def in defs.as_array().expect("array") {
         assert_eq!(def["parameters"]["type"], json!("object"));
         assert!(def["description"].as_str().is_some_and(|d| d.len() > 20));
     }
-    let execute = &defs[0]["description"];
+    let description = &defs[0]["description"];
     for phrase in ["sh -c", "run_in_background", "&"] {
         assert!(
-            execute.as_str().is_some_and(|d| d.contains(phrase)),
+            description.as_str().is_some_and(|d| d.contains(phrase)),
             "{phrase}"
         );
     }
@@ -250,18 +236,15 @@ fn a_transport_error_recovers_through_one_snapshot() {
         snapshot: Ok(out(false)),
         waits: Cell::new(0),
     };
-    let result = exec(&exited, json!({"command": "make"}));
-    assert_eq!(
-        (&result["success"], &result["output"], &result["exit_code"]),
-        (&json!(true), &json!("so far\n"), &json!(0))
-    );
+    let result = execute(&exited, json!({"command": "make"}));
+    assert_result(&result, true, "so far\n", 0);
     assert_eq!(exited.waits.get(), 1);
 
     let running = Flaky {
         snapshot: Ok(out(true)),
         waits: Cell::new(0),
     };
-    let result = exec(&running, json!({"command": "make"}));
+    let result = execute(&running, json!({"command": "make"}));
     assert_eq!(
         (&result["success"], &result["background_process_id"]),
         (&json!(false), &json!("p1"))
@@ -278,7 +261,7 @@ fn a_transport_error_recovers_through_one_snapshot() {
         snapshot: Err(transport()),
         waits: Cell::new(0),
     };
-    let result = exec(&broken, json!({"command": "make"}));
+    let result = execute(&broken, json!({"command": "make"}));
     assert_eq!(
         (&result["success"], &result["background_process_id"]),
         (&json!(false), &json!("p1"))

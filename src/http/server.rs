@@ -156,7 +156,9 @@ impl Registry {
             return;
         };
         if how == Eviction::Answer {
-            let answer = if entry.since.elapsed() >= SLOW_REQUEST {
+            let answer = if self.closing_all {
+                ErrorAnswer::shutting_down()
+            } else if entry.since.elapsed() >= SLOW_REQUEST {
                 ErrorAnswer::timeout("evicted to make room: the request was too slow")
             } else {
                 ErrorAnswer::busy(None)
@@ -732,6 +734,8 @@ mod tests {
             state,
             since: Instant::now() - Duration::from_millis(age_ms),
             stream: Arc::new(Stream::Unix(a)),
+            interrupt: None,
+            ending: false,
         }
     }
 
@@ -776,6 +780,8 @@ mod tests {
                 state: State::Idle,
                 since: Instant::now(),
                 stream: Arc::clone(&stream),
+                interrupt: None,
+                ending: false,
             },
         );
         let reader = std::thread::spawn(move || {

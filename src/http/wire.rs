@@ -265,6 +265,23 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resp(
+        status: u16,
+        body: &[u8],
+        head_only: bool,
+        connection: Connection,
+        now: SystemTime,
+    ) -> Vec<u8> {
+        let meta = Meta {
+            status,
+            head_only,
+            connection,
+            allow: None,
+            now,
+        };
+        response(&meta, body)
+    }
     use std::time::Duration;
 
     fn at(secs: u64) -> SystemTime {
@@ -292,7 +309,7 @@ mod tests {
 
     #[test]
     fn response_has_json_type_length_and_body() {
-        let out = response(200, b"{}", false, Connection::Default, at(0));
+        let out = resp(200, b"{}", false, Connection::Default, at(0));
         assert_eq!(
             out,
             b"HTTP/1.1 200 OK\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
@@ -302,7 +319,7 @@ mod tests {
 
     #[test]
     fn response_to_head_keeps_length_but_drops_body() {
-        let out = response(404, b"{\"a\":1}", true, Connection::Close, at(0));
+        let out = resp(404, b"{\"a\":1}", true, Connection::Close, at(0));
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\n"));
         assert!(text.contains("Content-Length: 7\r\n"));
@@ -312,14 +329,14 @@ mod tests {
     #[test]
     fn bodyless_statuses_send_no_body_and_no_length() {
         let text =
-            String::from_utf8(response(204, b"{}", false, Connection::KeepAlive, at(0))).unwrap();
+            String::from_utf8(resp(204, b"{}", false, Connection::KeepAlive, at(0))).unwrap();
         assert!(!text.contains("Content-Length"));
         assert!(text.ends_with("Connection: keep-alive\r\n\r\n"));
     }
 
     #[test]
     fn unnamed_status_has_empty_reason() {
-        let out = response(299, b"{}", false, Connection::Default, at(0));
+        let out = resp(299, b"{}", false, Connection::Default, at(0));
         assert!(out.starts_with(b"HTTP/1.1 299 \r\n"));
     }
 
