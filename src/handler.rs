@@ -81,10 +81,9 @@ impl Request {
 }
 
 /// Writes a streamed body (see [`Body::Stream`]).
-pub type StreamFn = Arc<dyn Fn(&mut dyn io::Write) -> io::Result<()> + Send + Sync>;
+pub type StreamFn = Box<dyn FnOnce(&mut dyn io::Write) -> io::Result<()> + Send>;
 
 /// A response body.
-#[derive(Clone)]
 pub enum Body {
     /// The whole body, sent with its length.
     Full(Vec<u8>),
@@ -122,21 +121,18 @@ impl std::fmt::Debug for Body {
 }
 
 impl PartialEq for Body {
-    /// Full bodies compare by bytes, streams by identity.
+    /// Full bodies compare by bytes; a stream equals nothing (it is not known until written).
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (Body::Full(a), Body::Full(b)) => a == b,
-            (Body::Stream(a), Body::Stream(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
 }
 
-impl Eq for Body {}
-
 /// A response: a status and a JSON body. The front end adds `Content-Type: application/json`,
 /// `Content-Length` (or chunked framing for a stream), `Date` and `Connection` as needed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Response {
     /// The status code, 200 to 599.
@@ -181,8 +177,8 @@ impl Response {
 
     /// The body as bytes (see [`Body::into_bytes`]).
     #[must_use]
-    pub fn body_bytes(&self) -> Vec<u8> {
-        self.body.clone().into_bytes()
+    pub fn into_body_bytes(self) -> Vec<u8> {
+        self.body.into_bytes()
     }
 
     /// A `{"message": ...}` response.
@@ -346,7 +342,23 @@ fn list(api: &dyn ProcessApi, query: &str) -> Response {
         }
         Err(response) => return response,
     };
-    answer(api.list(limit))
+    match api.list_entries(limit) {
+        Ok(entries) => Response::stream(Box::new(move |out| write_list(out, entries))),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Writes `{"processes":[...]}` an entry at a time, so that a list of long commands never sits
+/// whole in memory however slowly the client reads.
+fn write_list(out: &mut dyn io::Write, entries: api::ListEntries) -> io::Result<()> {
+    out.write_all(b"{\"processes\":[")?;
+    for (i, entry) in entries.enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, &entry).map_err(io::Error::other)?;
+    }
+    out.write_all(b"]}")
 }
 
 /// `GET {id}/output`.

@@ -57,6 +57,9 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// When it was started.
     pub started_at: SystemTime,
+    /// Exited, but its process group still has live members (a background child outlived
+    /// the leader): a signal still reaches them.
+    pub members_alive: bool,
     /// How it ended; `None` while running.
     pub exit: Option<Exit>,
 }

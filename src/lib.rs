@@ -141,7 +141,7 @@ pub use interrupt::Interrupt;
 pub use manager::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
     DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
-    DEFAULT_THREAD_STACK_BYTES, Manager, ManagerBuilder,
+    DEFAULT_THREAD_STACK_BYTES, Listing, Manager, ManagerBuilder,
 };
 pub use process::READ_CHUNK_BYTES;
 pub use uuid::Uuid;

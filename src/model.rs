@@ -370,10 +370,11 @@ pub fn check_handler_request(data: &[u8]) {
         "status {} for {request:?}",
         response.status
     );
+    let status = response.status;
     let value: serde_json::Value =
-        serde_json::from_slice(&response.body_bytes()).expect("every body is JSON");
+        serde_json::from_slice(&response.into_body_bytes()).expect("every body is JSON");
     assert!(value.is_object(), "body is not an object: {value}");
-    if response.status >= 400 {
+    if status >= 400 {
         assert!(
             value["message"].is_string(),
             "error without message: {value}"

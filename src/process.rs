@@ -93,6 +93,9 @@ pub(crate) struct ProcState {
     /// Kept while the group may have members: it names the group even after the leader is
     /// reaped (Linux 6.9+), so signals never reach a reused id.
     pub(crate) pidfd: Option<Arc<OwnedFd>>,
+    /// Exited, and the group outlived its leader (as far as the last look could tell): the
+    /// manager keeps it among the lingering groups until a look finds no live member.
+    pub(crate) lingers: bool,
 }
 
 impl ProcState {
@@ -124,14 +127,19 @@ impl Proc {
                 timed_out: false,
                 exit: None,
                 pidfd: pidfd.map(Arc::new),
+                lingers: false,
             }),
             exited: Condvar::new(),
         })
     }
 
     pub(crate) fn info(&self) -> ProcessInfo {
-        let exit = self.state.lock().exit.clone();
+        let state = self.state.lock();
+        let exit = state.exit.clone();
+        let members_alive = exit.is_some() && state.lingers;
+        drop(state);
         ProcessInfo {
+            members_alive,
             id: self.id,
             chat: self.chat,
             command: self.command.clone(),
@@ -215,7 +223,7 @@ impl Proc {
         self.group_may_have_members_locked(&mut state)
     }
 
-    fn group_may_have_members_locked(&self, state: &mut ProcState) -> bool {
+    pub(crate) fn group_may_have_members_locked(&self, state: &mut ProcState) -> bool {
         let by_pidfd = state.pidfd.as_deref().map(|fd| {
             sys::signal_group(Some(fd.as_fd()), self.pid, 0, false)
                 .map_or_else(|e| e.raw_os_error() != Some(libc::ESRCH), |()| true)
@@ -223,9 +231,31 @@ impl Proc {
         // ESRCH here also means "the kernel cannot ask by group": fall back to the pipe.
         let may = by_pidfd == Some(true) || state.pipe_open;
         if !may {
-            state.pidfd = None;
+            self.forget_group(state);
         }
         may
+    }
+
+    /// The group has no live member left: nothing of the process can be signalled any more.
+    pub(crate) fn forget_group(&self, state: &mut ProcState) {
+        state.pidfd = None;
+        state.lingers = false;
+    }
+
+    /// Whether the exited process's group still has a live member, looked up exactly: a group
+    /// member that is only a zombie (dead, waiting for its parent) counts as gone, which the
+    /// pidfd cannot tell. Costs a scan of `/proc` where there is one.
+    pub(crate) fn group_has_live_members(&self, state: &mut ProcState) -> bool {
+        if !state.lingers || !self.group_may_have_members_locked(state) {
+            return false;
+        }
+        match sys::live_groups() {
+            Some(groups) if !groups.contains(&self.pid) => {
+                self.forget_group(state);
+                false
+            }
+            _ => true,
+        }
     }
 
     /// Reaps the leader if it has exited, under the process's lock (which signalling by number
@@ -315,6 +345,7 @@ impl Proc {
         };
         state.exit = Some(exit.clone());
         let lingers = self.group_may_have_members_locked(&mut state);
+        state.lingers = lingers;
         sink.exited(self, &exit, lingers);
         drop(state);
         self.exited.notify_all();

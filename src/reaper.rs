@@ -242,12 +242,7 @@ impl Supervisor {
         // The start order is taken here, where spawns happen one at a time. With a pidfd the
         // reader thread watches the exit (see `process::watch`); without, a waiter thread.
         let has_pidfd = child.pidfd.is_some();
-        let proc = Proc::new(
-            job.proc,
-            child.pid,
-            self.shared.next_seq(),
-            child.pidfd,
-        );
+        let proc = Proc::new(job.proc, child.pid, self.shared.next_seq(), child.pidfd);
         if !has_pidfd {
             self.start_waiter(&proc);
         }
@@ -389,7 +384,7 @@ impl Supervisor {
                 .as_ref()
                 .is_some_and(|groups| !groups.contains(&proc.pid))
             {
-                proc.state.lock().pidfd = None;
+                proc.forget_group(&mut proc.state.lock());
                 return false;
             }
             proc.group_may_have_members()

@@ -33,9 +33,10 @@ fn call(
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
     let response: Response = h.handle(&req(method, target, body, headers));
+    let status = response.status;
     let value: Value =
-        serde_json::from_slice(&response.body_bytes()).expect("every body is JSON");
-    (response.status, value)
+        serde_json::from_slice(&response.into_body_bytes()).expect("every body is JSON");
+    (status, value)
 }
 
 fn get(h: &Handler, target: &str) -> (u16, Value) {

@@ -560,7 +560,10 @@ fn idle_and_slow_connections_do_not_keep_a_new_client_out() {
             assert!(client.closed(), "held connection {i} was not evicted");
         } else {
             let reply = client.reply();
-            let answer = (reply.status, reply.json()["message"].as_str().map(String::from));
+            let answer = (
+                reply.status,
+                reply.json()["message"].as_str().map(String::from),
+            );
             assert!(
                 matches!(&answer, (503, Some(m)) if m == "Server is busy.")
                     || matches!(&answer, (408, Some(m)) if m == "Request timeout."),

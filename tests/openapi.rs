@@ -58,6 +58,7 @@ fn schemas_match_the_wire_types() {
         signal: Some("SIGKILL".into()),
         timed_out: Some(true),
         duration_ms: Some(1),
+        members_alive: Some(true),
     };
     let truncation = api::Truncation {
         original_bytes: 1,
@@ -110,8 +111,12 @@ fn routes_and_methods_match_the_handler() {
             .map(|m| m.to_uppercase())
             .collect();
         for method in methods {
-            let response =
-                handler.handle(&Request::new(method, concrete.clone(), Vec::new(), Vec::new()));
+            let response = handler.handle(&Request::new(
+                method,
+                concrete.clone(),
+                Vec::new(),
+                Vec::new(),
+            ));
             let routed = response.status != 404 || concrete.contains("0000-4000");
             assert!(
                 routed,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::process_api::{ApiError, ProcessApi};
+use super::process_api::{ApiError, ListEntries, ProcessApi};
 use super::{
     ListResponse, Message, OutputResponse, ProcessInfo, StartRequest, StartResponse,
     command_from_start, error_answer, parse_signal, signal_name, unsupported_signal_message,
@@ -88,13 +88,14 @@ impl ProcessApi for LocalApi {
     }
 
     fn list(&self, limit: usize) -> Result<ListResponse, ApiError> {
-        let processes = self
-            .manager
-            .list(self.chat, limit)
-            .iter()
-            .map(ProcessInfo::from)
-            .collect();
-        Ok(ListResponse { processes })
+        Ok(ListResponse {
+            processes: self.list_entries(limit)?.collect(),
+        })
+    }
+
+    fn list_entries(&self, limit: usize) -> Result<ListEntries, ApiError> {
+        let listing = self.manager.listing(self.chat, limit);
+        Ok(Box::new(listing.map(|info| ProcessInfo::from(&info))))
     }
 
     fn signal(&self, id: &str, signal: &str) -> Result<Message, ApiError> {

@@ -92,7 +92,8 @@ pub fn command_from_start(request: &StartRequest, chat: Option<Uuid>) -> Command
     if let Some(env) = &request.env {
         cmd = cmd.envs(env.clone());
     }
-    if let Some(ms) = request.timeout_ms {
+    // 0 means no timeout, as an absent field does (not "kill at once").
+    if let Some(ms) = request.timeout_ms.filter(|&ms| ms > 0) {
         cmd = cmd.timeout(Duration::from_millis(ms));
     }
     cmd
@@ -171,7 +172,7 @@ impl From<&Info> for ProcessInfo {
         let exit = info.exit.as_ref();
         ProcessInfo {
             id: info.id.to_string(),
-            command: info.command.clone(),
+            command: list_command(&info.command),
             workdir: info.workdir.to_string_lossy().into_owned(),
             background: info.background,
             running: info.running,
@@ -182,8 +183,23 @@ impl From<&Info> for ProcessInfo {
             signal: exit.and_then(exit_signal),
             timed_out: exit.and_then(timed_out),
             duration_ms: exit.map(|e| duration_ms(e.duration)),
+            members_alive: info.members_alive.then_some(true),
         }
     }
+}
+
+/// A command as a list shows it: at most [`MAX_LIST_COMMAND_BYTES`] of it, cut at a character
+/// boundary, followed by the truncation suffix when cut.
+#[must_use]
+pub fn list_command(command: &str) -> String {
+    if command.len() <= super::MAX_LIST_COMMAND_BYTES {
+        return command.to_string();
+    }
+    let mut end = super::MAX_LIST_COMMAND_BYTES;
+    while !command.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{}", &command[..end], crate::buffer::TRUNCATION_SUFFIX)
 }
 
 impl From<&Output> for OutputResponse {

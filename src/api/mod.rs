@@ -25,10 +25,14 @@ mod process_api;
 
 pub use local::LocalApi;
 pub use map::{
-    SIGNAL_NAMES, command_from_start, error_answer, exit_code, exit_signal, not_found_message,
-    parse_signal, signal_name, unsupported_signal_message,
+    SIGNAL_NAMES, command_from_start, error_answer, exit_code, exit_signal, list_command,
+    not_found_message, parse_signal, signal_name, unsupported_signal_message,
 };
-pub use process_api::{ApiError, MAX_TOOL_OUTPUT_BYTES, ProcessApi, cap_output};
+pub use process_api::{ApiError, ListEntries, MAX_TOOL_OUTPUT_BYTES, ProcessApi, cap_output};
+
+/// Longest `command` in a list entry, in bytes; a longer one is cut at a character boundary and
+/// the truncation suffix appended (the output answer keeps the whole command).
+pub const MAX_LIST_COMMAND_BYTES: usize = 4096;
 
 /// Path prefix of every process route.
 pub const PREFIX: &str = "/api/v0/processes";
@@ -110,6 +114,10 @@ pub struct ProcessInfo {
     /// *Extension*: present once exited: milliseconds from start to exit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// *Extension*: present and true while the process has exited but its group still has
+    /// live members (a signal still reaches them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_alive: Option<bool>,
 }
 
 /// Answer to a list.

@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
-use super::{ListResponse, Message, OutputResponse, StartRequest, StartResponse};
+use super::{ListResponse, Message, OutputResponse, ProcessInfo, StartRequest, StartResponse};
 
 /// Most bytes of output a tool result carries back to the model.
 pub const MAX_TOOL_OUTPUT_BYTES: usize = 32768;
+
+/// List entries made one at a time (see [`ProcessApi::list_entries`]).
+pub type ListEntries = Box<dyn Iterator<Item = ProcessInfo> + Send>;
 
 /// Why a call through [`ProcessApi`] failed: the HTTP status the wire would answer, its
 /// message, and the underlying detail. A transport failure (no answer at all) has no status.
@@ -99,6 +102,16 @@ pub trait ProcessApi {
     ///
     /// A transport error, or whatever error a remote server answers.
     fn list(&self, limit: usize) -> Result<ListResponse, ApiError>;
+
+    /// The entries of [`list`](Self::list), made as the iterator reaches them (in process, a
+    /// large list is then never whole in memory: the HTTP handler streams it).
+    ///
+    /// # Errors
+    ///
+    /// As [`list`](Self::list).
+    fn list_entries(&self, limit: usize) -> Result<ListEntries, ApiError> {
+        Ok(Box::new(self.list(limit)?.processes.into_iter()))
+    }
 
     /// Signals a process's group: `terminate`, `kill` or `interrupt` (see
     /// [`SIGNAL_NAMES`](super::SIGNAL_NAMES)).

@@ -166,6 +166,7 @@ mod tests {
             signal: None,
             timed_out: None,
             duration_ms: (!running).then_some(1500),
+            members_alive: None,
         }
     }
 

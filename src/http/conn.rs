@@ -399,9 +399,7 @@ impl Conn<'_> {
             .shared
             .enter(self.id, State::Writing)
             .ok_or("evicted")?;
-        let streamed = matches!(response.body, Body::Stream(_));
-        // A streamed body to an HTTP/1.0 client has no chunked framing: it ends at the close.
-        let keep_alive = keep_alive && !close && !(streamed && minor_version == 0);
+        let keep_alive = keep_alive && !close;
         let connection = match (keep_alive, minor_version) {
             (false, _) => Connection::Close,
             (true, 0) => Connection::KeepAlive,
@@ -421,40 +419,47 @@ impl Conn<'_> {
                     .map_err(|e| format!("write failed: {e}"))?;
             }
             Body::Stream(write) => {
-                let chunked = minor_version > 0;
-                let head = wire::stream_head(&meta, chunked);
-                self.write_all(&head)
-                    .map_err(|e| format!("write failed: {e}"))?;
-                if !head_only {
-                    self.write_stream(&*write, chunked)
-                        .map_err(|e| format!("write failed: {e}"))?;
-                }
+                return self
+                    .write_stream(write, meta, minor_version > 0)
+                    .map_err(|e| format!("write failed: {e}"));
             }
         }
         Ok(keep_alive)
     }
 
-    /// Writes a streamed body as the service's function produces it, in chunks of at most
-    /// [`STREAM_CHUNK_BYTES`], within one [`Limits::write_timeout`](super::Limits) for the
-    /// whole body: at most one chunk of it is in memory at a time.
+    /// Writes a streamed body as the service's function produces it, within one
+    /// [`Limits::write_timeout`](super::Limits) for the whole body. A body that fits in
+    /// [`STREAM_CHUNK_BYTES`] goes out as a plain response with its length; a larger one in
+    /// chunks of that size (to an HTTP/1.0 client, unframed, ending at the close), so at
+    /// most one chunk of it is in memory at a time. Returns whether the connection stays
+    /// open.
     fn write_stream(
         &self,
-        write: &(dyn Fn(&mut dyn io::Write) -> io::Result<()> + Send + Sync),
+        write: crate::handler::StreamFn,
+        meta: wire::Meta,
         chunked: bool,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         let deadline = deadline_in(self.shared.limits.write_timeout);
         let mut out = ChunkWriter {
             conn: self,
             buf: Vec::with_capacity(STREAM_CHUNK_BYTES),
+            meta,
             chunked,
+            head_sent: false,
             deadline,
         };
         write(&mut out)?;
+        if !out.head_sent {
+            // It all fit: one ordinary response.
+            let bytes = wire::response(&out.meta, &out.buf);
+            self.write_all_by(&bytes, deadline)?;
+            return Ok(out.meta.connection != Connection::Close);
+        }
         out.flush_chunk()?;
-        if chunked {
+        if out.chunked && !out.meta.head_only {
             self.write_all_by(b"0\r\n\r\n", deadline)?;
         }
-        Ok(())
+        Ok(out.meta.connection != Connection::Close)
     }
 
     /// Ends a connection whose request could not be read: answers if there is an answer,
@@ -555,13 +560,26 @@ pub const STREAM_CHUNK_BYTES: usize = 64 * 1024;
 struct ChunkWriter<'a, 'b> {
     conn: &'a Conn<'b>,
     buf: Vec<u8>,
+    meta: wire::Meta,
     chunked: bool,
+    /// Whether the (chunked or unframed) head has gone out.
+    head_sent: bool,
     deadline: Instant,
 }
 
 impl ChunkWriter<'_, '_> {
     fn flush_chunk(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+        if !self.head_sent {
+            if !self.chunked {
+                // HTTP/1.0 has no chunks: the body ends when the connection closes.
+                self.meta.connection = Connection::Close;
+            }
+            let head = wire::stream_head(&self.meta, self.chunked);
+            self.conn.write_all_by(&head, self.deadline)?;
+            self.head_sent = true;
+        }
+        if self.buf.is_empty() || self.meta.head_only {
+            self.buf.clear();
             return Ok(());
         }
         if self.chunked {

@@ -144,7 +144,10 @@ impl Registry {
             return;
         };
         let how = entry.eviction();
-        log::debug!("http: evicting connection {id} ({:?}, {how:?}): {why}", entry.state);
+        log::debug!(
+            "http: evicting connection {id} ({:?}, {how:?}): {why}",
+            entry.state
+        );
         if how == Eviction::EndWait {
             entry.ending = true;
             if let Some(interrupt) = &entry.interrupt {
@@ -484,9 +487,7 @@ impl Server {
                                         log::warn!("http: accept: {e}: refusing {peer}");
                                         refuse(
                                             &stream,
-                                            &ErrorAnswer::busy(Some(
-                                                "too many open files".into(),
-                                            )),
+                                            &ErrorAnswer::busy(Some("too many open files".into())),
                                         );
                                     }
                                 }

@@ -75,6 +75,33 @@ impl fmt::Debug for Manager {
     }
 }
 
+/// The entries of a list, made one at a time (see [`Manager::listing`]).
+pub struct Listing {
+    procs: std::vec::IntoIter<Arc<Proc>>,
+}
+
+impl fmt::Debug for Listing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listing")
+            .field("left", &self.procs.len())
+            .finish()
+    }
+}
+
+impl Iterator for Listing {
+    type Item = ProcessInfo;
+
+    fn next(&mut self) -> Option<ProcessInfo> {
+        self.procs.next().map(|p| p.info())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.procs.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Listing {}
+
 /// Why a spawn failed, and so who owns the running slot: before the child exists the caller
 /// releases it; after, the child holds it until it is marked exited.
 enum Failure {
@@ -306,24 +333,34 @@ impl Manager {
     /// at most `limit` of them.
     #[must_use]
     pub fn list(&self, chat: Option<Uuid>, limit: usize) -> Vec<ProcessInfo> {
-        let procs: Vec<Arc<Proc>> = self
+        self.listing(chat, limit).collect()
+    }
+
+    /// As [`list`](Self::list), but each entry is made only when the iterator reaches it, so
+    /// a large list (long commands) is never in memory whole: a server writes each entry as
+    /// it goes. The order and the membership are fixed when this is called; a process
+    /// forgotten meanwhile is still listed as it is now.
+    #[must_use]
+    pub fn listing(&self, chat: Option<Uuid>, limit: usize) -> Listing {
+        let mut rows: Vec<(bool, u64, Arc<Proc>)> = self
             .shared
             .all()
             .into_iter()
             .filter(|p| visible_in_list(p.chat, chat))
-            .collect();
-        let mut rows: Vec<(bool, u64, ProcessInfo)> = procs
-            .iter()
             .map(|p| {
-                let info = p.info();
-                (info.running, p.seq, info)
+                let running = p.state.lock().exit.is_none();
+                (running, p.seq, p)
             })
             .collect();
         rows.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-        rows.into_iter()
-            .take(limit)
-            .map(|(_, _, info)| info)
-            .collect()
+        rows.truncate(limit);
+        Listing {
+            procs: rows
+                .into_iter()
+                .map(|(_, _, p)| p)
+                .collect::<Vec<_>>()
+                .into_iter(),
+        }
     }
 
     /// One process, if visible to `chat`.
@@ -384,12 +421,15 @@ impl Manager {
     }
 
     /// Sends a signal to the process's whole group; with `grace`, SIGKILL follows that much
-    /// later if the process still runs (ignored for [`Signal::Kill`]).
+    /// later if the process still runs (ignored for [`Signal::Kill`]). A process that has
+    /// exited but whose group still has live members ([`ProcessInfo::members_alive`]) is
+    /// signalled too: the signal reaches what is left of the group.
     ///
     /// # Errors
     ///
     /// [`Error::NotFound`] when there is no such process for this caller,
-    /// [`Error::NotRunning`] once it has exited, [`Error::Signal`] when the system refused.
+    /// [`Error::NotRunning`] once nothing of it is left, [`Error::Signal`] when the system
+    /// refused.
     pub fn signal(
         &self,
         id: &ProcessId,
@@ -398,13 +438,19 @@ impl Manager {
         grace: Option<Duration>,
     ) -> Result<(), Error> {
         let proc = self.find(id, chat)?;
-        let state = proc.state.lock();
-        if state.exit.is_some() {
+        let mut state = proc.state.lock();
+        // Exited, but a background member may outlive the leader: it is still reachable (the
+        // pidfd names the group), so the signal goes to what is left; 409 only when nothing
+        // is.
+        if state.exit.is_some() && !proc.group_has_live_members(&mut state) {
             return Err(Error::NotRunning(*id));
         }
         let sent = proc.signal_locked(&state, signal.number());
         drop(state);
         match sent {
+            Ok(false) if proc.state.lock().exit.is_some() => {
+                return Err(Error::NotRunning(*id));
+            }
             Ok(_) => log::info!("{}: sent {}", proc.label(), signal.name()),
             Err(e) => {
                 log::warn!("{}: sending {} failed: {e}", proc.label(), signal.name());

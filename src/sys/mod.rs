@@ -79,7 +79,7 @@ pub(crate) use rlimit::raise_fd_limit;
 pub(crate) use signal::{signal_group, signal_name};
 #[cfg(feature = "server")]
 pub(crate) use sigwait::{block_signals, wait_for_signal};
-pub(crate) use spawn::{SpawnMethod, SpawnSpec, spawn};
 #[cfg(test)]
 pub(crate) use spawn::SpawnedChild;
+pub(crate) use spawn::{SpawnMethod, SpawnSpec, spawn};
 pub(crate) use wait::{WaitOutcome, try_reap, wait_exit_no_reap};

@@ -134,22 +134,53 @@ fn read_rest(reader: &mut impl BufRead, status_line: &str) -> io::Result<Reply> 
             .ok_or_else(|| invalid(format!("a header field without a colon: {field:?}")))?;
         headers.push((name.trim().to_string(), value.trim().to_string()));
     }
-    let length: usize = match headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-    {
-        Some((_, v)) => v
-            .parse()
-            .map_err(|e| invalid(format!("Content-Length {v:?}: {e}")))?,
-        None => 0,
+    let chunked = headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    let body = if chunked {
+        read_chunked(reader)?
+    } else {
+        let length: usize = match headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        {
+            Some((_, v)) => v
+                .parse()
+                .map_err(|e| invalid(format!("Content-Length {v:?}: {e}")))?,
+            None => 0,
+        };
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        body
     };
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
     Ok(Reply {
         status,
         headers,
         body,
     })
+}
+
+/// A chunked body (a streamed answer, such as a list): chunks up to the last, empty one.
+fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size)?;
+        let size = size
+            .strip_suffix("\r\n")
+            .ok_or_else(|| invalid(format!("a chunk size line without CRLF: {size:?}")))?;
+        let size = usize::from_str_radix(size, 16)
+            .map_err(|e| invalid(format!("chunk size {size:?}: {e}")))?;
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk)?;
+        if !chunk.ends_with(b"\r\n") {
+            return Err(invalid("a chunk without its CRLF".into()));
+        }
+        if size == 0 {
+            return Ok(body);
+        }
+        body.extend_from_slice(&chunk[..size]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
