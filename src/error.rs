@@ -44,8 +44,33 @@ pub enum Error {
     },
     /// The manager is closing or closed (503).
     ShuttingDown,
-    /// Creating the process failed (500): no such program, no permission, out of file
-    /// descriptors or threads.
+    /// The argv program was not found in the child's `PATH` (or at the path given) (400).
+    ProgramNotFound {
+        /// The program as given.
+        program: String,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// The argv program exists but cannot be executed: no permission, not an executable
+    /// format (400).
+    ProgramNotExecutable {
+        /// The program as given.
+        program: String,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// The working directory exists but the process may not enter it (400).
+    WorkdirNotEnterable {
+        /// The directory.
+        dir: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// The command, its arguments and its environment are too large for the system (`E2BIG`)
+    /// (400).
+    TooLarge(io::Error),
+    /// Creating the process failed for a reason that is not the caller's (500): out of file
+    /// descriptors, memory or threads, a shell that cannot run.
     Spawn(io::Error),
     /// No such process for this caller: unknown, forgotten, or another chat's (404).
     NotFound(ProcessId),
@@ -78,6 +103,20 @@ impl fmt::Display for Error {
             }
             Error::TooManyRunning { .. } => f.write_str("Too many running processes."),
             Error::ShuttingDown => f.write_str("Server is shutting down."),
+            Error::ProgramNotFound { program, .. } => write!(f, "Program \"{program}\" not found."),
+            Error::ProgramNotExecutable { program, .. } => {
+                write!(f, "Program \"{program}\" cannot be executed.")
+            }
+            Error::WorkdirNotEnterable { dir, .. } => {
+                write!(
+                    f,
+                    "Working directory \"{}\" cannot be entered.",
+                    dir.display()
+                )
+            }
+            Error::TooLarge(_) => {
+                f.write_str("The command, its arguments and environment are too large.")
+            }
             Error::Spawn(_) => f.write_str("Failed to start process."),
             Error::NotFound(id) => write!(f, "Process \"{id}\" not found."),
             Error::NotRunning(id) => write!(f, "Process \"{id}\" is not running."),
@@ -89,7 +128,10 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Spawn(e) | Error::Signal(e) => Some(e),
+            Error::Spawn(e) | Error::Signal(e) | Error::TooLarge(e) => Some(e),
+            Error::ProgramNotFound { source, .. }
+            | Error::ProgramNotExecutable { source, .. }
+            | Error::WorkdirNotEnterable { source, .. } => Some(source),
             _ => None,
         }
     }

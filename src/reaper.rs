@@ -225,7 +225,7 @@ impl Supervisor {
 
     fn spawn(&mut self, job: SpawnJob) {
         if self.closing.is_some() {
-            let _ = job.reply.send(Err(io::Error::other("shutting down")));
+            let _ = job.reply.send(Err(shutting_down()));
             return;
         }
         let spawned = sys::spawn(&job.spec);
@@ -508,7 +508,7 @@ impl Supervisor {
         while let Ok(job) = self.jobs.try_recv() {
             match job {
                 Job::Spawn(job) => {
-                    let _ = job.reply.send(Err(io::Error::other("shutting down")));
+                    let _ = job.reply.send(Err(shutting_down()));
                 }
                 Job::ExitHook(event) => self.run_hook(&event),
                 Job::Close(reply) => {
@@ -522,5 +522,13 @@ impl Supervisor {
             let _ = reply.send(());
         }
         log::info!("closed: every process group ended, every thread joined");
+    }
+}
+
+/// The answer to a spawn that raced with a close.
+fn shutting_down() -> sys::SpawnFailure {
+    sys::SpawnFailure {
+        stage: sys::SpawnStage::Setup,
+        error: io::Error::other("shutting down"),
     }
 }

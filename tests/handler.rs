@@ -219,12 +219,25 @@ fn start_errors_in_order() {
 }
 
 #[test]
-fn a_failed_spawn_is_a_500_with_detail() {
+fn a_missing_program_is_the_callers_400_with_detail() {
     let h = handler();
     let (status, value) = start(&h, json!({"argv": ["/no/such/program"]}), &[]);
-    assert_eq!(status, 500);
-    assert_eq!(value["message"], json!("Failed to start process."));
+    assert_eq!(status, 400);
+    assert_eq!(
+        value["message"],
+        json!("Program \"/no/such/program\" not found.")
+    );
     assert!(value["detail"].is_string());
+    let (status, value) = start(&h, json!({"argv": ["procwarden-no-such-program"]}), &[]);
+    assert_eq!(
+        (status, value["message"].clone()),
+        (
+            400,
+            json!("Program \"procwarden-no-such-program\" not found.")
+        )
+    );
+    let (status, value) = start(&h, json!({"command": "x".repeat(200 * 1024)}), &[]);
+    assert_eq!(status, 400, "{value}");
 }
 
 #[test]

@@ -103,18 +103,44 @@ fn argv_runs_without_a_shell_and_is_listed_shell_quoted() {
 
 #[test]
 fn a_missing_program_fails_to_start() {
+    // The caller's mistakes are told apart from the system's failures (the wire answers them
+    // 400, not 500): not in PATH, no such file, not executable, not enterable.
     let m = Manager::new().expect("manager");
     let err = m
         .start(Command::argv(["procwarden-no-such-program"]))
         .expect_err("no such program");
-    assert!(matches!(err, Error::Spawn(_)), "{err:?}");
+    assert!(
+        matches!(&err, Error::ProgramNotFound { program, .. } if program == "procwarden-no-such-program"),
+        "{err:?}"
+    );
     let err = m
         .start(Command::argv(["/nonexistent/program"]))
         .expect_err("no such file");
     match err {
-        Error::Spawn(e) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+        Error::ProgramNotFound { program, source } => {
+            assert_eq!(program, "/nonexistent/program");
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
         other => panic!("{other:?}"),
     }
+    let dir = std::env::temp_dir().join(format!("procwarden-noexec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let plain = dir.join("plain");
+    std::fs::write(&plain, "echo hi\n").expect("file");
+    let err = m
+        .start(Command::argv([plain.to_string_lossy().into_owned()]))
+        .expect_err("not executable");
+    assert!(matches!(err, Error::ProgramNotExecutable { .. }), "{err:?}");
+    let err = m
+        .start(Command::argv([dir.to_string_lossy().into_owned()]))
+        .expect_err("a directory");
+    assert!(matches!(err, Error::ProgramNotExecutable { .. }), "{err:?}");
+    std::fs::remove_dir_all(&dir).expect("clean up");
+    // One argument over the kernel's limit for a single string (128 KiB on Linux).
+    let err = m
+        .start(Command::argv(["true".to_string(), "x".repeat(200 * 1024)]))
+        .expect_err("too large");
+    assert!(matches!(err, Error::TooLarge(_)), "{err:?}");
     assert_eq!(m.running(), 0, "failed starts release their slot");
 }
 

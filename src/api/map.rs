@@ -137,6 +137,20 @@ pub fn error_answer(error: &Error, id: Option<&str>) -> (u16, Message) {
         ),
         Error::TooManyRunning { .. } => (429, "Too many running processes.".to_string()),
         Error::ShuttingDown => (503, "Server is shutting down.".to_string()),
+        Error::ProgramNotFound { program, .. } => {
+            (400, format!("Program \"{program}\" not found."))
+        }
+        Error::ProgramNotExecutable { program, .. } => {
+            (400, format!("Program \"{program}\" cannot be executed."))
+        }
+        Error::WorkdirNotEnterable { dir, .. } => (
+            400,
+            format!("Working directory \"{}\" cannot be entered.", dir.display()),
+        ),
+        Error::TooLarge(_) => (
+            400,
+            "The command, its arguments and environment are too large for the system.".to_string(),
+        ),
         Error::Spawn(_) => (500, "Failed to start process.".to_string()),
         Error::NotFound(parsed) => (404, not_found_message(&id(parsed))),
         Error::NotRunning(parsed) => (409, format!("Process \"{}\" is not running.", id(parsed))),
@@ -233,7 +247,7 @@ mod tests {
     #[test]
     fn every_error_has_its_status_and_sentence() {
         let id = ProcessId::from(Uuid::from_u128(0x0b6f_4a1e_0000_4000_8000_0000_0000_0001));
-        let cases: [(Error, u16, &str); 13] = [
+        let cases: [(Error, u16, &str); 17] = [
             (Error::CommandRequired, 400, "Command is required."),
             (
                 Error::CommandAndArgv,
@@ -274,9 +288,38 @@ mod tests {
             ),
             (Error::ShuttingDown, 503, "Server is shutting down."),
             (
-                Error::Spawn(io::Error::other("no such program")),
+                Error::Spawn(io::Error::other("out of threads")),
                 500,
                 "Failed to start process.",
+            ),
+            (
+                Error::ProgramNotFound {
+                    program: "nope".into(),
+                    source: io::Error::from_raw_os_error(libc::ENOENT),
+                },
+                400,
+                "Program \"nope\" not found.",
+            ),
+            (
+                Error::ProgramNotExecutable {
+                    program: "/etc/passwd".into(),
+                    source: io::Error::from_raw_os_error(libc::EACCES),
+                },
+                400,
+                "Program \"/etc/passwd\" cannot be executed.",
+            ),
+            (
+                Error::WorkdirNotEnterable {
+                    dir: PathBuf::from("/root"),
+                    source: io::Error::from_raw_os_error(libc::EACCES),
+                },
+                400,
+                "Working directory \"/root\" cannot be entered.",
+            ),
+            (
+                Error::TooLarge(io::Error::from_raw_os_error(libc::E2BIG)),
+                400,
+                "The command, its arguments and environment are too large for the system.",
             ),
             (
                 Error::NotFound(id),
@@ -301,7 +344,15 @@ mod tests {
                 (status, sentence),
                 "{error:?}"
             );
-            let has_source = matches!(error, Error::Spawn(_) | Error::Signal(_));
+            let has_source = matches!(
+                error,
+                Error::Spawn(_)
+                    | Error::Signal(_)
+                    | Error::TooLarge(_)
+                    | Error::ProgramNotFound { .. }
+                    | Error::ProgramNotExecutable { .. }
+                    | Error::WorkdirNotEnterable { .. }
+            );
             assert_eq!(message.detail.is_some(), has_source, "{error:?}");
         }
     }

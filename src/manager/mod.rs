@@ -227,15 +227,17 @@ impl Manager {
             CString::new(bytes)
                 .map_err(|e| unspawned(io::Error::new(io::ErrorKind::InvalidInput, e)))
         };
-        let program = match (&cmd.shell, &cmd.argv) {
-            (Some(_), _) => config.shell.clone(),
-            (None, argv) => {
-                let name = argv.as_ref().and_then(|a| a.first()).cloned();
-                prepare::resolve_program(
-                    name.as_deref().unwrap_or_default(),
-                    prepared.path_var.as_ref(),
-                )
-                .map_err(unspawned)?
+        // The argv program as the caller named it (`None` for a shell command).
+        let named = cmd.argv.as_ref().and_then(|a| a.first()).cloned();
+        let program = match &named {
+            None => config.shell.clone(),
+            Some(name) => {
+                prepare::resolve_program(name, prepared.path_var.as_ref()).map_err(|source| {
+                    Failure::Unspawned(Error::ProgramNotFound {
+                        program: name.clone(),
+                        source,
+                    })
+                })?
             }
         };
         let (read_end, write_end) = sys::pipe_cloexec().map_err(unspawned)?;
@@ -254,6 +256,7 @@ impl Manager {
             method: config.spawn_method,
         };
         let chat = cmd.chat;
+        let workdir = prepared.workdir.clone();
         let proc = ProcSpec {
             id: ProcessId::new_random(),
             chat,
@@ -276,16 +279,18 @@ impl Manager {
         let proc = match reply_rx.recv() {
             Ok(Ok(proc)) => proc,
             Ok(Err(e)) if self.shared.is_closing() => {
-                log::debug!("start refused while closing: {e}");
+                log::debug!("start refused while closing: {}", e.error);
                 return Err(Failure::Unspawned(Error::ShuttingDown));
             }
             Ok(Err(e)) => {
                 log::warn!(
-                    "failed to start {:?}: {e}{}",
+                    "failed to start {:?}: {}{}",
                     cmd_label(&cmd),
+                    e.error,
                     chat_suffix(chat)
                 );
-                return Err(Failure::Unspawned(Error::Spawn(e)));
+                let error = prepare::spawn_error(e, named, &workdir);
+                return Err(Failure::Unspawned(error));
             }
             Err(_) => return Err(Failure::Unspawned(Error::ShuttingDown)),
         };

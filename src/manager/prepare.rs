@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::command::{Command, shell_join};
 use crate::error::Error;
 use crate::manager::builder::{CHAT_ID_ENV, Config};
+use crate::sys::{self, SpawnStage};
 
 /// Where programs are looked up when the child's environment has no `PATH` (as `execvp`).
 pub(crate) const DEFAULT_SEARCH_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -208,6 +209,39 @@ pub(crate) fn envp_of(env: &BTreeMap<OsString, OsString>) -> Vec<CString> {
             CString::new(entry).ok()
         })
         .collect()
+}
+
+/// The library's error for a failed spawn: the caller's mistakes (an argv program that cannot
+/// be found or executed, a working directory that cannot be entered, a command too large for
+/// the system) apart from the system's own failures. `program` is the argv program as named
+/// (`None` for a shell command, whose failure to run the shell is the system's).
+pub(crate) fn spawn_error(
+    failure: sys::SpawnFailure,
+    program: Option<String>,
+    workdir: &Path,
+) -> Error {
+    let errno = failure.error.raw_os_error();
+    let source = failure.error;
+    match (failure.stage, errno, program) {
+        (SpawnStage::Exec, Some(libc::E2BIG), _) => Error::TooLarge(source),
+        (SpawnStage::Exec, Some(libc::ENOENT | libc::ENOTDIR), Some(program)) => {
+            Error::ProgramNotFound { program, source }
+        }
+        (
+            SpawnStage::Exec,
+            Some(libc::EACCES | libc::ENOEXEC | libc::EPERM | libc::EISDIR),
+            Some(program),
+        ) => Error::ProgramNotExecutable { program, source },
+        (
+            SpawnStage::Workdir,
+            Some(libc::EACCES | libc::EPERM | libc::ENOTDIR | libc::ENOENT),
+            _,
+        ) => Error::WorkdirNotEnterable {
+            dir: workdir.to_path_buf(),
+            source,
+        },
+        _ => Error::Spawn(source),
+    }
 }
 
 /// ` chat=<uuid>` for log lines, or nothing.

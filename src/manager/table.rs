@@ -43,7 +43,7 @@ pub(crate) struct SpawnJob {
     pub(crate) spec: sys::SpawnSpec,
     pub(crate) proc: ProcSpec,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) reply: Sender<io::Result<Arc<Proc>>>,
+    pub(crate) reply: Sender<Result<Arc<Proc>, sys::SpawnFailure>>,
 }
 
 /// State shared by the manager's handle, the supervisor and the reader threads.

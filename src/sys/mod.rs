@@ -81,5 +81,5 @@ pub(crate) use signal::{signal_group, signal_name};
 pub(crate) use sigwait::{block_signals, wait_for_signal};
 #[cfg(test)]
 pub(crate) use spawn::SpawnedChild;
-pub(crate) use spawn::{SpawnMethod, SpawnSpec, spawn};
+pub(crate) use spawn::{SpawnFailure, SpawnMethod, SpawnSpec, SpawnStage, spawn};
 pub(crate) use wait::{WaitOutcome, try_reap, wait_exit_no_reap};

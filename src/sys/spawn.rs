@@ -152,21 +152,51 @@ impl From<SpawnError> for io::Error {
 ///
 /// All signals are blocked in the calling thread while the child is being created, and
 /// restored before this returns. [`start`] is the same with a typed error.
-pub(crate) fn spawn(spec: &SpawnSpec) -> io::Result<SpawnedChild> {
+pub(crate) fn spawn(spec: &SpawnSpec) -> Result<SpawnedChild, SpawnFailure> {
     start(spec).map_err(|err| {
-        if let SpawnError::Child(failed) = &err {
-            log::debug!(
-                "spawn of {:?} failed in the child (pid {}, reaped) at step {} (errno {}, \
-                 reported through {:?})",
-                spec.path,
-                failed.pid,
-                failed.step,
-                failed.errno,
-                failed.via,
-            );
+        let stage = match &err {
+            SpawnError::Child(failed) => {
+                log::debug!(
+                    "spawn of {:?} failed in the child (pid {}, reaped) at step {} (errno {}, \
+                     reported through {:?})",
+                    spec.path,
+                    failed.pid,
+                    failed.step,
+                    failed.errno,
+                    failed.via,
+                );
+                match failed.step {
+                    ChildStep::Chdir => SpawnStage::Workdir,
+                    ChildStep::Exec => SpawnStage::Exec,
+                    _ => SpawnStage::Setup,
+                }
+            }
+            SpawnError::Parent(_) => SpawnStage::Setup,
+        };
+        SpawnFailure {
+            stage,
+            error: io::Error::from(err),
         }
-        io::Error::from(err)
     })
+}
+
+/// Where a start failed: what the caller asked for (the working directory, the program and
+/// its arguments) or the setting up of the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SpawnStage {
+    /// `chdir` to the working directory.
+    Workdir,
+    /// `execve` of the program with its arguments and environment.
+    Exec,
+    /// Anything else: creating the child, its descriptors, its signal state.
+    Setup,
+}
+
+/// A failed start: where, and the system's error (`raw_os_error()` is the child's `errno`).
+#[derive(Debug)]
+pub(crate) struct SpawnFailure {
+    pub(crate) stage: SpawnStage,
+    pub(crate) error: io::Error,
 }
 
 /// [`spawn`] with a typed error: tells a step that failed in the child (and how it was
