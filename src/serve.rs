@@ -37,6 +37,8 @@ pub struct ServeOptions {
     pub env: Vec<(String, String)>,
     /// Most processes running at once.
     pub max_running: usize,
+    /// Most connections served at once (before the file descriptor limit lowers it).
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
@@ -48,6 +50,7 @@ impl Default for ServeOptions {
             workdir: None,
             env: Vec::new(),
             max_running: DEFAULT_MAX_RUNNING,
+            max_connections: http::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -148,9 +151,26 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
             "refusing to listen on {addr} without a token: set {TOKEN_ENV} or --token-file, or pass --allow-unauthenticated"
         )));
     }
-    match sys::raise_fd_limit() {
-        Ok(limit) => log::debug!("file descriptor limit: {limit}"),
-        Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
+    let fd_limit = match sys::raise_fd_limit() {
+        Ok(limit) => {
+            log::debug!("file descriptor limit: {limit}");
+            Some(limit)
+        }
+        Err(e) => {
+            log::warn!("cannot raise the file descriptor limit: {e}");
+            None
+        }
+    };
+    let limits = Limits {
+        max_connections: connection_limit(opts.max_connections, fd_limit),
+        ..Limits::default()
+    };
+    if limits.max_connections < opts.max_connections {
+        log::info!(
+            "serving at most {} connections: the file descriptor limit is {}",
+            limits.max_connections,
+            fd_limit.unwrap_or_default()
+        );
     }
 
     // Bind before the manager exists: a failure to listen then reports one line and nothing
@@ -160,7 +180,7 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     });
     let server = Server::bind(
         &listen,
-        Limits::default(),
+        limits,
         Arc::clone(&service) as Arc<dyn http::Service>,
     )
     .map_err(|e| ServeError::Failed(format!("cannot listen on {}: {e}", opts.listen)))?;
@@ -223,6 +243,23 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// File descriptors kept out of the connection limit: the listener, the spare, the process
+/// manager's own, stdio, and the pipes and pidfds of a few dozen children (at most a quarter
+/// of a small limit). Past it, running out of descriptors is still handled (idle connections,
+/// then the oldest waits, make room).
+pub const FD_RESERVE: u64 = 64;
+
+/// The connection limit: the configured one, lowered so that connections alone cannot use
+/// up the file descriptor limit.
+fn connection_limit(configured: usize, fd_limit: Option<u64>) -> usize {
+    let Some(fds) = fd_limit else {
+        return configured;
+    };
+    let reserve = FD_RESERVE.min(fds / 4);
+    let room = usize::try_from(fds.saturating_sub(reserve)).unwrap_or(usize::MAX);
+    configured.min(room.max(1))
+}
+
 /// `$HOME` when it names an existing absolute directory, else `/`.
 fn home_dir() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -268,6 +305,20 @@ impl http::Service for Api {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_connection_limit_fits_the_fd_limit() {
+        assert_eq!(connection_limit(1024, None), 1024);
+        assert_eq!(connection_limit(1024, Some(20_000)), 1024);
+        assert_eq!(connection_limit(1024, Some(1024)), 960);
+        assert_eq!(connection_limit(10, Some(1024)), 10);
+        assert_eq!(connection_limit(1024, Some(64)), 48);
+        assert_eq!(connection_limit(1024, Some(0)), 1, "never zero");
+        assert!(
+            connection_limit(usize::MAX, Some(u64::MAX)) > 1 << 40,
+            "huge means huge"
+        );
+    }
 
     #[test]
     fn listen_addresses() {

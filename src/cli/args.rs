@@ -42,6 +42,7 @@ process's status: its exit code, 128+N for signal N, 124 for a timeout.";
 const SERVE_USAGE: &str = "\
 Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
                         [--workdir DIR] [--env KEY=VALUE]... [--max-running N]
+                        [--max-connections N]
 
   --listen ADDR            HOST:PORT (default 127.0.0.1:7717; port 0 picks one) or unix:/path
   --token-file FILE        require `Authorization: Bearer <token>`; the token is read from FILE
@@ -50,6 +51,9 @@ Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthentic
   --workdir DIR            default working directory for processes (when it exists)
   --env KEY=VALUE          extra environment variable for every process (repeatable)
   --max-running N          most processes running at once (default 256)
+  --max-connections N      most connections served at once (default 1024; lowered to fit
+                           the file descriptor limit). At the limit an idle or slow
+                           connection is closed, else the oldest blocked wait is answered
 
 Prints `listening on <address>` once listening. SIGTERM or SIGINT stops it gracefully.
 Logs go to stderr; RUST_LOG sets the level (default info).";
@@ -445,6 +449,14 @@ fn parse_serve(words: &mut Words<'_>) -> Result<ServeOptions, Usage> {
                     words.error(format!("--max-running takes a whole number, got \"{n}\""))
                 })?;
             }
+            "--max-connections" => {
+                let n = words.value(&arg)?;
+                opts.max_connections = n.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    words.error(format!(
+                        "--max-connections takes a whole number above 0, got \"{n}\""
+                    ))
+                })?;
+            }
             _ => return Err(words.unknown(arg.word)),
         }
     }
@@ -789,8 +801,10 @@ mod tests {
             "--env=B=x=y",
             "--max-running",
             "7",
+            "--max-connections=9",
         ]))
         .expect("valid flags");
+        assert_eq!(opts.max_connections, 9);
         assert_eq!(opts.listen, "0.0.0.0:0");
         assert_eq!(opts.token_file, Some(PathBuf::from("/tmp/t")));
         assert!(opts.allow_unauthenticated);

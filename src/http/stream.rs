@@ -5,7 +5,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -168,13 +168,41 @@ impl Drop for Listener {
     }
 }
 
+/// Mode of a unix socket file, whatever the umask: only the server's own user may connect
+/// (without a token, anyone who can connect can run commands).
+pub const UNIX_SOCKET_MODE: u32 = 0o600;
+
+/// Binds a unix socket at `path` with [`UNIX_SOCKET_MODE`], never reachable with a looser
+/// mode: it is bound under a temporary name in the same directory, given its mode, then
+/// renamed into place (a rename is atomic, so a client sees no socket or the finished one).
+/// `AddrInUse` if something is at `path` already.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Err(io::Error::from(io::ErrorKind::AddrInUse));
+    }
+    let name = format!(".procwarden-{}.sock", std::process::id());
+    let staging = path
+        .parent()
+        .map_or_else(|| name.clone().into(), |dir| dir.join(&name));
+    // A leftover of an earlier run with our pid: ours to replace.
+    let _ = fs::remove_file(&staging);
+    let listener = UnixListener::bind(&staging)?;
+    let placed = fs::set_permissions(&staging, fs::Permissions::from_mode(UNIX_SOCKET_MODE))
+        .and_then(|()| fs::rename(&staging, path));
+    if let Err(e) = placed {
+        let _ = fs::remove_file(&staging);
+        return Err(e);
+    }
+    Ok(listener)
+}
+
 /// Binds a unix socket at `path`. A socket file already there is replaced only if it is stale
 /// (connecting to it is refused: nobody listens); a live socket, or a file that is not a
 /// socket, is `AddrInUse`. (Between the refused connect and the new bind another server could
 /// take the path; both would then believe they own it. Starting two servers on one path at the
 /// same instant is not supported.)
 fn bind_unix(path: &Path) -> io::Result<UnixListener> {
-    match UnixListener::bind(path) {
+    match bind_private(path) {
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {}
         other => return other,
     }
@@ -193,7 +221,7 @@ fn bind_unix(path: &Path) -> io::Result<UnixListener> {
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             log::info!("removing stale socket file {}", path.display());
             fs::remove_file(path)?;
-            UnixListener::bind(path)
+            bind_private(path)
         }
         Err(e) => Err(in_use(format!("cannot tell whether it is in use ({e})"))),
     }
