@@ -255,7 +255,8 @@ impl Handler {
             Ok(chat) => chat,
             Err(response) => return response,
         };
-        let api = LocalApi::new(Arc::clone(&self.manager), chat);
+        // The front end may end this request's wait early to make room (see `http`).
+        let api = LocalApi::new(Arc::clone(&self.manager), chat).interruptible(&req.interrupt);
         match route {
             Route::Root => {
                 Response::message(200, format!("procwarden {}", env!("CARGO_PKG_VERSION")))

@@ -433,13 +433,43 @@ pub(crate) fn watch(
             proc.pipe_grace_over(sink);
         }
     };
-    // Stopped or failed: the pipe counts as closed from here on. If the leader is still to be
-    // reaped (a poll or read error), hand its watch to the supervisor.
-    proc.output_closed(sink);
-    if proc.state.lock().leader == Leader::Alive {
-        sink.unwatched(Arc::clone(proc));
-    }
+    proc.watcher_gone(sink);
     result
+}
+
+/// [`watch`], and if it panics, the process is not left without a watcher: the panic is
+/// logged and the process handed on as after a failed read. So a reader thread that unwinds
+/// never leaves a process running forever (nor its waiters blocked until their deadline).
+pub(crate) fn watch_guarded(
+    proc: &Arc<Proc>,
+    pipe: OwnedFd,
+    pidfd: Option<Arc<OwnedFd>>,
+    stop: BorrowedFd<'_>,
+    sink: &dyn ExitSink,
+) {
+    let watched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        watch(proc, pipe, pidfd, stop, sink)
+    }));
+    match watched {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => log::warn!("{}: reading output failed: {e}", proc.label()),
+        Err(_) => {
+            log::error!("{}: its reader panicked; handing it on", proc.label());
+            proc.watcher_gone(sink);
+        }
+    }
+}
+
+impl Proc {
+    /// Its watcher stopped (at the end of a close, on an error, or by unwinding): the pipe
+    /// counts as closed from here on, and if the leader is still to be reaped, the watch is
+    /// handed on (to the supervisor).
+    fn watcher_gone(self: &Arc<Self>, sink: &dyn ExitSink) {
+        self.output_closed(sink);
+        if self.state.lock().leader == Leader::Alive {
+            sink.unwatched(Arc::clone(self));
+        }
+    }
 }
 
 /// Reads what the pipe holds into the buffer. `Ok(false)` at end of file.
@@ -455,5 +485,55 @@ fn drain(proc: &Proc, pipe: &mut File, chunk: &mut Vec<u8>) -> io::Result<bool> 
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex as PlMutex;
+
+    /// A sink whose `output_ended` panics, as a bug in the reader's path would.
+    #[derive(Default)]
+    struct PanickingSink {
+        unwatched: PlMutex<Vec<ProcessId>>,
+    }
+
+    impl ExitSink for PanickingSink {
+        fn exited(&self, _: &Arc<Proc>, _: &Exit, _: bool) {}
+        fn output_ended(&self) {
+            panic!("a bug in the reader's path");
+        }
+        fn unwatched(&self, proc: Arc<Proc>) {
+            self.unwatched.lock().push(proc.id);
+        }
+    }
+
+    #[test]
+    fn a_reader_that_unwinds_hands_its_process_on() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let (read_end, write_end) = sys::pipe_cloexec().expect("pipe");
+        let spec = ProcSpec {
+            id: ProcessId::new_random(),
+            chat: None,
+            command: "sleep 30".into(),
+            workdir: PathBuf::from("/"),
+            background: false,
+            buffer: BufferConfig::default(),
+            pipe_grace: Duration::from_secs(2),
+        };
+        let proc = Proc::new(spec, child.id(), 1, None);
+        let stop = sys::Waker::new().expect("waker");
+        let sink = PanickingSink::default();
+        // End of file at once: the reader's end-of-output path panics.
+        drop(write_end);
+        watch_guarded(&proc, read_end, None, stop.fd(), &sink);
+        assert_eq!(*sink.unwatched.lock(), vec![proc.id], "handed on");
+        assert!(!proc.state.lock().pipe_open);
+        child.kill().expect("kill");
+        child.wait().expect("reap");
     }
 }

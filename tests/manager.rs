@@ -902,3 +902,85 @@ fn an_interrupt_ends_waits_early_with_the_answer_of_a_wait_that_ran_out() {
     }
     m.signal(&id, None, Signal::Kill, None).expect("kill");
 }
+
+#[test]
+fn a_huge_duration_in_any_builder_method_means_never_not_a_panic() {
+    // The pipe grace never ends: a background member holding the pipe keeps the process
+    // running until close, which ends its group and returns.
+    let m = Manager::builder()
+        .pipe_grace(Duration::MAX)
+        .build()
+        .expect("manager");
+    let id = start_shell(&m, "sleep 30 & echo started").id;
+    let first = m
+        .output(&id, None, OutputQuery::after(0, LONG))
+        .expect("output");
+    assert_eq!(first.output, "started\n");
+    let later = m
+        .output(
+            &id,
+            None,
+            OutputQuery::until_exit(Duration::from_millis(300)),
+        )
+        .expect("output");
+    assert!(later.running, "the grace never ends");
+    m.close();
+    assert!(!m.info(&id, None).expect("info").running);
+
+    // The kill grace never ends: a timeout's SIGTERM still ends a child that heeds it, and
+    // close returns once everything has exited.
+    let m = Manager::builder()
+        .kill_grace(Duration::MAX)
+        .build()
+        .expect("manager");
+    let id = m
+        .start(Command::shell("sleep 30").timeout(Duration::from_millis(100)))
+        .expect("start")
+        .id;
+    let exit = wait_exit(&m, &id).exit.expect("exit");
+    assert!(exit.timed_out);
+    m.close();
+
+    // Retention, the longest wait, the reader idle time and a timeout: never.
+    let m = Manager::builder()
+        .retention(Duration::MAX)
+        .max_wait(Duration::MAX)
+        .reader_idle(Duration::MAX)
+        .build()
+        .expect("manager");
+    for _ in 0..2 {
+        let started = m
+            .start(Command::shell("sleep 0.1").timeout(Duration::MAX))
+            .expect("start");
+        let out = m
+            .output(&started.id, None, OutputQuery::until_exit(Duration::MAX))
+            .expect("output");
+        assert!(!out.running && out.exit.and_then(|e| e.code) == Some(0));
+    }
+    assert_eq!(m.list(None, 10).len(), 2, "kept");
+    m.close();
+}
+
+#[test]
+fn a_panicking_exit_hook_is_survived_and_the_next_exit_runs_it() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let m = Manager::builder()
+        .on_exit(move |event| {
+            let first = event.exit.code == Some(1);
+            let _ = tx.lock().expect("sender").send(event.id);
+            assert!(!first, "a hook that panics on the first exit");
+        })
+        .build()
+        .expect("manager");
+    let failing = run(&m, Command::shell("exit 1"));
+    assert!(!failing.running);
+    let first = rx.recv_timeout(LONG).expect("the hook ran once");
+    // The supervisor is still there: starts work, and the next exit runs the hook again.
+    let ok = start_shell(&m, "exit 0").id;
+    assert_eq!(wait_exit(&m, &ok).exit.and_then(|e| e.code), Some(0));
+    let second = rx.recv_timeout(LONG).expect("the hook ran again");
+    assert_eq!(second, ok);
+    assert_ne!(first, second);
+    m.close();
+}

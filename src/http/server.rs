@@ -771,6 +771,72 @@ mod tests {
     }
 
     #[test]
+    fn blocked_waits_are_ended_only_when_nothing_else_can_go() {
+        let mut registry = Registry::default();
+        let waiting = |age_ms| {
+            let interrupt = Interrupt::new();
+            // A wait registers itself on its request's interrupt while it blocks.
+            let registration = interrupt.on_interrupt(|| {});
+            let mut e = entry(State::Busy, age_ms);
+            e.interrupt = Some(interrupt.clone());
+            (e, interrupt, registration)
+        };
+        let (old, old_interrupt, _old_wait) = waiting(900);
+        let (young, young_interrupt, _young_wait) = waiting(100);
+        registry.conns.insert(1, old);
+        registry.conns.insert(2, young);
+        registry.conns.insert(3, entry(State::Busy, 5000));
+        registry.conns.insert(4, entry(State::Idle, 1));
+        assert_eq!(
+            registry.victim(),
+            Some(4),
+            "an idle connection goes before any wait"
+        );
+        registry.evict(4, "test");
+        assert_eq!(registry.victim(), Some(1), "then the oldest wait");
+        assert_eq!(registry.occupied(), 3);
+        registry.evict(1, "test");
+        assert!(old_interrupt.is_interrupted() && !young_interrupt.is_interrupted());
+        assert!(
+            registry.conns.contains_key(&1),
+            "it answers and leaves by itself"
+        );
+        assert_eq!(
+            registry.occupied(),
+            2,
+            "an ended wait no longer holds a slot"
+        );
+        assert_eq!(registry.victim(), Some(2), "never the same one twice");
+        registry.evict(2, "test");
+        assert_eq!(
+            registry.victim(),
+            None,
+            "a busy request that is not waiting is never evicted"
+        );
+    }
+
+    const READER_NAME: &str = "evict-reader";
+
+    /// Whether this process's thread called `name` is blocked in `read` or `recvfrom` (its
+    /// `/proc/self/task/*/syscall` line starts with that system call's number).
+    fn thread_blocked_in_read(name: &str) -> bool {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return false;
+        };
+        tasks.flatten().any(|task| {
+            let path = task.path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            let syscall = std::fs::read_to_string(path.join("syscall")).unwrap_or_default();
+            let number: Option<libc::c_long> = syscall
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok());
+            comm.trim() == name
+                && matches!(number, Some(n) if n == libc::SYS_read || n == libc::SYS_recvfrom)
+        })
+    }
+
+    #[test]
     fn eviction_wakes_a_blocked_reader() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let stream = Arc::new(Stream::Unix(a));
@@ -785,15 +851,22 @@ mod tests {
                 ending: false,
             },
         );
-        let reader = std::thread::spawn(move || {
-            stream.set_read_timeout(Duration::from_secs(10)).unwrap();
-            let started = Instant::now();
-            let mut buf = [0u8; 8];
-            (stream.read(&mut buf).unwrap(), started.elapsed())
-        });
-        // Give the reader a moment to block; the result holds either way (a read after the
-        // shutdown returns end of stream at once too).
-        std::thread::sleep(Duration::from_millis(50));
+        let reader = std::thread::Builder::new()
+            .name(READER_NAME.into())
+            .spawn(move || {
+                stream.set_read_timeout(Duration::from_secs(10)).unwrap();
+                let started = Instant::now();
+                let mut buf = [0u8; 8];
+                (stream.read(&mut buf).unwrap(), started.elapsed())
+            })
+            .unwrap();
+        // The reader must really be blocked in its read when the eviction comes (nothing in
+        // the product can signal that: watch the thread's system call, against a deadline).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !thread_blocked_in_read(READER_NAME) {
+            assert!(Instant::now() < deadline, "the reader never blocked");
+            std::thread::yield_now();
+        }
         registry.evict(7, "test");
         let (n, waited) = reader.join().unwrap();
         assert_eq!(n, 0);

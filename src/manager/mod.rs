@@ -309,9 +309,7 @@ impl Manager {
         let watched = Arc::clone(proc);
         let task = Box::new(move || {
             let stop = shared.stop_readers.fd();
-            if let Err(e) = process::watch(&watched, pipe, pidfd, stop, &*shared) {
-                log::warn!("{}: reading output failed: {e}", watched.label());
-            }
+            process::watch_guarded(&watched, pipe, pidfd, stop, &*shared);
         });
         if let Err(e) = self.shared.readers.dispatch(task) {
             // Without a reader nobody drains the pipe (now closed) or watches the exit: stop
