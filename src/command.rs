@@ -180,6 +180,23 @@ impl fmt::Display for ParseSignalError {
 
 impl std::error::Error for ParseSignalError {}
 
+/// Most bytes of a command that a log line shows: a command may be up to a request body long
+/// (1 MiB), and a log line per start must stay a line.
+pub const LOG_COMMAND_BYTES: usize = 256;
+
+/// `command` as a log line shows it: at most [`LOG_COMMAND_BYTES`], cut at a character
+/// boundary, with the full length noted when cut.
+pub(crate) fn log_excerpt(command: &str) -> std::borrow::Cow<'_, str> {
+    if command.len() <= LOG_COMMAND_BYTES {
+        return command.into();
+    }
+    let mut end = LOG_COMMAND_BYTES;
+    while !command.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &command[..end], command.len()).into()
+}
+
 /// Joins words with POSIX shell quoting, as Python's `shlex.join` does: a word made only of
 /// `[A-Za-z0-9_@%+=:,./-]` stays as it is, the empty word becomes `''`, anything else is put in
 /// single quotes with each `'` written as `'"'"'`.
@@ -220,6 +237,15 @@ mod tests {
         );
         assert_eq!(shell_join(&words(&["$HOME", "x*"])), "'$HOME' 'x*'");
         assert_eq!(shell_join(&words(&["é"])), "'é'");
+    }
+
+    #[test]
+    fn log_lines_show_a_bounded_excerpt() {
+        assert_eq!(log_excerpt("echo hi"), "echo hi");
+        let long = "é".repeat(1000);
+        let shown = log_excerpt(&long);
+        assert!(shown.len() <= LOG_COMMAND_BYTES + 20, "{}", shown.len());
+        assert!(shown.ends_with("... (2000 bytes)"), "{shown}");
     }
 
     #[test]

@@ -133,7 +133,7 @@ mod time;
 pub mod tools;
 
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};
-pub use command::{Command, ParseSignalError, Signal};
+pub use command::{Command, LOG_COMMAND_BYTES, ParseSignalError, Signal};
 pub use error::Error;
 pub use id::ProcessId;
 pub use info::{Exit, ExitEvent, Output, OutputQuery, ProcessInfo, Started};

@@ -257,7 +257,7 @@ impl Supervisor {
             proc.label(),
             proc.pid,
             proc.workdir.display(),
-            proc.command
+            crate::command::log_excerpt(&proc.command)
         );
     }
 

@@ -285,7 +285,7 @@ impl Manager {
             Ok(Err(e)) => {
                 log::warn!(
                     "failed to start {:?}: {}{}",
-                    cmd_label(&cmd),
+                    crate::command::log_excerpt(&cmd_label(&cmd)),
                     e.error,
                     chat_suffix(chat)
                 );

@@ -563,8 +563,7 @@ pub fn serve_command(mut cmd: Command) -> ServerProc {
     // Drain stderr in the background so the server never blocks on a full pipe.
     if let Some(mut stderr) = child.stderr.take() {
         std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = stderr.read_to_end(&mut sink);
+            let _ = io::copy(&mut stderr, &mut io::sink());
         });
     }
     ServerProc { child, addr, line }
