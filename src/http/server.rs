@@ -174,6 +174,17 @@ impl Registry {
 }
 
 impl Entry {
+    /// A new connection: idle until its first bytes arrive.
+    fn new(stream: Arc<Stream>) -> Entry {
+        Entry {
+            state: State::Idle,
+            since: Instant::now(),
+            stream,
+            interrupt: None,
+            ending: false,
+        }
+    }
+
     /// Busy inside the service and blocked in a wait that may be ended early.
     fn is_waiting(&self) -> bool {
         self.state == State::Busy
@@ -562,16 +573,7 @@ impl Server {
             }
             let id = registry.next_id;
             registry.next_id += 1;
-            registry.conns.insert(
-                id,
-                Entry {
-                    state: State::Idle,
-                    since: Instant::now(),
-                    stream: Arc::clone(&stream),
-                    interrupt: None,
-                    ending: false,
-                },
-            );
+            registry.conns.insert(id, Entry::new(Arc::clone(&stream)));
             id
         };
         let thread_shared = Arc::clone(shared);
@@ -692,39 +694,27 @@ mod tests {
     }
 
     #[test]
-    fn fd_exhaustion_uses_the_spare_fd() {
-        assert_eq!(
-            accept_error_action(&os_error(libc::EMFILE)),
-            AcceptAction::UseSpareFd
-        );
-        assert_eq!(
-            accept_error_action(&os_error(libc::ENFILE)),
-            AcceptAction::UseSpareFd
-        );
-    }
-
-    #[test]
-    fn errors_about_one_connection_are_skipped() {
-        for code in [libc::ECONNABORTED, libc::EINTR, libc::EPROTO, libc::EPERM] {
-            assert_eq!(
-                accept_error_action(&os_error(code)),
-                AcceptAction::Retry,
-                "{code}"
-            );
+    fn accept_errors_are_classified() {
+        let table = [
+            // Out of fds: the spare fd makes room.
+            (libc::EMFILE, AcceptAction::UseSpareFd),
+            (libc::ENFILE, AcceptAction::UseSpareFd),
+            // About one connection: the next one is accepted.
+            (libc::ECONNABORTED, AcceptAction::Retry),
+            (libc::EINTR, AcceptAction::Retry),
+            (libc::EPROTO, AcceptAction::Retry),
+            (libc::EPERM, AcceptAction::Retry),
+            // Resources: back off.
+            (libc::ENOMEM, AcceptAction::BackOff),
+            (libc::ENOBUFS, AcceptAction::BackOff),
+            (libc::EBADF, AcceptAction::BackOff),
+            (libc::EINVAL, AcceptAction::BackOff),
+        ];
+        for (code, action) in table {
+            assert_eq!(accept_error_action(&os_error(code)), action, "{code}");
         }
         let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
         assert_eq!(accept_error_action(&aborted), AcceptAction::Retry);
-    }
-
-    #[test]
-    fn resource_errors_back_off() {
-        for code in [libc::ENOMEM, libc::ENOBUFS, libc::EBADF, libc::EINVAL] {
-            assert_eq!(
-                accept_error_action(&os_error(code)),
-                AcceptAction::BackOff,
-                "{code}"
-            );
-        }
         let other = io::Error::other("strange");
         assert_eq!(accept_error_action(&other), AcceptAction::BackOff);
     }
@@ -841,16 +831,7 @@ mod tests {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let stream = Arc::new(Stream::Unix(a));
         let mut registry = Registry::default();
-        registry.conns.insert(
-            7,
-            Entry {
-                state: State::Idle,
-                since: Instant::now(),
-                stream: Arc::clone(&stream),
-                interrupt: None,
-                ending: false,
-            },
-        );
+        registry.conns.insert(7, Entry::new(Arc::clone(&stream)));
         let reader = std::thread::Builder::new()
             .name(READER_NAME.into())
             .spawn(move || {

@@ -36,18 +36,7 @@ pub(super) extern "C" fn child_entry(arg: *mut c_void) -> c_int {
 /// bytes; SPARC, which takes an extra argument) use glibc's `sigaction` with
 /// `default_action` and so leave 32 and 33 as inherited.
 pub(in crate::sys) fn reset_disposition(sig: c_int, default_action: &libc::sigaction) {
-    #[cfg(any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64",
-        target_arch = "loongarch64",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-    ))]
-    {
-        let _ = default_action;
+    if KERNEL_SIGACTION_IS_32_BYTES {
         let zeroed_action = [0u64; 4];
         // SAFETY: rt_sigaction reads a kernel `struct sigaction` (at most 32 bytes on these
         // architectures) from a buffer of 32 zeroed bytes and writes nothing (NULL oldact).
@@ -60,22 +49,24 @@ pub(in crate::sys) fn reset_disposition(sig: c_int, default_action: &libc::sigac
                 8usize,
             )
         };
+    } else {
+        // SAFETY: sigaction is async-signal-safe; both pointers are valid or NULL.
+        unsafe { libc::sigaction(sig, default_action, ptr::null_mut()) };
     }
-    #[cfg(not(any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64",
-        target_arch = "loongarch64",
-        target_arch = "powerpc64",
-        target_arch = "s390x",
-    )))]
-    // SAFETY: sigaction is async-signal-safe; both pointers are valid or NULL.
-    unsafe {
-        libc::sigaction(sig, default_action, ptr::null_mut())
-    };
 }
+
+/// Whether the kernel's `struct sigaction` fits the 32 zeroed bytes that
+/// [`reset_disposition`] hands to `rt_sigaction`, with an 8-byte signal set.
+const KERNEL_SIGACTION_IS_32_BYTES: bool = cfg!(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "riscv64",
+    target_arch = "loongarch64",
+    target_arch = "powerpc64",
+    target_arch = "s390x",
+));
 
 /// Marks every fd from `first` up close-on-exec with one system call,
 /// `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11+). `false` if the kernel refused it
