@@ -1,8 +1,6 @@
 //! What to run: [`Command`], and the [`Signal`]s a running process can be sent.
 
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -141,44 +139,7 @@ impl Signal {
             Signal::Interrupt => libc::SIGINT,
         }
     }
-
-    /// The wire name: `terminate`, `kill` or `interrupt` (see [`crate::api::signal_name`]).
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        crate::api::signal_name(self)
-    }
 }
-
-impl FromStr for Signal {
-    type Err = ParseSignalError;
-
-    /// Parses a wire name (`terminate`, `kill`, `interrupt`).
-    fn from_str(s: &str) -> Result<Self, ParseSignalError> {
-        crate::api::parse_signal(s)
-    }
-}
-
-/// A signal name that is not one of [`Signal`]'s wire names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseSignalError {
-    pub(crate) name: String,
-}
-
-impl ParseSignalError {
-    /// The name that was given.
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl fmt::Display for ParseSignalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::api::unsupported_signal_message(&self.name))
-    }
-}
-
-impl std::error::Error for ParseSignalError {}
 
 /// Most bytes of a command that a log line shows: a command may be up to a request body long
 /// (1 MiB), and a log line per start must stay a line.

@@ -132,8 +132,9 @@ pub(crate) mod sys;
 mod time;
 pub mod tools;
 
+pub use api::ParseSignalError;
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};
-pub use command::{Command, LOG_COMMAND_BYTES, ParseSignalError, Signal};
+pub use command::{Command, LOG_COMMAND_BYTES, Signal};
 pub use error::Error;
 pub use id::ProcessId;
 pub use info::{Exit, ExitEvent, Output, OutputQuery, ProcessInfo, Started};

@@ -5,13 +5,15 @@
 //! The wire's sentences live here, not in the library's `Display` impls: a `Display` is for a
 //! person reading a log, and changing one must never change what the wire says.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
 use super::{Message, OutputResponse, ProcessInfo, StartRequest, StartResponse, Truncation};
 use crate::buffer::TRUNCATION_STRATEGY;
-use crate::command::{Command, ParseSignalError, Signal};
+use crate::command::{Command, Signal};
 use crate::error::Error;
 use crate::info::{Exit, Output, ProcessInfo as Info, Started};
 
@@ -47,6 +49,47 @@ pub fn parse_signal(name: &str) -> Result<Signal, ParseSignalError> {
             name: name.to_string(),
         })
 }
+
+// The signal's names are the wire's, so they are given here, beside the one table, rather
+// than in `command.rs` (which then knows nothing of the wire).
+impl Signal {
+    /// The wire name: `terminate`, `kill` or `interrupt` (see [`SIGNAL_NAMES`]).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        signal_name(self)
+    }
+}
+
+impl FromStr for Signal {
+    type Err = ParseSignalError;
+
+    /// Parses a wire name (`terminate`, `kill`, `interrupt`).
+    fn from_str(s: &str) -> Result<Self, ParseSignalError> {
+        parse_signal(s)
+    }
+}
+
+/// A signal name that is not one of [`Signal`]'s wire names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseSignalError {
+    name: String,
+}
+
+impl ParseSignalError {
+    /// The name that was given.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for ParseSignalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&unsupported_signal_message(&self.name))
+    }
+}
+
+impl std::error::Error for ParseSignalError {}
 
 /// The contract's answer to an unsupported signal name.
 #[must_use]

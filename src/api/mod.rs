@@ -25,8 +25,8 @@ mod process_api;
 
 pub use local::LocalApi;
 pub use map::{
-    SIGNAL_NAMES, command_from_start, error_answer, exit_code, exit_signal, list_command,
-    not_found_message, parse_signal, signal_name, unsupported_signal_message,
+    ParseSignalError, SIGNAL_NAMES, command_from_start, error_answer, exit_code, exit_signal,
+    list_command, not_found_message, parse_signal, signal_name, unsupported_signal_message,
 };
 pub use process_api::{ApiError, ListEntries, MAX_TOOL_OUTPUT_BYTES, ProcessApi, cap_output};
 
