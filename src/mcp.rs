@@ -95,6 +95,8 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 /// JSON-RPC: the method's params are wrong.
 pub const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC: the server failed (a tool call that panicked: a bug).
+pub const INTERNAL_ERROR: i64 = -32603;
 
 /// Worker threads that run tool calls, unless [`Limits`] says otherwise.
 pub const DEFAULT_WORKERS: usize = 8;
@@ -924,14 +926,17 @@ impl Inner {
                 None => {}
             }
         }
-        let api = self.backend.api(&job.interrupt);
         let report = |progress: &Progress| self.progress(&job, progress);
         let mut context = CallContext::new().cancel(&job.interrupt);
         if job.progress_token.is_some() {
             context = context.progress(&report);
         }
-        let result = tools::call_with(&*api, &job.name, &job.arguments, &context);
-        drop(api);
+        // The tools answer every failure as a result; a panic is a bug, answered as one (and
+        // the worker lives on).
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let api = self.backend.api(&job.interrupt);
+            tools::call_with(&*api, &job.name, &job.arguments, &context)
+        }));
         let (cancelled, replaced) = {
             let mut calls = self.calls.lock();
             let state = calls.by_id.remove(&job.key);
@@ -942,7 +947,17 @@ impl Inner {
             (cancelled, replaced)
         };
         if !cancelled {
-            job.reply.send(result_answer(&job.id, tool_result(result)));
+            job.reply.send(match result {
+                Ok(result) => result_answer(&job.id, tool_result(result)),
+                Err(_) => {
+                    log::error!("the tool {} panicked", job.name);
+                    error_answer(
+                        &job.id,
+                        INTERNAL_ERROR,
+                        "Internal error: the tool panicked.",
+                    )
+                }
+            });
         }
         !replaced
     }
@@ -1528,6 +1543,33 @@ mod tests {
     fn start_call(peer: &Peer, id: u64) {
         peer.send(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
             "params": {"name": "execute", "arguments": {"command": "make"}}}));
+    }
+
+    /// A backend whose every call panics (a bug in a tool).
+    struct Panics;
+
+    impl Backend for Panics {
+        fn api(&self, _: &Interrupt) -> Box<dyn ProcessApi + '_> {
+            panic!("a bug")
+        }
+        fn interrupts_waits(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_panicking_tool_is_an_internal_error_and_its_worker_lives_on() {
+        let limits = Limits {
+            workers: 1,
+            ..Limits::default()
+        };
+        let peer = Peer::new(Arc::new(Panics), limits);
+        peer.initialize("2025-06-18");
+        for id in 1..=2 {
+            let answer = peer.request(id, "tools/call", json!({"name": "process_list"}));
+            assert_eq!(code(&answer), INTERNAL_ERROR, "{answer}");
+        }
+        peer.settle();
     }
 
     #[test]

@@ -208,7 +208,7 @@ fn failure(error: impl Into<String>) -> Value {
 #[derive(Clone, Copy, Default)]
 pub struct CallContext<'a> {
     cancel: Option<&'a Interrupt>,
-    progress: Option<&'a (dyn Fn(&Progress) + Sync)>,
+    progress: Option<&'a dyn Fn(&Progress)>,
 }
 
 impl std::fmt::Debug for CallContext<'_> {
@@ -243,7 +243,7 @@ impl<'a> CallContext<'a> {
     /// [`PROGRESS_INTERVAL`]), with the time since the start and the newest line. It is called
     /// on the calling thread, between waits: keep it short.
     #[must_use]
-    pub fn progress(mut self, report: &'a (dyn Fn(&Progress) + Sync)) -> Self {
+    pub fn progress(mut self, report: &'a dyn Fn(&Progress)) -> Self {
         self.progress = Some(report);
         self
     }
@@ -423,7 +423,7 @@ impl From<api::OutputResponse> for Waited {
 /// wakes it, and after each report waits only for the exit until [`PROGRESS_INTERVAL`] has
 /// passed (so a chatty command costs a report per interval, not one per write).
 struct Watch<'a> {
-    report: &'a (dyn Fn(&Progress) + Sync),
+    report: &'a dyn Fn(&Progress),
     started_at: Instant,
     /// Where the output not yet reported starts.
     cursor: u64,

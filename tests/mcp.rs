@@ -322,8 +322,9 @@ fn a_50_mb_flood_leaves_stdout_pure_json_rpc() {
     println!("{written} bytes of JSON-RPC on stdout, {progress} progress notifications");
 }
 
-#[test]
-fn sigterm_answers_calls_in_flight_and_ends_every_process() {
+/// Sends `signal` to a server with a background process and a call in flight: the call is
+/// answered, the server exits 0, and no process is left.
+fn a_signal_answers_calls_in_flight_and_ends_every_process(signal: &str) {
     let mut mcp = Mcp::start(&[], &[]);
     mcp.initialize();
     let (started, _) = mcp.call(
@@ -342,7 +343,7 @@ fn sigterm_answers_calls_in_flight_and_ends_every_process() {
         mcp.pid_of(4, "echo up; sleep 301"),
     ];
     let status = Command::new("kill")
-        .args(["-TERM", &mcp.child.id().to_string()])
+        .args([signal, &mcp.child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
@@ -356,6 +357,16 @@ fn sigterm_answers_calls_in_flight_and_ends_every_process() {
         eventually(Duration::from_secs(10), || pids.iter().all(|&p| dead(p))),
         "processes left: {pids:?}"
     );
+}
+
+#[test]
+fn sigterm_answers_calls_in_flight_and_ends_every_process() {
+    a_signal_answers_calls_in_flight_and_ends_every_process("-TERM");
+}
+
+#[test]
+fn sigint_answers_calls_in_flight_and_ends_every_process() {
+    a_signal_answers_calls_in_flight_and_ends_every_process("-INT");
 }
 
 #[test]

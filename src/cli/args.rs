@@ -128,8 +128,9 @@ Usage: procwarden tools [--schema]
 Lists the agent tools (execute, process_output, process_list, process_signal). No server is
 needed.
 
-  --schema, --json   print the tool definitions (name, description, JSON Schema of the
-                     arguments) as JSON";
+  --schema, --json   print the tool definitions as JSON: name, description, JSON Schema
+                     of the arguments (parameters) and of the result (outputSchema), and
+                     annotations (the MCP hints; `procwarden mcp` lists exactly these)";
 
 /// Every subcommand: its name and its help.
 const SUBCOMMANDS: [(&str, &str); 7] = [
