@@ -92,7 +92,9 @@
 //! `process_signal`) and their definitions. They run over [`api::ProcessApi`], the same trait
 //! the HTTP handler answers through: in process through [`api::LocalApi`], or against a
 //! `procwarden serve` through `client::Client` (the blocking HTTP client, feature `client`).
-//! Feature `cli` adds the command line, `cli::run`.
+//! Feature `mcp` adds [`mcp`] (`mcp::Server`): the same tools over the Model Context Protocol,
+//! a synchronous JSON-RPC server on any reader and writer (`procwarden mcp` runs it on stdin
+//! and stdout). Feature `cli` adds the command line, `cli::run`.
 //!
 //! # Platforms
 //!
@@ -118,6 +120,8 @@ mod id;
 mod info;
 mod interrupt;
 mod manager;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 #[cfg(any(test, feature = "model"))]
 #[doc(hidden)]
 pub mod model;

@@ -9,6 +9,11 @@
 //! pagers, editors and prompts ([`AGENT_ENV`]); turns a trailing `&` into a background start;
 //! caps what goes back to the model at [`MAX_TOOL_OUTPUT_BYTES`]; and returns every failure as
 //! a structured result, never a panic.
+//!
+//! [`call`] runs a tool; [`call_with`] also takes a [`CallContext`]: an [`Interrupt`] that ends
+//! the call early (a caller that no longer wants the answer), and a callback that hears of a
+//! foreground `execute`'s new output as it arrives ([`Progress`]). The MCP server
+//! (`procwarden::mcp`) uses both.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::api;
 pub use crate::api::{ApiError, LocalApi, MAX_TOOL_OUTPUT_BYTES, ProcessApi, cap_output};
+use crate::interrupt::Interrupt;
 
 /// Variables every process started by a tool gets: nothing waits for a person.
 pub const AGENT_ENV: [(&str, &str); 10] = [
@@ -35,6 +41,12 @@ pub const AGENT_ENV: [(&str, &str); 10] = [
 pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `process_output` waits for exit unless told otherwise.
 pub const DEFAULT_OUTPUT_WAIT: Duration = Duration::from_secs(10);
+
+/// A foreground `execute` with a progress callback reports new output at most this often: it
+/// wakes on new output, and after a report waits only for the exit until this much has passed.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// Longest line a [`Progress`] report carries (longer ones are cut at a character boundary).
+pub const MAX_PROGRESS_LINE_BYTES: usize = 256;
 
 /// The note added to foreground commands that dump files.
 pub const FILE_DUMP_NOTE: &str =
@@ -191,14 +203,94 @@ fn failure(error: impl Into<String>) -> Value {
     json!({"success": false, "error": error.into()})
 }
 
+/// What a tool call may be given besides its arguments: an [`Interrupt`] that ends it early,
+/// and a callback for the progress of a foreground `execute`. The default has neither.
+#[derive(Clone, Copy, Default)]
+pub struct CallContext<'a> {
+    cancel: Option<&'a Interrupt>,
+    progress: Option<&'a dyn Fn(&Progress)>,
+}
+
+impl std::fmt::Debug for CallContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("cancel", &self.cancel)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl<'a> CallContext<'a> {
+    /// No interrupt, no progress: what [`call`] uses.
+    #[must_use]
+    pub fn new() -> Self {
+        CallContext::default()
+    }
+
+    /// Once `interrupt` is interrupted, the call stops waiting and answers with a failure
+    /// (`error` says it was cancelled; a process it started keeps running, and its id is in
+    /// `background_process_id`). A call interrupted before it starts starts nothing. To end a
+    /// wait that is in progress too, give the same interrupt to the API
+    /// ([`LocalApi::interruptible`]); an API whose waits cannot be interrupted (the HTTP
+    /// client) ends its current wait first, which is bounded by the wait it asked for.
+    #[must_use]
+    pub fn cancel(mut self, interrupt: &'a Interrupt) -> Self {
+        self.cancel = Some(interrupt);
+        self
+    }
+
+    /// A foreground `execute` calls `report` when new output arrives (at most once per
+    /// [`PROGRESS_INTERVAL`]), with the time since the start and the newest line. It is called
+    /// on the calling thread, between waits: keep it short.
+    #[must_use]
+    pub fn progress(mut self, report: &'a dyn Fn(&Progress)) -> Self {
+        self.progress = Some(report);
+        self
+    }
+
+    /// Whether the call has been cancelled.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_some_and(Interrupt::is_interrupted)
+    }
+}
+
+/// The progress of a foreground `execute`: how long it has run, and its newest output line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Time since the command was started.
+    pub elapsed: Duration,
+    /// The last non-blank line of the output that arrived since the previous report (at most
+    /// [`MAX_PROGRESS_LINE_BYTES`], without its line end); empty when the new output was only
+    /// blank lines.
+    pub line: String,
+}
+
+/// The message of a call that was cancelled.
+pub const CANCELLED: &str = "the call was cancelled";
+
 /// Runs a tool by name with JSON arguments; always returns a JSON result (errors included).
 pub fn call(api: &dyn ProcessApi, name: &str, arguments: &Value) -> Value {
+    call_with(api, name, arguments, &CallContext::new())
+}
+
+/// [`call`] with a [`CallContext`]: cancellation and progress.
+pub fn call_with(
+    api: &dyn ProcessApi,
+    name: &str,
+    arguments: &Value,
+    context: &CallContext<'_>,
+) -> Value {
     fn args<T: serde::de::DeserializeOwned>(arguments: &Value) -> Result<T, Value> {
         serde_json::from_value(arguments.clone())
             .map_err(|e| failure(format!("invalid arguments: {e}")))
     }
+    if context.is_cancelled() {
+        return failure(CANCELLED);
+    }
     let result = match name {
-        "execute" => args(arguments).map(|a| execute(api, &a)),
+        "execute" => args(arguments).map(|a| execute_with(api, &a, context)),
         "process_output" => args(arguments).map(|a| process_output(api, &a)),
         "process_list" => Ok(process_list(api)),
         "process_signal" => args(arguments).map(|a| process_signal(api, &a)),
@@ -209,6 +301,12 @@ pub fn call(api: &dyn ProcessApi, name: &str, arguments: &Value) -> Value {
 
 /// `execute`: runs a command; in the foreground, waits for it up to its timeout.
 pub fn execute(api: &dyn ProcessApi, args: &ExecuteArgs) -> Value {
+    execute_with(api, args, &CallContext::new())
+}
+
+/// [`execute`] with a [`CallContext`]: a foreground wait ends when the call is cancelled, and
+/// reports new output to the progress callback.
+pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallContext<'_>) -> Value {
     if args.command.trim().is_empty() {
         return failure("command is required");
     }
@@ -250,13 +348,41 @@ pub fn execute(api: &dyn ProcessApi, args: &ExecuteArgs) -> Value {
         });
     }
     let deadline = crate::time::deadline_from(started_at, timeout);
+    let mut watch = context.progress.map(|report| Watch {
+        report,
+        started_at,
+        cursor: 0,
+        quiet_until: None,
+    });
     let out = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match api.output(&started.id, None, Some(left)) {
-            Ok(out) if !out.running => {
+        let waited = match &mut watch {
+            None => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                api.output(&started.id, None, Some(left)).map(Waited::from)
+            }
+            Some(watch) => watch.wait(api, &started.id, deadline),
+        };
+        match waited {
+            Ok(Waited::Exited(out)) => {
                 return finished(&command, &out, started_at.elapsed());
             }
-            Ok(out) if Instant::now() >= deadline => break out,
+            Ok(_) if context.is_cancelled() => {
+                return json!({
+                    "success": false,
+                    "error": format!("{CANCELLED} while waiting; the command is still running: use process_output to read it"),
+                    "background_process_id": started.id,
+                });
+            }
+            Ok(waited) if Instant::now() >= deadline => match waited {
+                Waited::Running(Some(out)) => break out,
+                _ => match api.output(&started.id, None, None) {
+                    Ok(out) if !out.running => {
+                        return finished(&command, &out, started_at.elapsed());
+                    }
+                    Ok(out) => break out,
+                    Err(e) => return recover(api, &started.id, &command, started_at, &e),
+                },
+            },
             Ok(_) => {}
             Err(e) if e.is_transport() => {
                 return recover(api, &started.id, &command, started_at, &e);
@@ -272,6 +398,84 @@ pub fn execute(api: &dyn ProcessApi, args: &ExecuteArgs) -> Value {
         "error": format!("command timed out after {timeout_shown}"),
         "background_process_id": started.id,
     })
+}
+
+/// What one wait of a foreground `execute` found.
+enum Waited {
+    /// The process has exited: its whole, final output.
+    Exited(api::OutputResponse),
+    /// It still runs; the whole output when the wait read it (a cursor wait reads only what
+    /// is new).
+    Running(Option<api::OutputResponse>),
+}
+
+impl From<api::OutputResponse> for Waited {
+    fn from(out: api::OutputResponse) -> Self {
+        if out.running {
+            Waited::Running(Some(out))
+        } else {
+            Waited::Exited(out)
+        }
+    }
+}
+
+/// A foreground `execute` that reports progress: it waits on a cursor, so that new output
+/// wakes it, and after each report waits only for the exit until [`PROGRESS_INTERVAL`] has
+/// passed (so a chatty command costs a report per interval, not one per write).
+struct Watch<'a> {
+    report: &'a dyn Fn(&Progress),
+    started_at: Instant,
+    /// Where the output not yet reported starts.
+    cursor: u64,
+    /// No report before this.
+    quiet_until: Option<Instant>,
+}
+
+impl Watch<'_> {
+    fn wait(
+        &mut self,
+        api: &dyn ProcessApi,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<Waited, ApiError> {
+        if let Some(quiet_until) = self.quiet_until.take() {
+            let now = Instant::now();
+            if quiet_until > now {
+                let until = quiet_until.min(deadline);
+                let out = api.output(id, None, Some(until.saturating_duration_since(now)))?;
+                if !out.running || until == deadline {
+                    return Ok(Waited::from(out));
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let new = api.output(id, Some(self.cursor), Some(left))?;
+        if !new.running {
+            // The cursor answer holds only the tail end: the final answer is the whole output.
+            return api.output(id, None, None).map(Waited::from);
+        }
+        if new.next_cursor > self.cursor {
+            self.cursor = new.next_cursor;
+            (self.report)(&Progress {
+                elapsed: self.started_at.elapsed(),
+                line: newest_line(&new.output).to_string(),
+            });
+            self.quiet_until = Some(crate::time::deadline_in(PROGRESS_INTERVAL));
+        }
+        Ok(Waited::Running(None))
+    }
+}
+
+/// The last non-blank line of `output`, without its line end, cut to
+/// [`MAX_PROGRESS_LINE_BYTES`].
+fn newest_line(output: &str) -> &str {
+    let line = output
+        .lines()
+        .rev()
+        .map(str::trim_end)
+        .find(|line| !line.trim_start().is_empty())
+        .unwrap_or_default();
+    cap_output(line, MAX_PROGRESS_LINE_BYTES).0
 }
 
 /// After a transport error while waiting: one snapshot decides what the model is told.
@@ -382,8 +586,11 @@ pub fn process_signal(api: &dyn ProcessApi, args: &SignalArgs) -> Value {
     }
 }
 
-/// The tool definitions for a model: name, description and a JSON Schema of the arguments
-/// (the `function` object of the common function-calling APIs).
+/// The tool definitions for a model. Each has `name`, `description` and `parameters` (a JSON
+/// Schema of the arguments: with these three it is the `function` object of the common
+/// function-calling APIs), and also `outputSchema` (a JSON Schema of the result object, failures
+/// included) and `annotations` (`title` and the MCP behaviour hints `readOnlyHint`,
+/// `destructiveHint`, `idempotentHint`, `openWorldHint`). The MCP server lists exactly these.
 #[must_use]
 pub fn definitions() -> Value {
     let execute_timeout = format_duration(DEFAULT_EXECUTE_TIMEOUT);
@@ -402,6 +609,21 @@ pub fn definitions() -> Value {
                     "run_in_background": {"type": "boolean", "description": "Start and return at once with a background_process_id (for servers, watchers, long builds)."}
                 },
                 "required": ["command"]
+            },
+            "outputSchema": result_schema(json!({
+                "output": {"type": "string", "description": format!("The combined stdout and stderr (the first and last 16 KiB when longer, with an omission marker), at most {MAX_TOOL_OUTPUT_BYTES} bytes.")},
+                "exit_code": {"type": "integer", "description": "The exit code; -1 when a signal ended it, when its status is unknown, or on a timeout; 0 for a background start."},
+                "wall_duration_ms": {"type": "integer", "minimum": 0, "description": "Milliseconds from the start to the exit (0 for a background start)."},
+                "background_process_id": {"type": "string", "description": "The id of a process that runs on: started in the background, or still running when the call ended. Use it with process_output and process_signal."},
+                "truncated": truncation_schema(),
+                "note": {"type": "string", "description": "Advice about the result."}
+            })),
+            "annotations": {
+                "title": "Run a shell command",
+                "readOnlyHint": false,
+                "destructiveHint": true,
+                "idempotentHint": false,
+                "openWorldHint": true
             }
         },
         {
@@ -415,12 +637,32 @@ pub fn definitions() -> Value {
                     "cursor": {"type": "integer", "minimum": 0, "description": "Only output after this offset (a previous next_cursor)."}
                 },
                 "required": ["process_id"]
+            },
+            "outputSchema": result_schema(json!({
+                "output": {"type": "string", "description": format!("The output (from the cursor, when one was given), at most {MAX_TOOL_OUTPUT_BYTES} bytes.")},
+                "next_cursor": {"type": "integer", "minimum": 0, "description": "Pass as cursor to read only what comes after this answer."},
+                "exit_code": {"type": "integer", "description": "Present once the process has exited; -1 when a signal ended it or its status is unknown."},
+                "truncated": truncation_schema(),
+                "note": {"type": "string", "description": "Says when the process is still running, or the output was cut."}
+            })),
+            "annotations": {
+                "title": "Read a process's output",
+                "readOnlyHint": true,
+                "openWorldHint": false
             }
         },
         {
             "name": "process_list",
             "description": "List processes: running ones first, then the most recently started.",
-            "parameters": {"type": "object", "properties": {}}
+            "parameters": {"type": "object", "properties": {}},
+            "outputSchema": result_schema(json!({
+                "processes": {"type": "array", "items": process_info_schema()}
+            })),
+            "annotations": {
+                "title": "List processes",
+                "readOnlyHint": true,
+                "openWorldHint": false
+            }
         },
         {
             "name": "process_signal",
@@ -432,9 +674,67 @@ pub fn definitions() -> Value {
                     "signal": {"type": "string", "enum": signal_names}
                 },
                 "required": ["process_id", "signal"]
+            },
+            "outputSchema": result_schema(json!({
+                "message": {"type": "string", "description": "Which signal went to which process."}
+            })),
+            "annotations": {
+                "title": "Signal a process group",
+                "readOnlyHint": false,
+                "destructiveHint": true,
+                "idempotentHint": false,
+                "openWorldHint": false
             }
         }
     ])
+}
+
+/// The schema of a tool result: `properties` plus the two every result may have, `success`
+/// (always there) and `error` (on a failure).
+fn result_schema(properties: Value) -> Value {
+    let mut properties = properties;
+    properties["success"] = json!({"type": "boolean", "description": "Whether the call (and, for a command, its exit) succeeded."});
+    properties["error"] = json!({"type": "string", "description": "Why the call failed."});
+    json!({"type": "object", "properties": properties, "required": ["success"]})
+}
+
+/// The schema of `truncated`: what the head+tail rendering left out.
+fn truncation_schema() -> Value {
+    let count = json!({"type": "integer", "minimum": 0});
+    json!({
+        "type": "object",
+        "description": "Present when stream bytes were left out of output.",
+        "properties": {
+            "original_bytes": count,
+            "retained_bytes": count,
+            "omitted_bytes": count,
+            "strategy": {"type": "string"}
+        },
+        "required": ["original_bytes", "retained_bytes", "omitted_bytes", "strategy"]
+    })
+}
+
+/// The schema of one process as `process_list` reports it (the wire's `ProcessInfo`).
+fn process_info_schema() -> Value {
+    let int = json!({"type": "integer"});
+    json!({
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "command": {"type": "string"},
+            "workdir": {"type": "string"},
+            "background": {"type": "boolean"},
+            "running": {"type": "boolean"},
+            "exit_code": int,
+            "started_at_unix": int,
+            "exited_at_unix": int,
+            "pid": {"type": "integer", "minimum": 0},
+            "signal": {"type": "string"},
+            "timed_out": {"type": "boolean"},
+            "duration_ms": {"type": "integer", "minimum": 0}
+        },
+        "required": ["id", "command", "workdir", "background", "running", "started_at_unix"]
+    })
 }
 
 #[cfg(test)]

@@ -273,3 +273,282 @@ fn a_transport_error_recovers_through_one_snapshot() {
         "{result}"
     );
 }
+
+/// Checks `value` against the part of JSON Schema the tool schemas use (`type`, `properties`,
+/// `required`, `items`, `enum`, `minimum`), and more strictly than a validator: every key of an
+/// object must be one its schema names, so a field added to a result without its schema fails.
+fn conforms(schema: &Value, value: &Value, path: &str) -> Result<(), String> {
+    let kind = schema["type"].as_str().unwrap_or_default();
+    let type_ok = match kind {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "boolean" => value.is_boolean(),
+        other => return Err(format!("{path}: schema type {other:?} not handled")),
+    };
+    if !type_ok {
+        return Err(format!("{path}: {value} is not {kind}"));
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        return Err(format!("{path}: {value} not in {allowed:?}"));
+    }
+    if let Some(min) = schema["minimum"].as_i64()
+        && value.as_i64().is_some_and(|v| v < min)
+    {
+        return Err(format!("{path}: {value} below {min}"));
+    }
+    if let Some(object) = value.as_object() {
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let key = required.as_str().unwrap_or_default();
+            if !object.contains_key(key) {
+                return Err(format!("{path}: missing {key}"));
+            }
+        }
+        for (key, field) in object {
+            let field_schema = &schema["properties"][key];
+            if field_schema.is_null() {
+                return Err(format!("{path}: {key} is not in the schema"));
+            }
+            conforms(field_schema, field, &format!("{path}.{key}"))?;
+        }
+    }
+    if let Some(items) = value.as_array() {
+        for (i, item) in items.iter().enumerate() {
+            conforms(&schema["items"], item, &format!("{path}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+/// An API whose every call fails to transport (a server that is down).
+struct Down;
+
+impl ProcessApi for Down {
+    fn start(&self, _: &api::StartRequest) -> Result<api::StartResponse, ApiError> {
+        Err(transport())
+    }
+    fn output(
+        &self,
+        _: &str,
+        _: Option<u64>,
+        _: Option<Duration>,
+    ) -> Result<api::OutputResponse, ApiError> {
+        Err(transport())
+    }
+    fn list(&self, _: usize) -> Result<api::ListResponse, ApiError> {
+        Err(transport())
+    }
+    fn signal(&self, _: &str, _: &str) -> Result<api::Message, ApiError> {
+        Err(transport())
+    }
+}
+
+#[test]
+fn every_result_matches_its_output_schema() {
+    let api = local();
+    let defs = tools::definitions();
+    let schema = |name: &str| -> Value {
+        defs.as_array()
+            .expect("array")
+            .iter()
+            .find(|d| d["name"] == json!(name))
+            .map(|d| d["outputSchema"].clone())
+            .expect(name)
+    };
+    let background = execute(
+        &api,
+        json!({"command": "echo bg; sleep 30", "run_in_background": true}),
+    );
+    let id = background["background_process_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let big = execute(
+        &api,
+        json!({"command": "head -c 100000 /dev/zero | tr '\\0' x", "run_in_background": true}),
+    );
+    let big_id = big["background_process_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let done = execute(&api, json!({"command": "echo done"}));
+    let done_id = {
+        let list = tools::call(&api, "process_list", &json!({}));
+        list["processes"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["running"] == json!(false)))
+            .and_then(|p| p["id"].as_str())
+            .expect("an exited process")
+            .to_string()
+    };
+    let cases = [
+        ("execute", background),
+        ("execute", done),
+        ("execute", execute(&api, json!({"command": "exit 4"}))),
+        (
+            "execute",
+            execute(&api, json!({"command": "cat /etc/hostname"})),
+        ),
+        // Over 32 KiB: truncated, and a note that it was cut.
+        (
+            "execute",
+            execute(
+                &api,
+                json!({"command": "head -c 100000 /dev/zero | tr '\\0' x"}),
+            ),
+        ),
+        (
+            "execute",
+            execute(&api, json!({"command": "sleep 5", "timeout": "100ms"})),
+        ),
+        (
+            "execute",
+            execute(&api, json!({"command": "true", "timeout": "soon"})),
+        ),
+        ("execute", execute(&api, json!({"command": ""}))),
+        (
+            "execute",
+            execute(&api, json!({"command": "true", "workdir": "/no/such/dir"})),
+        ),
+        (
+            "execute",
+            tools::call(&api, "execute", &json!({"timeout": 1})),
+        ),
+        (
+            "process_output",
+            tools::call(
+                &api,
+                "process_output",
+                &json!({"process_id": id, "wait_timeout": "0s"}),
+            ),
+        ),
+        (
+            "process_output",
+            tools::call(
+                &api,
+                "process_output",
+                &json!({"process_id": done_id, "cursor": 2}),
+            ),
+        ),
+        (
+            "process_output",
+            tools::call(&api, "process_output", &json!({"process_id": "nope"})),
+        ),
+        (
+            "process_output",
+            tools::call(
+                &api,
+                "process_output",
+                &json!({"process_id": big_id, "wait_timeout": "10s"}),
+            ),
+        ),
+        (
+            "process_list",
+            tools::call(&api, "process_list", &json!({})),
+        ),
+        (
+            "process_list",
+            tools::call(&Down, "process_list", &json!({})),
+        ),
+        ("execute", execute(&Down, json!({"command": "true"}))),
+        (
+            "process_signal",
+            tools::call(
+                &api,
+                "process_signal",
+                &json!({"process_id": id, "signal": "kill"}),
+            ),
+        ),
+        (
+            "process_signal",
+            tools::call(
+                &api,
+                "process_signal",
+                &json!({"process_id": done_id, "signal": "kill"}),
+            ),
+        ),
+        (
+            "process_signal",
+            tools::call(&api, "process_signal", &json!({})),
+        ),
+    ];
+    let mut fields = std::collections::BTreeSet::new();
+    for (name, result) in &cases {
+        if let Err(e) = conforms(&schema(name), result, name) {
+            panic!("{e}\n{result:#}");
+        }
+        fields.extend(
+            result
+                .as_object()
+                .expect("object")
+                .keys()
+                .map(|k| format!("{name}.{k}")),
+        );
+    }
+    // The cases reach every field the schemas name, so none is described but never produced.
+    for name in [
+        "execute",
+        "process_output",
+        "process_list",
+        "process_signal",
+    ] {
+        for key in schema(name)["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+        {
+            assert!(
+                fields.contains(&format!("{name}.{key}")),
+                "{name}.{key} never produced"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_cancelled_call_stops_waiting_and_leaves_the_process_running() {
+    let manager = Arc::new(Manager::new().expect("manager"));
+    let interrupt = procwarden::Interrupt::new();
+    let api = LocalApi::new(Arc::clone(&manager), None).interruptible(&interrupt);
+    let lines = std::sync::Mutex::new(Vec::new());
+    let report = |p: &tools::Progress| {
+        lines.lock().expect("lock").push(p.line.clone());
+        interrupt.interrupt();
+    };
+    let context = tools::CallContext::new()
+        .cancel(&interrupt)
+        .progress(&report);
+    let begun = std::time::Instant::now();
+    let result = tools::call_with(
+        &api,
+        "execute",
+        &json!({"command": "echo started; sleep 30", "timeout": "5m"}),
+        &context,
+    );
+    assert!(begun.elapsed() < Duration::from_secs(10), "{result}");
+    assert_eq!(*lines.lock().expect("lock"), ["started"]);
+    assert_eq!(result["success"], json!(false));
+    assert!(
+        result["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(tools::CANCELLED)),
+        "{result}"
+    );
+    let id = result["background_process_id"].as_str().expect("id");
+    let list = tools::call(&local_of(&manager), "process_list", &json!({}));
+    assert_eq!(list["processes"][0]["id"], json!(id));
+    assert_eq!(list["processes"][0]["running"], json!(true));
+    // Already cancelled: nothing more starts.
+    let again = tools::call_with(&api, "execute", &json!({"command": "true"}), &context);
+    assert_eq!(again["error"], json!(tools::CANCELLED));
+    let list = tools::call(&local_of(&manager), "process_list", &json!({}));
+    assert_eq!(list["processes"].as_array().map(Vec::len), Some(1));
+    manager.close();
+}
+
+fn local_of(manager: &Arc<Manager>) -> LocalApi {
+    LocalApi::new(Arc::clone(manager), None)
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::EXIT_USAGE;
 use crate::api;
+use crate::mcp::McpOptions;
 use crate::serve::ServeOptions;
 use crate::tools;
 
@@ -23,6 +24,7 @@ procwarden: a process runner for AI agents
 
 Usage:
   procwarden serve [OPTIONS]                  run the HTTP agent
+  procwarden mcp [OPTIONS]                    an MCP server on stdin/stdout (agents' shell)
   procwarden exec [OPTIONS] -- COMMAND...     run a command, print its output, exit with its status
   procwarden ps [--limit N] [--wide]          list processes
   procwarden output ID [--wait] [--follow]    print a process's output
@@ -30,7 +32,7 @@ Usage:
   procwarden tools [--schema]                 the agent tools (no server needed)
   procwarden --version | --help
 
-Client options (every command but serve; `procwarden COMMAND --help` for the others):
+Client options (every command but serve and mcp; `procwarden COMMAND --help` for the others):
   --url URL   the agent: http://HOST:PORT or unix:/path
               (default: $PROCWARDEN_URL, else http://127.0.0.1:7717)
   --json      print the API's JSON answer instead of the human form
@@ -57,6 +59,26 @@ Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthentic
 
 Prints `listening on <address>` once listening. SIGTERM or SIGINT stops it gracefully.
 Logs go to stderr; RUST_LOG sets the level (default info).";
+
+const MCP_USAGE: &str = "\
+Usage: procwarden mcp [--url URL] [--workdir DIR] [--max-running N]
+
+A Model Context Protocol server on stdin and stdout (newline-delimited JSON-RPC 2.0, protocol
+versions 2025-06-18 and 2025-03-26) offering the agent tools: execute, process_output,
+process_list, process_signal (see `procwarden tools`). Set it up in an agent with, e.g.,
+`claude mcp add procwarden -- procwarden mcp`.
+
+Without --url it runs processes itself; they are all ended when stdin closes, or on SIGTERM or
+SIGINT. With --url it drives a running `procwarden serve`, whose processes stay there.
+
+  --url URL          drive the agent at URL (http://HOST:PORT or unix:/path) instead;
+                     the bearer token is read from $PROCWARDEN_TOKEN ($PROCWARDEN_URL is
+                     not read: only --url selects an agent)
+  --workdir DIR      default working directory of processes (an existing directory;
+                     default: the current directory); not with --url
+  --max-running N    most processes running at once (default 256); not with --url
+
+Only JSON-RPC is written to stdout. Logs go to stderr; RUST_LOG sets the level (default info).";
 
 const EXEC_USAGE: &str = "\
 Usage: procwarden exec [--timeout D] [--workdir DIR] [--background] [--url URL] [--json] -- COMMAND...
@@ -110,12 +132,14 @@ Usage: procwarden tools [--schema]
 Lists the agent tools (execute, process_output, process_list, process_signal). No server is
 needed.
 
-  --schema, --json   print the tool definitions (name, description, JSON Schema of the
-                     arguments) as JSON";
+  --schema, --json   print the tool definitions as JSON: name, description, JSON Schema
+                     of the arguments (parameters) and of the result (outputSchema), and
+                     annotations (the MCP hints; `procwarden mcp` lists exactly these)";
 
 /// Every subcommand: its name and its help.
-const SUBCOMMANDS: [(&str, &str); 6] = [
+const SUBCOMMANDS: [(&str, &str); 7] = [
     ("serve", SERVE_USAGE),
+    ("mcp", MCP_USAGE),
     ("exec", EXEC_USAGE),
     ("ps", PS_USAGE),
     ("output", OUTPUT_USAGE),
@@ -138,6 +162,8 @@ pub(super) enum Invocation {
     Version,
     /// Run the agent.
     Serve(ServeOptions),
+    /// Run the MCP server on stdin and stdout.
+    Mcp(McpOptions),
     /// Run a client subcommand.
     Client {
         /// The options every client subcommand takes.
@@ -381,6 +407,9 @@ pub(super) fn parse(args: &[String]) -> Result<Invocation, Usage> {
     if command == "serve" && options != ClientOptions::default() {
         return Err(words.error("serve takes no --url or --json (it listens with --listen)"));
     }
+    if command == "mcp" && options.json {
+        return Err(words.error("mcp takes no --json (it speaks JSON-RPC)"));
+    }
     let wants_help = if command == "exec" {
         exec_help_before_command(words.remaining())
     } else {
@@ -391,6 +420,7 @@ pub(super) fn parse(args: &[String]) -> Result<Invocation, Usage> {
     }
     let command = match command {
         "serve" => return parse_serve(&mut words).map(Invocation::Serve),
+        "mcp" => return parse_mcp(&mut words, options.url).map(Invocation::Mcp),
         "exec" => parse_exec(&mut words, &mut options)?,
         "ps" => parse_ps(&mut words, &mut options)?,
         "output" => parse_output(&mut words, &mut options)?,
@@ -459,6 +489,42 @@ fn parse_serve(words: &mut Words<'_>) -> Result<ServeOptions, Usage> {
             }
             _ => return Err(words.unknown(arg.word)),
         }
+    }
+    Ok(opts)
+}
+
+/// The flags of `mcp`; `url` is a `--url` given before the subcommand. The token is not read
+/// here (the caller takes it from the environment).
+fn parse_mcp(words: &mut Words<'_>, url: Option<String>) -> Result<McpOptions, Usage> {
+    let mut opts = McpOptions {
+        url,
+        ..McpOptions::default()
+    };
+    let mut local_flag = None;
+    while let Some(arg) = words.next_arg() {
+        match arg.flag {
+            "--url" => opts.url = Some(words.value(&arg)?),
+            "--workdir" => {
+                opts.workdir = Some(PathBuf::from(words.value(&arg)?));
+                local_flag = Some("--workdir");
+            }
+            "--max-running" => {
+                let n = words.value(&arg)?;
+                opts.max_running = n.parse().map_err(|_| {
+                    words.error(format!("--max-running takes a whole number, got \"{n}\""))
+                })?;
+                local_flag = Some("--max-running");
+            }
+            _ => return Err(words.unknown(arg.word)),
+        }
+    }
+    if let (Some(flag), Some(_)) = (local_flag, &opts.url) {
+        return Err(words.error(format!(
+            "{flag} is for processes run in process; with --url the agent's own applies"
+        )));
+    }
+    if opts.url.as_deref() == Some("") {
+        return Err(words.error("--url needs a value"));
     }
     Ok(opts)
 }
@@ -740,6 +806,40 @@ mod tests {
             Ok(Invocation::Help(SERVE_USAGE))
         );
         assert_eq!(
+            parse(&args(&["mcp"])),
+            Ok(Invocation::Mcp(McpOptions::default()))
+        );
+        assert_eq!(
+            parse(&args(&["mcp", "--workdir=/srv", "--max-running", "3"])),
+            Ok(Invocation::Mcp(McpOptions {
+                workdir: Some(PathBuf::from("/srv")),
+                max_running: 3,
+                ..McpOptions::default()
+            }))
+        );
+        for list in [
+            &["mcp", "--url", "unix:/s"][..],
+            &["--url", "unix:/s", "mcp"],
+            &["mcp", "--url=unix:/s"],
+        ] {
+            assert_eq!(
+                parse(&args(list)),
+                Ok(Invocation::Mcp(McpOptions {
+                    url: Some("unix:/s".into()),
+                    ..McpOptions::default()
+                })),
+                "{list:?}"
+            );
+        }
+        assert_eq!(
+            parse(&args(&["mcp", "--url", "x", "--help"])),
+            Ok(Invocation::Help(MCP_USAGE))
+        );
+        assert_eq!(
+            parse(&args(&["help", "mcp"])),
+            Ok(Invocation::Help(MCP_USAGE))
+        );
+        assert_eq!(
             parse(&args(&["serve", "--listen", "x", "-h"])),
             Ok(Invocation::Help(SERVE_USAGE))
         );
@@ -771,6 +871,24 @@ mod tests {
             (&["tools", "--schema=yes"], "--schema takes no value"),
             (&["serve", "--nope"], "unknown option \"--nope\""),
             (&["serve", "--max-running", "many"], "--max-running takes"),
+            (&["mcp", "--json"], "unknown option \"--json\""),
+            (&["--json", "mcp"], "mcp takes no --json"),
+            (&["mcp", "--nope"], "unknown option \"--nope\""),
+            (&["mcp", "stray"], "unexpected argument \"stray\""),
+            (&["mcp", "--url"], "--url needs a value"),
+            (&["mcp", "--url="], "--url needs a value"),
+            (
+                &["mcp", "--max-running", "x"],
+                "--max-running takes a whole number",
+            ),
+            (
+                &["mcp", "--url", "http://h:1", "--workdir", "/w"],
+                "--workdir is for processes run in process",
+            ),
+            (
+                &["mcp", "--max-running", "2", "--url", "http://h:1"],
+                "--max-running is for processes run in process",
+            ),
         ] {
             let error = usage_error(list);
             assert!(error.message.contains(needle), "{list:?}: {error}");

@@ -1,4 +1,5 @@
-//! The `procwarden` command line: `serve` (the HTTP agent, see [`crate::serve`]) and the client
+//! The `procwarden` command line: `serve` (the HTTP agent, see [`crate::serve`]), `mcp` (the
+//! MCP server on stdin and stdout, see [`crate::mcp`]) and the client
 //! subcommands `exec`, `ps`, `output`, `kill` and `tools`, which talk to a running agent through
 //! [`Client`](crate::client::Client). The binary's `main` only calls [`run()`].
 //!
@@ -90,6 +91,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Invocation::Serve(options)) => serve_command(options),
+        Ok(Invocation::Mcp(options)) => mcp_command(options),
         Ok(Invocation::Client { options, command }) => run::client_command(options, &command),
     }
 }
@@ -100,6 +102,24 @@ fn serve_command(options: ServeOptions) -> ExitCode {
         .target(env_logger::Target::Stderr)
         .init();
     match serve::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("procwarden: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Runs the MCP server with its parsed flags (the token from [`TOKEN_ENV`] when it drives an
+/// agent), logging to stderr.
+fn mcp_command(mut options: crate::mcp::McpOptions) -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .target(env_logger::Target::Stderr)
+        .init();
+    if options.url.is_some() {
+        options.token = env_value(TOKEN_ENV);
+    }
+    match crate::mcp::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("procwarden: {e}");
