@@ -731,7 +731,8 @@ fn process_info_schema() -> Value {
             "pid": {"type": "integer", "minimum": 0},
             "signal": {"type": "string"},
             "timed_out": {"type": "boolean"},
-            "duration_ms": {"type": "integer", "minimum": 0}
+            "duration_ms": {"type": "integer", "minimum": 0},
+            "members_alive": {"type": "boolean"}
         },
         "required": ["id", "command", "workdir", "background", "running", "started_at_unix"]
     })
