@@ -73,10 +73,15 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{LocalApi, ProcessApi};
 use crate::interrupt::Interrupt;
-use crate::tools::{self, CallContext, Progress};
+use crate::tools;
 
 #[cfg(feature = "cli")]
 mod command;
+mod protocol;
+mod workers;
+
+use protocol::{Batch, LogLevel, Output, Reply, error_answer, id_key, read_line, result_answer};
+use workers::spawn_worker;
 
 #[cfg(feature = "cli")]
 #[doc(hidden)]
@@ -299,108 +304,6 @@ struct Job {
     progress_token: Option<Value>,
     interrupt: Interrupt,
     reply: Reply,
-}
-
-/// The writer, shared: each message is written whole, under the lock, and flushed.
-struct Output {
-    writer: Mutex<Box<dyn Write + Send>>,
-}
-
-impl Output {
-    fn send(&self, message: &Value) {
-        let mut line = message.to_string().into_bytes();
-        line.push(b'\n');
-        let mut writer = self.writer.lock();
-        if let Err(e) = writer.write_all(&line).and_then(|()| writer.flush()) {
-            log::debug!("cannot write an MCP message: {e}");
-        }
-    }
-}
-
-/// Where an answer goes: its own line, or its batch's array.
-enum Reply {
-    Line(Arc<Output>),
-    Batch(Arc<Batch>),
-}
-
-impl Reply {
-    fn send(self, message: Value) {
-        match self {
-            Reply::Line(out) => out.send(&message),
-            Reply::Batch(batch) => batch.answers.lock().push(message),
-        }
-    }
-}
-
-/// The answers of one batch; written as one array when the last request of the batch has
-/// been answered (or dropped unanswered, when cancelled): that is when the last `Arc` goes.
-struct Batch {
-    out: Arc<Output>,
-    answers: Mutex<Vec<Value>>,
-}
-
-impl Drop for Batch {
-    fn drop(&mut self) {
-        let answers = std::mem::take(&mut *self.answers.lock());
-        if !answers.is_empty() {
-            self.out.send(&Value::Array(answers));
-        }
-    }
-}
-
-/// The log levels of MCP, least severe first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum LogLevel {
-    Debug,
-    Info,
-    Notice,
-    Warning,
-    Error,
-    Critical,
-    Alert,
-    Emergency,
-}
-
-impl LogLevel {
-    const ALL: [(LogLevel, &'static str); 8] = [
-        (LogLevel::Debug, "debug"),
-        (LogLevel::Info, "info"),
-        (LogLevel::Notice, "notice"),
-        (LogLevel::Warning, "warning"),
-        (LogLevel::Error, "error"),
-        (LogLevel::Critical, "critical"),
-        (LogLevel::Alert, "alert"),
-        (LogLevel::Emergency, "emergency"),
-    ];
-
-    fn parse(name: &str) -> Option<LogLevel> {
-        LogLevel::ALL
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(level, _)| *level)
-    }
-
-    fn name(self) -> &'static str {
-        LogLevel::ALL
-            .iter()
-            .find(|(level, _)| *level == self)
-            .map_or("info", |(_, n)| n)
-    }
-}
-
-/// A JSON-RPC error answer.
-fn error_answer(id: &Value, code: i64, message: impl Into<String>) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
-}
-
-/// A JSON-RPC result answer.
-fn result_answer(id: &Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "result": result})
-}
-
-/// The key of a request id in the table of calls in flight (`1` and `"1"` differ).
-fn id_key(id: &Value) -> String {
-    id.to_string()
 }
 
 impl Server {
@@ -873,161 +776,6 @@ impl Server {
     /// Logs `text` (to stderr), and sends it to the client when it asked for that level.
     fn log(&self, level: LogLevel, text: &str) {
         self.inner.log(level, text);
-    }
-}
-
-impl Inner {
-    fn shutdown(&self) {
-        drop(self.jobs.lock().take());
-        {
-            let mut calls = self.calls.lock();
-            calls.closed = true;
-            for call in calls.by_id.values() {
-                call.interrupt.interrupt();
-            }
-        }
-        if self.backend.interrupts_waits() {
-            let workers = std::mem::take(&mut *self.workers.lock());
-            for worker in workers {
-                if worker.join().is_err() {
-                    log::error!("an MCP worker thread panicked");
-                }
-            }
-        }
-    }
-
-    fn log(&self, level: LogLevel, text: &str) {
-        match level {
-            LogLevel::Debug => log::debug!("{text}"),
-            LogLevel::Info | LogLevel::Notice => log::info!("{text}"),
-            LogLevel::Warning => log::warn!("{text}"),
-            _ => log::error!("{text}"),
-        }
-        let wanted = self.session.lock().log_level;
-        if wanted.is_some_and(|wanted| level >= wanted) {
-            self.out.send(&json!({
-                "jsonrpc": "2.0",
-                "method": "notifications/message",
-                "params": {"level": level.name(), "logger": SERVER_NAME, "data": text},
-            }));
-        }
-    }
-
-    /// Runs one tool call on this (worker) thread; returns whether the worker goes on.
-    fn run(&self, job: Job) -> bool {
-        {
-            let mut calls = self.calls.lock();
-            match calls.by_id.get_mut(&job.key) {
-                Some(call) if call.cancelled => {
-                    calls.by_id.remove(&job.key);
-                    return true;
-                }
-                Some(call) => call.started = true,
-                None => {}
-            }
-        }
-        let report = |progress: &Progress| self.progress(&job, progress);
-        let mut context = CallContext::new().cancel(&job.interrupt);
-        if job.progress_token.is_some() {
-            context = context.progress(&report);
-        }
-        // The tools answer every failure as a result; a panic is a bug, answered as one (and
-        // the worker lives on).
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let api = self.backend.api(&job.interrupt);
-            tools::call_with(&*api, &job.name, &job.arguments, &context)
-        }));
-        let (cancelled, replaced) = {
-            let mut calls = self.calls.lock();
-            let state = calls.by_id.remove(&job.key);
-            let (cancelled, replaced) = state.map_or((false, false), |s| (s.cancelled, s.replaced));
-            if replaced {
-                calls.abandoned -= 1;
-            }
-            (cancelled, replaced)
-        };
-        if !cancelled {
-            job.reply.send(match result {
-                Ok(result) => result_answer(&job.id, tool_result(result)),
-                Err(_) => {
-                    log::error!("the tool {} panicked", job.name);
-                    error_answer(
-                        &job.id,
-                        INTERNAL_ERROR,
-                        "Internal error: the tool panicked.",
-                    )
-                }
-            });
-        }
-        !replaced
-    }
-
-    /// Sends a progress notification for `job`, unless it has been cancelled.
-    fn progress(&self, job: &Job, progress: &Progress) {
-        let Some(token) = &job.progress_token else {
-            return;
-        };
-        if job.interrupt.is_interrupted() {
-            return;
-        }
-        let seconds = progress.elapsed.as_millis() as f64 / 1000.0;
-        let mut params = json!({"progressToken": token, "progress": seconds});
-        if !progress.line.is_empty() {
-            params["message"] = json!(progress.line);
-        }
-        self.out.send(&json!({
-            "jsonrpc": "2.0",
-            "method": "notifications/progress",
-            "params": params,
-        }));
-    }
-}
-
-/// Starts a worker: it runs calls from the queue until the queue is closed, or until it has
-/// been replaced.
-fn spawn_worker(inner: &Arc<Inner>) -> io::Result<std::thread::JoinHandle<()>> {
-    let inner = Arc::clone(inner);
-    std::thread::Builder::new()
-        .name("procwarden-mcp".into())
-        .stack_size(WORKER_STACK_BYTES)
-        .spawn(move || {
-            while let Ok(job) = inner.queue.recv() {
-                if !inner.run(job) {
-                    return;
-                }
-            }
-        })
-}
-
-/// Reads one line (without its `\n`) into `line`, keeping at most `max` bytes. `None` at the
-/// end of input; `Some(true)` when the line was longer than `max` (its rest is skipped).
-fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> io::Result<Option<bool>> {
-    let mut too_long = false;
-    let mut any = false;
-    loop {
-        let available = match input.fill_buf() {
-            Ok(available) => available,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(any.then_some(too_long));
-        }
-        any = true;
-        let (chunk, end) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], Some(i + 1)),
-            None => (available, None),
-        };
-        if line.len() + chunk.len() > max {
-            too_long = true;
-        } else if !too_long {
-            line.extend_from_slice(chunk);
-        }
-        let used = end.unwrap_or(chunk.len());
-        input.consume(used);
-        if end.is_some() {
-            return Ok(Some(too_long));
-        }
     }
 }
 
