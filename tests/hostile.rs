@@ -261,12 +261,22 @@ fn an_evicted_request_in_flight_is_answered_not_dropped() {
     // Finding 6 (second half): a connection evicted mid-request was closed silently.
     let server = serve(&["--listen", "127.0.0.1:0", "--max-connections", "2"], &[]);
     let addr = &server.addr;
+    let Addr::Tcp(tcp) = addr else {
+        panic!("a TCP server")
+    };
+    let server_addr: std::net::SocketAddr = tcp.parse().expect("address");
     let mut half = Conn::open(addr);
     half.send_raw("GET / HTTP/1.1\r\nX-Half: ");
+    // The server has read the half head (its receive queue is empty and a thread waits for
+    // more): the request is in flight. The product has no event for this; it is polled for.
+    let half_addr = half.local_addr();
+    assert!(eventually(LONG, || {
+        common::server_waits_for_more(server.pid(), server_addr, half_addr)
+    }));
     let mut idle = Conn::open(addr);
     assert_eq!(idle.get("/").status, 200);
     // The limit is reached; a newcomer evicts the oldest: the one with a request in flight.
-    assert!(eventually(LONG, || half.open_and_unanswered()));
+    assert!(half.open_and_unanswered());
     assert_eq!(request(addr, "GET", "/", None, &[]).status, 200);
     let reply = half.reply();
     let message = reply.json()["message"].clone();
