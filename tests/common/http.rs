@@ -522,8 +522,15 @@ pub struct ServerProc {
     pub line: String,
 }
 
+/// The `procwarden` binary under test: this build's, or the one `PROCWARDEN_TEST_BINARY`
+/// names (to run a suite against another build, e.g. to show that a test fails before its
+/// fix).
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_procwarden")
+    static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        std::env::var("PROCWARDEN_TEST_BINARY")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_procwarden").to_string())
+    })
 }
 
 /// Starts `procwarden serve ARGS` (without the caller's `PROCWARDEN_TOKEN`, plus `env`) and
