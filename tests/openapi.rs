@@ -137,3 +137,193 @@ fn routes_and_methods_match_the_handler() {
     }
     assert_eq!(paths.len(), 5, "the four routes and GET /");
 }
+
+/// Every operation of the document, with its path and method.
+fn operations(spec: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            out.push((path.clone(), method.to_uppercase(), op.clone()));
+        }
+    }
+    out
+}
+
+/// Follows a local `$ref` (one level, as the document uses them).
+fn resolve<'a>(spec: &'a Value, value: &'a Value) -> &'a Value {
+    match value["$ref"].as_str() {
+        Some(reference) => {
+            let pointer = reference.strip_prefix('#').expect("a local $ref");
+            spec.pointer(pointer)
+                .unwrap_or_else(|| panic!("{reference} resolves"))
+        }
+        None => value,
+    }
+}
+
+#[test]
+fn every_operation_documents_what_the_front_end_and_handler_answer() {
+    let spec = spec();
+    let handler = Handler::new(
+        Arc::new(procwarden::Manager::new().expect("manager")),
+        Some("secret".into()),
+    );
+    let auth = || ("Authorization".to_string(), b"Bearer secret".to_vec());
+    for (path, method, op) in operations(&spec) {
+        let responses = op["responses"].as_object().expect("responses");
+        let concrete = path.replace("{id}", "00000000-0000-4000-8000-000000000000");
+        // What any route can answer: a head the front end refuses (400), no token (401), a
+        // wrong method (405), a slow request (408), a body or head over the limit (413, 431),
+        // busy or shutting down (503); and what this route answers on success.
+        for status in ["200", "400", "401", "405", "408", "413", "431", "503"] {
+            assert!(
+                responses.contains_key(status),
+                "{method} {path} does not document {status}"
+            );
+        }
+        for (status, response) in responses {
+            let response = resolve(&spec, response);
+            let schema = resolve(&spec, &response["content"]["application/json"]["schema"]);
+            assert!(
+                schema.is_object() && !schema.as_object().expect("schema").is_empty(),
+                "{method} {path} {status} has a JSON body schema"
+            );
+            if status != "200" {
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/Message",
+                    "{method} {path} {status}: errors are Message bodies"
+                );
+            }
+        }
+        // The 405's Allow header is what the handler sends.
+        let other = if method == "GET" { "POST" } else { "GET" };
+        let refused = handler.handle(&Request::new(other, concrete.clone(), vec![auth()], vec![]));
+        assert_eq!(refused.status, 405, "{other} {path}");
+        let allow = &responses["405"]["headers"]["Allow"];
+        assert_eq!(allow["required"], true, "{path}: Allow is required on 405");
+        assert_eq!(
+            allow["schema"]["const"].as_str(),
+            refused.allow,
+            "{path}: the documented Allow"
+        );
+        // Without the token: 401; a repeated chat header: 400 (both documented above).
+        let unauthorized =
+            handler.handle(&Request::new(&*method, concrete.clone(), vec![], vec![]));
+        assert_eq!(unauthorized.status, 401, "{method} {path}");
+        let chat = |v: &str| ("Coder-Chat-Id".to_string(), v.as_bytes().to_vec());
+        let duplicate = handler.handle(&Request::new(
+            &*method,
+            concrete.clone(),
+            vec![
+                auth(),
+                chat(""),
+                chat("3f2b8c1e-6d4a-4b8e-9c3f-0a1b2c3d4e5f"),
+            ],
+            vec![],
+        ));
+        assert_eq!(duplicate.status, 400, "{method} {path}");
+        // Every operation takes the chat header, and documents it as UUID-or-empty.
+        let parameters = op["parameters"].as_array().expect("parameters");
+        let chat_param = parameters
+            .iter()
+            .map(|p| resolve(&spec, p))
+            .find(|p| p["name"] == api::CHAT_HEADER)
+            .unwrap_or_else(|| panic!("{method} {path} documents the chat header"));
+        let schema = &chat_param["schema"];
+        assert!(schema.get("format").is_none(), "an empty header is no UUID");
+        assert!(
+            schema["anyOf"]
+                .as_array()
+                .expect("anyOf")
+                .iter()
+                .any(|branch| branch["maxLength"] == 0),
+            "the chat header may be empty"
+        );
+    }
+    let statuses = |path: &str, method: &str| -> BTreeSet<String> {
+        spec["paths"][path][method]["responses"]
+            .as_object()
+            .expect("responses")
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let start = statuses("/api/v0/processes/start", "post");
+    assert!(start.contains("429") && start.contains("500"));
+    let output = statuses("/api/v0/processes/{id}/output", "get");
+    assert!(output.contains("404"));
+    let signal = statuses("/api/v0/processes/{id}/signal", "post");
+    assert!(signal.contains("404") && signal.contains("409") && signal.contains("500"));
+}
+
+#[test]
+fn request_schemas_state_the_required_fields_and_bounds() {
+    let spec = spec();
+    let schemas = &spec["components"]["schemas"];
+    // Exactly one of command and argv: two branches, each requiring its field.
+    let branches = schemas["StartRequest"]["anyOf"].as_array().expect("anyOf");
+    let required: BTreeSet<String> = branches
+        .iter()
+        .map(|b| b["required"][0].as_str().expect("required").to_string())
+        .collect();
+    assert_eq!(
+        required,
+        ["argv", "command"].map(String::from).into_iter().collect()
+    );
+    // A signal is required, and named as the API names them.
+    let signal = &schemas["SignalRequest"];
+    assert_eq!(signal["required"], serde_json::json!(["signal"]));
+    let names: Vec<&str> = api::SIGNAL_NAMES.iter().map(|(_, name)| *name).collect();
+    assert_eq!(
+        signal["properties"]["signal"]["enum"],
+        serde_json::json!(names)
+    );
+    // Integer query parameters are digits on the wire, with the contract's bounds.
+    let query = |path: &str, name: &str| -> Value {
+        spec["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} documents {name}"))["schema"]
+            .clone()
+    };
+    let limit = query("/api/v0/processes/list", "limit");
+    assert_eq!(limit["type"], "string");
+    let pattern = limit["pattern"].as_str().expect("pattern");
+    assert!(
+        pattern.ends_with(&format!("|{})$", api::MAX_LIST_LIMIT)),
+        "{pattern}"
+    );
+    for name in ["cursor", "timeout_ms"] {
+        let schema = query("/api/v0/processes/{id}/output", name);
+        assert_eq!(schema["type"], "string", "{name}");
+        let pattern = schema["pattern"].as_str().expect("pattern");
+        assert!(pattern.starts_with("^0*([0-9]{1,19}|"), "{name}: {pattern}");
+        assert!(
+            pattern.ends_with(&format!("|{})$", u64::MAX)),
+            "{name}: {pattern}"
+        );
+    }
+    // Every documented example of a query parameter is one the handler accepts.
+    let handler = Handler::new(Arc::new(procwarden::Manager::new().expect("manager")), None);
+    let examples = [
+        ("/api/v0/processes/list", "limit"),
+        ("/api/v0/processes/{id}/output", "cursor"),
+        ("/api/v0/processes/{id}/output", "timeout_ms"),
+    ];
+    for (path, name) in examples {
+        for example in query(path, name)["examples"].as_array().expect("examples") {
+            let target = format!(
+                "{}?{name}={}",
+                path.replace("{id}", "00000000-0000-4000-8000-000000000000"),
+                example.as_str().expect("a string")
+            );
+            let status = handler
+                .handle(&Request::new("GET", target.clone(), vec![], vec![]))
+                .status;
+            assert!(status == 200 || status == 404, "{target}: {status}");
+        }
+    }
+}
