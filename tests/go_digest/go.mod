@@ -1,0 +1,3 @@
+module procwarden.test/go_digest
+
+go 1.19
