@@ -22,7 +22,7 @@ use crate::id::ProcessId;
 use crate::interrupt::Interrupt;
 use crate::manager::Manager;
 
-/// A request: what the HTTP front end ([`crate::http`]) parsed, and what the handler answers.
+/// A request: what the HTTP front end (`procwarden::http`, feature `server`) parsed, and what the handler answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Request {

@@ -68,7 +68,7 @@ pub struct ProcessInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Output {
-    /// The rendered output (valid UTF-8; see [`HeadTailBuffer`] for the rules).
+    /// The rendered output (valid UTF-8; see [`HeadTailBuffer`](crate::HeadTailBuffer) for the rules).
     pub output: String,
     /// Present exactly when some covered stream bytes were not kept.
     pub truncated: Option<Truncation>,

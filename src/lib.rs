@@ -92,7 +92,7 @@
 //! `process_signal`) and their definitions. They run over [`api::ProcessApi`], the same trait
 //! the HTTP handler answers through: in process through [`api::LocalApi`], or against a
 //! `procwarden serve` through `client::Client` (the blocking HTTP client, feature `client`).
-//! Feature `mcp` adds [`mcp`] (`mcp::Server`): the same tools over the Model Context Protocol,
+//! Feature `mcp` adds `procwarden::mcp` (`mcp::Server`): the same tools over the Model Context Protocol,
 //! a synchronous JSON-RPC server on any reader and writer (`procwarden mcp` runs it on stdin
 //! and stdout). Feature `cli` adds the command line, `cli::run`.
 //!

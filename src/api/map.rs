@@ -245,7 +245,7 @@ impl From<&Info> for ProcessInfo {
     }
 }
 
-/// A command as a list shows it: at most [`MAX_LIST_COMMAND_BYTES`] of it, cut at a character
+/// A command as a list shows it: at most [`MAX_LIST_COMMAND_BYTES`](super::MAX_LIST_COMMAND_BYTES) of it, cut at a character
 /// boundary, followed by the truncation suffix when cut.
 #[must_use]
 pub fn list_command(command: &str) -> String {

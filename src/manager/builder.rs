@@ -63,7 +63,7 @@ pub(crate) struct Config {
     pub(crate) spawn_method: sys::SpawnMethod,
 }
 
-/// Configures and builds a [`Manager`]. Every bound has a documented default.
+/// Configures and builds a [`Manager`](crate::Manager). Every bound has a documented default.
 ///
 /// ```
 /// use procwarden::Manager;
@@ -235,7 +235,7 @@ impl ManagerBuilder {
 
     /// Called on the supervisor thread (a full-size stack) each time a process is marked exited,
     /// with its id, chat and working directory (files there may have changed). Keep it short:
-    /// it delays spawns and timers. It may call [`Manager::close`], which then only starts the
+    /// it delays spawns and timers. It may call [`Manager::close`](crate::Manager::close), which then only starts the
     /// close.
     pub fn on_exit(mut self, hook: impl Fn(&ExitEvent) + Send + Sync + 'static) -> Self {
         self.config.on_exit = Some(Box::new(hook));
