@@ -160,9 +160,8 @@ fn a_list_of_huge_commands_read_slowly_stays_small_in_memory() {
     assert!(command.len() <= 4096 + " ... [truncated]".len());
     assert!(command.ends_with(" ... [truncated]"));
     for pid in pids {
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{pid}")])
-            .status();
+        // `kill -KILL -- -PGID`: without `--`, procps kill reads "-PGID" as an option.
+        common::kill_group_survivors(pid);
     }
 }
 
