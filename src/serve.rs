@@ -194,6 +194,12 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     // The contract's chain: `--workdir` if it is a directory, else `$HOME` (the library's own
     // fallback, the current directory, is not the server's).
     let configured = opts.workdir.clone();
+    if let Some(dir) = configured.as_ref().filter(|dir| !dir.is_dir()) {
+        eprintln!(
+            "procwarden: warning: --workdir {} is not a directory (yet); processes start in $HOME until it is",
+            dir.display()
+        );
+    }
     builder = builder.workdir_provider(move || {
         configured
             .clone()

@@ -119,10 +119,11 @@ does (exit code, 128+N for signal N, 124 for a timeout); while it runs, exits 0.
   --json      print the output answer as JSON (with --follow, one answer per line)";
 
 const KILL_USAGE: &str = "\
-Usage: procwarden kill ID [--signal terminate|kill|interrupt] [--url URL] [--json]
+Usage: procwarden kill ID [--signal SIGNAL | -s SIGNAL | -SIGNAL] [--url URL] [--json]
 
 Sends a signal to the process's whole group: terminate (SIGTERM, the default), kill (SIGKILL)
-or interrupt (SIGINT).
+or interrupt (SIGINT). SIGNAL may also be spelled as kill(1) does, in any case: TERM, SIGTERM
+or 15; KILL, SIGKILL or 9; INT, SIGINT or 2 (so `kill -9 ID` and `kill -s KILL ID` work).
 
   --json      print the answer as JSON";
 
@@ -638,6 +639,9 @@ fn parse_kill(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
         match arg.flag {
             "--signal" | "-s" => {
                 signal = words.value(&arg)?;
+                if let Some(wire) = signal_alias(&signal) {
+                    signal = wire.to_string();
+                }
                 if crate::api::parse_signal(&signal).is_err() {
                     let names: Vec<&str> =
                         crate::api::SIGNAL_NAMES.iter().map(|(_, n)| *n).collect();
@@ -647,6 +651,12 @@ fn parse_kill(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
                     )));
                 }
             }
+            flag if flag.len() > 1 && flag.starts_with('-') && !flag.starts_with("--") => {
+                match signal_alias(&flag[1..]) {
+                    Some(wire) => signal = wire.to_string(),
+                    None => set_id(words, &mut id, arg.word)?,
+                }
+            }
             _ => set_id(words, &mut id, arg.word)?,
         }
     }
@@ -654,6 +664,20 @@ fn parse_kill(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
         id: required_id(words, id)?,
         signal,
     })
+}
+
+/// The spellings of kill(1) that `kill` accepts beside the wire names: `TERM`, `SIGTERM`, `15`,
+/// `KILL`, `SIGKILL`, `9`, `INT`, `SIGINT`, `2`, in any case. Returns the wire name, or `None`
+/// when `word` is none of these.
+fn signal_alias(word: &str) -> Option<&'static str> {
+    let upper = word.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    match name {
+        "TERM" | "15" | "TERMINATE" => Some("terminate"),
+        "KILL" | "9" => Some("kill"),
+        "INT" | "2" | "INTERRUPT" => Some("interrupt"),
+        _ => None,
+    }
 }
 
 fn parse_tools(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
@@ -785,6 +809,27 @@ mod tests {
                 signal: "kill".into()
             }
         );
+        for (words, wire) in [
+            (&["kill", "abc", "--signal", "TERM"][..], "terminate"),
+            (&["kill", "abc", "--signal", "sigterm"], "terminate"),
+            (&["kill", "abc", "--signal=15"], "terminate"),
+            (&["kill", "abc", "-s", "KILL"], "kill"),
+            (&["kill", "abc", "--signal", "SIGKILL"], "kill"),
+            (&["kill", "-9", "abc"], "kill"),
+            (&["kill", "-KILL", "abc"], "kill"),
+            (&["kill", "abc", "-s", "int"], "interrupt"),
+            (&["kill", "-SIGINT", "abc"], "interrupt"),
+            (&["kill", "-2", "abc"], "interrupt"),
+        ] {
+            assert_eq!(
+                client(words).1,
+                Command::Kill {
+                    id: "abc".into(),
+                    signal: wire.into()
+                },
+                "{words:?}"
+            );
+        }
         assert_eq!(
             client(&["tools", "--schema"]).1,
             Command::Tools { schema: true }
