@@ -470,3 +470,29 @@ fn a_unix_socket_url() {
     assert!(stdout.contains("echo over unix"), "{stdout}");
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn kill_takes_the_signal_spellings_of_kill_1() {
+    let agent = Agent::start();
+    for (spelling, name) in [
+        (vec!["-9"], "kill"),
+        (vec!["-s", "TERM"], "terminate"),
+        (vec!["--signal", "SIGINT"], "interrupt"),
+        (vec!["-KILL"], "kill"),
+    ] {
+        let (id, pid) = agent.background("sleep 30");
+        let mut args = vec!["kill", id.as_str()];
+        args.extend(spelling.iter().copied());
+        let (code, stdout, stderr) = agent.run(&args);
+        assert_eq!(code, 0, "{spelling:?}: {stderr}");
+        assert_eq!(
+            stdout,
+            format!("Signal \"{name}\" sent to process \"{id}\".\n"),
+            "{spelling:?}"
+        );
+        assert!(
+            eventually(Duration::from_secs(5), || dead(pid)),
+            "{spelling:?}"
+        );
+    }
+}

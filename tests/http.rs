@@ -380,3 +380,45 @@ fn the_server_falls_back_to_home_not_its_own_directory() {
     }
     std::fs::remove_dir_all(&home).expect("clean up");
 }
+
+#[test]
+fn serve_warns_when_its_workdir_does_not_exist() {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = std::process::Command::new(common::http::binary())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--workdir",
+            "/nonexistent/procwarden",
+        ])
+        .env_remove("PROCWARDEN_TOKEN")
+        .env("RUST_LOG", "off")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the listening line");
+    assert!(line.starts_with("listening on http://"), "{line:?}");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    assert!(child.wait().expect("exit").success());
+    assert!(
+        stderr.contains("warning: --workdir /nonexistent/procwarden is not a directory"),
+        "{stderr:?}"
+    );
+}
