@@ -247,19 +247,12 @@ pub(super) fn http_date(time: SystemTime) -> String {
     )
 }
 
-/// (year, month 1..=12, day 1..=31) of a count of days since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for non-negative days).
+/// (year, month 1..=12, day 1..=31) of a count of days since 1970-01-01.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let days = i64::try_from(days).unwrap_or(i64::MAX / 2);
+    let (y, m, d) = crate::time::civil_from_days(days);
+    let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
+    (unsigned(y), unsigned(m), unsigned(d))
 }
 
 #[cfg(test)]
