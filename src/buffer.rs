@@ -38,10 +38,12 @@
 //! character. Once closed, such a sequence is shown as U+FFFD.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::pattern::{self, LineMatch, LineSplitter, Pattern};
 use crate::render::{self, UNIT_CONTEXT};
 
 pub use crate::render::TRUNCATION_SUFFIX;
@@ -116,6 +118,9 @@ pub struct HeadTailBuffer {
     config: BufferConfig,
     state: Mutex<State>,
     changed: Condvar,
+    /// Pattern waiters wait on this one: it is notified when a line matched one of them, at
+    /// close, and by [`HeadTailBuffer::wake_waiters`], not at every write.
+    line_found: Condvar,
 }
 
 struct State {
@@ -133,6 +138,29 @@ struct State {
     ring_len: usize,
     /// Every byte ever written (while open).
     total: u64,
+    closed: bool,
+    /// The lines as they arrive, split only while a pattern waiter exists (`None` otherwise:
+    /// without pattern waiters a write costs nothing more).
+    lines: Option<LineSplitter>,
+    /// The pattern waits in progress.
+    waiters: Vec<PatternWaiter>,
+    next_waiter: u64,
+}
+
+/// One wait for a line that matches a pattern, checked by the writer against every line that
+/// arrives.
+struct PatternWaiter {
+    id: u64,
+    pattern: Arc<Pattern>,
+    /// Only lines that begin at or after this offset count.
+    from: u64,
+    found: Option<LineMatch>,
+}
+
+/// Everything the buffer keeps, copied out of the lock: contiguous pieces of the stream.
+struct Kept {
+    /// `(offset of the first byte, bytes, whether the piece begins at a line start)`.
+    pieces: Vec<(u64, Vec<u8>, bool)>,
     closed: bool,
 }
 
@@ -173,8 +201,12 @@ impl HeadTailBuffer {
                 ring_len: 0,
                 total: 0,
                 closed: false,
+                lines: None,
+                waiters: Vec::new(),
+                next_waiter: 0,
             }),
             changed: Condvar::new(),
+            line_found: Condvar::new(),
         }
     }
 
@@ -197,16 +229,28 @@ impl HeadTailBuffer {
             if state.closed {
                 return;
             }
+            let at = state.total;
             state.append(bytes, &self.config);
+            if !state.waiters.is_empty() && state.scan_lines(bytes, at, self.config.max_line_bytes)
+            {
+                self.line_found.notify_all();
+            }
         }
         self.changed.notify_all();
     }
 
     /// Seals the buffer: later writes are ignored, renderings become final, and every waiter
-    /// wakes. Idempotent.
+    /// wakes. Idempotent. A last line without `\n` counts as a line for pattern waiters now.
     pub fn close(&self) {
-        self.state.lock().closed = true;
+        {
+            let mut state = self.state.lock();
+            if !state.closed && !state.waiters.is_empty() {
+                state.scan_last_line(self.config.max_line_bytes);
+            }
+            state.closed = true;
+        }
         self.changed.notify_all();
+        self.line_found.notify_all();
     }
 
     /// Whether [`close`](Self::close) has been called.
@@ -278,6 +322,99 @@ impl HeadTailBuffer {
     pub fn wake_waiters(&self) {
         let _state = self.state.lock();
         self.changed.notify_all();
+        self.line_found.notify_all();
+    }
+
+    /// The first line at or after `cursor` that matches `pattern`, among the lines kept now
+    /// (see [`wait_for_line_unless`](Self::wait_for_line_unless)); no wait.
+    #[must_use]
+    pub fn find_line(&self, pattern: &Pattern, cursor: u64) -> Option<LineMatch> {
+        let kept = self.kept(&self.state.lock());
+        kept.find(pattern, cursor, self.config.max_line_bytes)
+    }
+
+    /// Blocks until a line that begins at or after `cursor` matches `pattern`, the buffer is
+    /// closed, `deadline` passes, or `stop` holds (checked as in
+    /// [`wait_for_output_unless`](Self::wait_for_output_unless)). Returns the first such line.
+    ///
+    /// The kept text is searched when the wait begins; from then on the writer checks every
+    /// line as it arrives (in [`write`](Self::write), while this wait exists), so a line that
+    /// passes through the omitted middle is found too. A line is matched on its first
+    /// `max_line_bytes` bytes; a last line without `\n` counts once the buffer is closed. A
+    /// line whose beginning was already dropped from the kept text when the wait began is
+    /// matched from its first kept byte.
+    pub fn wait_for_line_unless(
+        &self,
+        pattern: &Arc<Pattern>,
+        cursor: u64,
+        deadline: Instant,
+        stop: impl Fn() -> bool,
+    ) -> Option<LineMatch> {
+        let max_line = self.config.max_line_bytes;
+        let mut state = self.state.lock();
+        let kept = self.kept(&state);
+        if state.closed {
+            drop(state);
+            return kept.find(pattern, cursor, max_line);
+        }
+        let id = state.next_waiter;
+        state.next_waiter += 1;
+        if state.lines.is_none() {
+            state.lines = Some(kept.splitter(state.total, max_line));
+        }
+        let from = cursor.min(state.total);
+        state.waiters.push(PatternWaiter {
+            id,
+            pattern: Arc::clone(pattern),
+            from,
+            found: None,
+        });
+        drop(state);
+        // Lines complete before the wait began: the writer sees only those that end later.
+        let early = kept.find(pattern, cursor, max_line);
+        let mut state = self.state.lock();
+        if early.is_some() {
+            state.remove_waiter(id);
+            return early;
+        }
+        loop {
+            let found = state
+                .waiters
+                .iter_mut()
+                .find(|w| w.id == id)
+                .and_then(|w| w.found.take());
+            if found.is_some() || state.closed {
+                state.remove_waiter(id);
+                return found;
+            }
+            if stop() || self.line_found.wait_until(&mut state, deadline).timed_out() {
+                let found = state.remove_waiter(id);
+                return found;
+            }
+        }
+    }
+
+    /// Copies every kept byte out, as contiguous pieces.
+    fn kept(&self, state: &State) -> Kept {
+        let head_end = state.head.len() as u64;
+        let mut pieces = Vec::with_capacity(2);
+        if state.total <= head_end || state.ring_start() == head_end {
+            let mut bytes = vec![0; state.total as usize];
+            state.copy_range(0, state.total, &mut bytes);
+            pieces.push((0, bytes, true));
+        } else {
+            if head_end > 0 {
+                pieces.push((0, state.head.clone(), true));
+            }
+            let start = state.ring_start();
+            let mut bytes = vec![0; (state.total - start) as usize];
+            state.copy_range(start, state.total, &mut bytes);
+            pieces.push((start, bytes, false));
+        }
+        Kept {
+            pieces,
+            closed: state.closed,
+        }
     }
 
     /// Copies what a rendering from `cursor` needs out of the lock.
@@ -315,6 +452,43 @@ impl HeadTailBuffer {
 }
 
 impl State {
+    /// Splits `bytes` (written at offset `at`) into lines and checks each complete one against
+    /// the waiters. Returns whether one of them found its line.
+    fn scan_lines(&mut self, bytes: &[u8], at: u64, max_line: usize) -> bool {
+        let State { lines, waiters, .. } = self;
+        let Some(lines) = lines.as_mut() else {
+            return false;
+        };
+        let mut found = false;
+        lines.feed(bytes, at, |start, line| {
+            found |= check_line(waiters, start, line, max_line);
+        });
+        found
+    }
+
+    /// At close: the last line, if it has no `\n`, counts.
+    fn scan_last_line(&mut self, max_line: usize) {
+        let State {
+            lines,
+            waiters,
+            total,
+            ..
+        } = self;
+        if let Some((start, line)) = lines.as_ref().and_then(|l| l.last_line(*total)) {
+            check_line(waiters, start, line, max_line);
+        }
+    }
+
+    /// Ends a pattern wait; returns what it found. The last one to go stops the line split.
+    fn remove_waiter(&mut self, id: u64) -> Option<LineMatch> {
+        let at = self.waiters.iter().position(|w| w.id == id)?;
+        let waiter = self.waiters.swap_remove(at);
+        if self.waiters.is_empty() {
+            self.lines = None;
+        }
+        waiter.found
+    }
+
     fn append(&mut self, bytes: &[u8], config: &BufferConfig) {
         let head_room = config.head_bytes - self.head.len();
         let (to_head, rest) = bytes.split_at(head_room.min(bytes.len()));
@@ -431,6 +605,64 @@ impl State {
             next_len: after_len,
             before_gap: next.is_some(),
         })
+    }
+}
+
+/// Checks one complete line against every waiter that has not found its line yet and for which
+/// it counts. Returns whether one found it.
+fn check_line(waiters: &mut [PatternWaiter], start: u64, line: &[u8], max_line: usize) -> bool {
+    let mut found = false;
+    for waiter in waiters
+        .iter_mut()
+        .filter(|w| w.found.is_none() && start >= w.from)
+    {
+        if waiter.pattern.matches_line(line, max_line) {
+            waiter.found = Some(LineMatch::new(line, start, max_line));
+            found = true;
+        }
+    }
+    found
+}
+
+impl Kept {
+    /// The first kept line at or after `cursor` that matches: whole lines, the line at the
+    /// head's end before an omitted middle (on its kept bytes), and, once closed, a last line
+    /// without `\n`.
+    fn find(&self, pattern: &Pattern, cursor: u64, max_line: usize) -> Option<LineMatch> {
+        let mut found = None;
+        let count = self.pieces.len();
+        for (i, (at, bytes, starts_line)) in self.pieces.iter().enumerate() {
+            if *at + bytes.len() as u64 <= cursor {
+                continue;
+            }
+            let last = i + 1 < count || self.closed;
+            let hit = pattern::each_line(bytes, *at, cursor, *starts_line, last, |start, line| {
+                if pattern.matches_line(line, max_line) {
+                    found = Some(LineMatch::new(line, start, max_line));
+                    true
+                } else {
+                    false
+                }
+            });
+            if hit {
+                break;
+            }
+        }
+        found
+    }
+
+    /// A splitter for the lines that arrive after `total`: its current line is the kept text
+    /// after the last `\n`.
+    fn splitter(&self, total: u64, max_line: usize) -> LineSplitter {
+        match self.pieces.last() {
+            None => LineSplitter::new(total, &[], max_line),
+            Some((at, bytes, _)) => match memchr::memrchr(b'\n', bytes) {
+                Some(nl) => LineSplitter::new(*at + nl as u64 + 1, &bytes[nl + 1..], max_line),
+                // No line end kept: the line began at the piece's start (or, if its start was
+                // dropped, is matched from there).
+                None => LineSplitter::new(*at, bytes, max_line),
+            },
+        }
     }
 }
 

@@ -197,21 +197,61 @@ impl Client {
         cursor: Option<u64>,
         wait: Option<Duration>,
     ) -> Result<api::OutputResponse, ApiError> {
+        self.output_with(
+            id,
+            &api::OutputOptions {
+                cursor,
+                wait,
+                ..api::OutputOptions::default()
+            },
+        )
+    }
+
+    /// [`Client::output`] with every option of the output route: also `until=<regex>`, a wait
+    /// for a matching line (with a wait; see [`api::OutputOptions`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::output`]; 400 for a pattern that is too long or does not compile.
+    pub fn output_with(
+        &self,
+        id: &str,
+        options: &api::OutputOptions,
+    ) -> Result<api::OutputResponse, ApiError> {
         let mut target = format!("{}/{}/output", api::PREFIX, escape_segment(id));
         let mut sep = '?';
         let mut timeout = REQUEST_TIMEOUT;
-        if let Some(cursor) = cursor {
+        if let Some(cursor) = options.cursor {
             target.push_str(&format!("{sep}cursor={cursor}"));
             sep = '&';
         }
-        if let Some(wait) = wait {
-            let ms = u64::try_from(wait.as_millis())
-                .unwrap_or(u64::MAX)
-                .min(api::MAX_WAIT_MS);
+        if let Some(wait) = options.wait {
+            let ms = wait_ms(wait);
             target.push_str(&format!("{sep}wait=true&timeout_ms={ms}"));
+            sep = '&';
             timeout = Duration::from_millis(ms) + WAIT_MARGIN;
         }
+        if let Some(pattern) = &options.until {
+            target.push_str(&format!("{sep}until={}", escape_segment(pattern)));
+        }
         self.send(&target, None, timeout)
+    }
+
+    /// `GET /api/v0/processes/wait?ids=...&timeout_ms=N`: waits up to `wait` (default and at
+    /// most [`api::MAX_WAIT_MS`]) until any of `ids` is no longer running.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::start`]; 400 for no ids or too many, 404 naming the first unknown id.
+    pub fn wait_any(
+        &self,
+        ids: &[String],
+        wait: Option<Duration>,
+    ) -> Result<api::WaitResponse, ApiError> {
+        let ms = wait.map_or(api::MAX_WAIT_MS, wait_ms);
+        let ids: Vec<String> = ids.iter().map(|id| escape_segment(id)).collect();
+        let target = format!("{}/wait?ids={}&timeout_ms={ms}", api::PREFIX, ids.join(","));
+        self.send(&target, None, Duration::from_millis(ms) + WAIT_MARGIN)
     }
 
     /// `GET /api/v0/processes/list?limit=N`, with `limit` clamped to `1..=`[`api::MAX_LIST_LIMIT`].
@@ -379,6 +419,22 @@ impl ProcessApi for Client {
         Client::output(self, id, cursor, wait)
     }
 
+    fn output_with(
+        &self,
+        id: &str,
+        options: &api::OutputOptions,
+    ) -> Result<api::OutputResponse, ApiError> {
+        Client::output_with(self, id, options)
+    }
+
+    fn wait_any(
+        &self,
+        ids: &[String],
+        wait: Option<Duration>,
+    ) -> Result<api::WaitResponse, ApiError> {
+        Client::wait_any(self, ids, wait)
+    }
+
     fn list(&self, limit: usize) -> Result<api::ListResponse, ApiError> {
         Client::list(self, limit)
     }
@@ -397,7 +453,14 @@ impl ProcessApi for Client {
     }
 }
 
-/// Percent-encodes a path segment (a process id is a UUID, but the caller may pass anything).
+/// A wait in whole milliseconds, at most the longest wait the server grants.
+fn wait_ms(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(api::MAX_WAIT_MS)
+}
+
+/// Percent-encodes a path segment or a query value (a process id is a UUID, but the caller may pass anything).
 fn escape_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {

@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::id::ProcessId;
+use crate::pattern::PatternError;
 
 /// Why a [`Manager`](crate::Manager) operation failed.
 ///
@@ -78,6 +79,8 @@ pub enum Error {
     NotRunning(ProcessId),
     /// Sending a signal failed for a reason other than the group being gone (500).
     Signal(io::Error),
+    /// A pattern to wait for or search with is too long or does not compile (400).
+    InvalidPattern(PatternError),
 }
 
 impl fmt::Display for Error {
@@ -121,6 +124,7 @@ impl fmt::Display for Error {
             Error::NotFound(id) => write!(f, "Process \"{id}\" not found."),
             Error::NotRunning(id) => write!(f, "Process \"{id}\" is not running."),
             Error::Signal(_) => f.write_str("Failed to signal process."),
+            Error::InvalidPattern(_) => f.write_str("Invalid pattern."),
         }
     }
 }
@@ -132,6 +136,7 @@ impl std::error::Error for Error {
             Error::ProgramNotFound { source, .. }
             | Error::ProgramNotExecutable { source, .. }
             | Error::WorkdirNotEnterable { source, .. } => Some(source),
+            Error::InvalidPattern(e) => Some(e),
             _ => None,
         }
     }

@@ -209,6 +209,7 @@ enum Route<'a> {
     Root,
     Start,
     List,
+    Wait,
     Output(&'a str),
     Signal(&'a str),
 }
@@ -243,7 +244,7 @@ impl Handler {
             return Response::message(404, "Not found.");
         };
         let allowed = match route {
-            Route::Root | Route::List | Route::Output(_) => "GET",
+            Route::Root | Route::List | Route::Wait | Route::Output(_) => "GET",
             Route::Start | Route::Signal(_) => "POST",
         };
         if req.method != allowed {
@@ -263,6 +264,7 @@ impl Handler {
             }
             Route::Start => start(&api, req),
             Route::List => list(&api, query),
+            Route::Wait => wait_any(&api, query),
             Route::Output(id) => output(&api, id, query),
             Route::Signal(id) => self.signal(&api, id, req, chat),
         }
@@ -373,11 +375,25 @@ fn output(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
         Err(response) => return response,
     };
     let wait = query_value(query, "wait").as_deref() == Some("true");
-    answer(api.output(
-        raw_id,
+    let options = api::OutputOptions {
         cursor,
-        wait.then(|| Duration::from_millis(timeout_ms)),
-    ))
+        wait: wait.then(|| Duration::from_millis(timeout_ms)),
+        until: query_value(query, "until"),
+    };
+    answer(api.output_with(raw_id, &options))
+}
+
+/// `GET wait?ids=A,B&timeout_ms=N`.
+fn wait_any(api: &dyn ProcessApi, query: &str) -> Response {
+    let timeout_ms = match query_u64(query, "timeout_ms") {
+        Ok(ms) => ms.unwrap_or(api::MAX_WAIT_MS).min(api::MAX_WAIT_MS),
+        Err(response) => return response,
+    };
+    let ids: Vec<String> = match query_value(query, "ids") {
+        Some(ids) if !ids.is_empty() => ids.split(',').map(str::to_string).collect(),
+        _ => return Response::message(400, "Query parameter \"ids\" is required."),
+    };
+    answer(api.wait_any(&ids, Some(Duration::from_millis(timeout_ms))))
 }
 
 /// A 200 with the answer, or the error's status and body.
@@ -418,6 +434,7 @@ fn route(path: &str) -> Option<Route<'_>> {
     match rest {
         "start" => Some(Route::Start),
         "list" => Some(Route::List),
+        "wait" => Some(Route::Wait),
         _ => {
             let (id, action) = rest.split_once('/')?;
             if id.is_empty() {
@@ -554,6 +571,7 @@ mod tests {
             Some(Route::Start)
         ));
         assert!(matches!(route("/api/v0/processes/list"), Some(Route::List)));
+        assert!(matches!(route("/api/v0/processes/wait"), Some(Route::Wait)));
         assert!(matches!(
             route("/api/v0/processes/abc/output"),
             Some(Route::Output("abc"))

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::buffer::Truncation;
 use crate::id::ProcessId;
 use crate::interrupt::Interrupt;
+use crate::pattern::LineMatch;
 
 /// How a process ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +79,21 @@ pub struct Output {
     pub running: bool,
     /// How it ended, once it has.
     pub exit: Option<Exit>,
+    /// With a pattern ([`OutputQuery::until`]): whether a line matched. `None` without one.
+    pub matched: Option<bool>,
+    /// With a pattern: the first matching line at or after the cursor, when one matched.
+    pub line_match: Option<LineMatch>,
+}
+
+/// What [`Manager::wait_any`](crate::Manager::wait_any) returns: every id asked about, in
+/// exactly one of the two lists, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WaitAny {
+    /// The processes that are no longer running.
+    pub exited: Vec<ProcessInfo>,
+    /// The ids of those still running.
+    pub running: Vec<ProcessId>,
 }
 
 /// How to read output: from where, and whether to wait. Build one with [`snapshot`],
@@ -104,6 +120,7 @@ pub struct OutputQuery {
     cursor: Option<u64>,
     wait: Option<Duration>,
     interrupt: Option<Interrupt>,
+    until: Option<String>,
 }
 
 impl OutputQuery {
@@ -139,7 +156,7 @@ impl OutputQuery {
         OutputQuery {
             cursor: Some(cursor),
             wait: Some(wait),
-            interrupt: None,
+            ..OutputQuery::default()
         }
     }
 
@@ -149,7 +166,7 @@ impl OutputQuery {
         OutputQuery {
             cursor,
             wait,
-            interrupt: None,
+            ..OutputQuery::default()
         }
     }
 
@@ -171,6 +188,33 @@ impl OutputQuery {
     pub fn interruptible(mut self, interrupt: &Interrupt) -> Self {
         self.interrupt = Some(interrupt.clone());
         self
+    }
+
+    /// Waits (if the query waits) for a line that matches `pattern` (the `regex` crate's
+    /// syntax, at most [`MAX_PATTERN_BYTES`](crate::MAX_PATTERN_BYTES) bytes) at or after the
+    /// cursor, rather than for the exit or for any output: the wait ends at the first such
+    /// line, at the exit, or when it runs out. Lines are matched as they arrive, so one in the
+    /// omitted middle of a long output is found. The answer says whether one matched, and
+    /// which ([`Output::line_match`]); its rendered output is what it would be without a
+    /// pattern.
+    ///
+    /// ```
+    /// use procwarden::OutputQuery;
+    /// use std::time::Duration;
+    ///
+    /// let ready = OutputQuery::until_exit(Duration::from_secs(60)).until("listening on");
+    /// assert_eq!(ready.pattern(), Some("listening on"));
+    /// ```
+    #[must_use]
+    pub fn until(mut self, pattern: impl Into<String>) -> Self {
+        self.until = Some(pattern.into());
+        self
+    }
+
+    /// The pattern to wait for, if any.
+    #[must_use]
+    pub fn pattern(&self) -> Option<&str> {
+        self.until.as_deref()
     }
 
     /// The interrupt that may end the wait, if any.

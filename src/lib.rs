@@ -125,6 +125,7 @@ pub mod mcp;
 #[cfg(any(test, feature = "model"))]
 #[doc(hidden)]
 pub mod model;
+mod pattern;
 mod pool;
 mod process;
 mod reaper;
@@ -141,13 +142,14 @@ pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Trun
 pub use command::{Command, LOG_COMMAND_BYTES, Signal};
 pub use error::Error;
 pub use id::ProcessId;
-pub use info::{Exit, ExitEvent, Output, OutputQuery, ProcessInfo, Started};
+pub use info::{Exit, ExitEvent, Output, OutputQuery, ProcessInfo, Started, WaitAny};
 pub use interrupt::Interrupt;
 pub use manager::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
     DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
     DEFAULT_THREAD_STACK_BYTES, Listing, Manager, ManagerBuilder,
 };
+pub use pattern::{LineMatch, MAX_PATTERN_BYTES, Pattern, PatternError};
 pub use process::READ_CHUNK_BYTES;
 pub use uuid::Uuid;
 

@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::process_api::{ApiError, ListEntries, ProcessApi};
 use super::{
-    ListResponse, Message, OutputResponse, ProcessInfo, StartRequest, StartResponse,
-    command_from_start, error_answer, parse_signal, signal_name, unsupported_signal_message,
+    ListResponse, MAX_WAIT_IDS, MAX_WAIT_MS, Message, OutputOptions, OutputResponse, ProcessInfo,
+    StartRequest, StartResponse, WaitResponse, command_from_start, error_answer, parse_signal,
+    signal_name, unsupported_signal_message,
 };
 use crate::error::Error;
 use crate::id::ProcessId;
@@ -80,11 +81,57 @@ impl ProcessApi for LocalApi {
         cursor: Option<u64>,
         wait: Option<Duration>,
     ) -> Result<OutputResponse, ApiError> {
+        self.output_with(
+            id,
+            &OutputOptions {
+                cursor,
+                wait,
+                ..OutputOptions::default()
+            },
+        )
+    }
+
+    fn output_with(&self, id: &str, options: &OutputOptions) -> Result<OutputResponse, ApiError> {
+        let mut query = self.query(options.cursor, options.wait);
+        if let Some(pattern) = &options.until {
+            query = query.until(pattern.clone());
+        }
+        // A bad pattern is the request's own problem: answered before the id is looked up.
+        if let Some(pattern) = &options.until {
+            self.manager
+                .pattern(pattern)
+                .map_err(|e| answer(&e, Some(id)))?;
+        }
         let pid = parse_id(id)?;
         self.manager
-            .output(&pid, self.chat, self.query(cursor, wait))
+            .output(&pid, self.chat, query)
             .map(|out| OutputResponse::from(&out))
             .map_err(|e| answer(&e, Some(id)))
+    }
+
+    fn wait_any(&self, ids: &[String], wait: Option<Duration>) -> Result<WaitResponse, ApiError> {
+        if ids.is_empty() || ids.len() > MAX_WAIT_IDS {
+            return Err(ApiError::answer(
+                400,
+                Message::new(format!(
+                    "Query parameter \"ids\" must name 1 to {MAX_WAIT_IDS} processes."
+                )),
+            ));
+        }
+        // The first id, in the order given, that this caller cannot see is the one named.
+        let mut parsed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let pid = parse_id(id)?;
+            self.manager
+                .info(&pid, self.chat)
+                .map_err(|e| answer(&e, Some(id)))?;
+            parsed.push(pid);
+        }
+        let wait = wait.unwrap_or(Duration::from_millis(MAX_WAIT_MS));
+        self.manager
+            .wait_any(&parsed, self.chat, wait, self.interrupt.as_ref())
+            .map(|w| WaitResponse::from(&w))
+            .map_err(|e| answer(&e, None))
     }
 
     fn list(&self, limit: usize) -> Result<ListResponse, ApiError> {

@@ -198,6 +198,7 @@ pub fn error_answer(error: &Error, id: Option<&str>) -> (u16, Message) {
         Error::NotFound(parsed) => (404, not_found_message(&id(parsed))),
         Error::NotRunning(parsed) => (409, format!("Process \"{}\" is not running.", id(parsed))),
         Error::Signal(_) => (500, "Failed to signal process.".to_string()),
+        Error::InvalidPattern(_) => (400, "Invalid pattern.".to_string()),
     };
     let detail = std::error::Error::source(error).map(ToString::to_string);
     (status, Message { message, detail })
@@ -275,6 +276,20 @@ impl From<&Output> for OutputResponse {
             signal: exit.and_then(exit_signal),
             timed_out: exit.and_then(timed_out),
             next_cursor: out.next_cursor,
+            matched: out.matched,
+            line_match: out.line_match.as_ref().map(|m| super::LineMatch {
+                line: m.line.clone(),
+                offset: m.offset,
+            }),
+        }
+    }
+}
+
+impl From<&crate::info::WaitAny> for super::WaitResponse {
+    fn from(wait: &crate::info::WaitAny) -> Self {
+        super::WaitResponse {
+            exited: wait.exited.iter().map(ProcessInfo::from).collect(),
+            running: wait.running.iter().map(ToString::to_string).collect(),
         }
     }
 }

@@ -16,6 +16,7 @@
 //!   client all go through it, so they answer alike.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -163,6 +164,50 @@ pub struct OutputResponse {
     /// *Extension*: stream offset just past the bytes this answer covers.
     #[serde(default)]
     pub next_cursor: u64,
+    /// *Extension*, present when the request had `until`: whether a line matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<bool>,
+    /// *Extension*, present when `until` matched: the first matching line at or after the
+    /// cursor.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    pub line_match: Option<LineMatch>,
+}
+
+/// A line that matched a pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineMatch {
+    /// The line without its `\n` (lossy UTF-8; a line over 2048 bytes cut as in the output
+    /// rules).
+    pub line: String,
+    /// Stream offset of the line's first byte.
+    pub offset: u64,
+}
+
+/// How to read output through [`ProcessApi::output_with`]: the cursor, the wait, and the
+/// pattern to wait for. `OutputOptions::default()` is an immediate snapshot of everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    /// Only stream bytes at offsets `>= cursor`.
+    pub cursor: Option<u64>,
+    /// Wait up to this long: for the exit, for output past the cursor, or (with `until`) for a
+    /// matching line.
+    pub wait: Option<Duration>,
+    /// A regular expression (the `regex` crate's syntax, at most
+    /// [`MAX_PATTERN_BYTES`](crate::MAX_PATTERN_BYTES) bytes): wait for a line that matches it.
+    pub until: Option<String>,
+}
+
+/// Most ids one `GET /api/v0/processes/wait` may name.
+pub const MAX_WAIT_IDS: usize = 64;
+
+/// Answer to `GET /api/v0/processes/wait`: every id asked about in exactly one list, in the
+/// order given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitResponse {
+    /// The processes that are no longer running.
+    pub exited: Vec<ProcessInfo>,
+    /// The ids of those still running.
+    pub running: Vec<String>,
 }
 
 /// `POST /api/v0/processes/{id}/signal`.

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use super::{ListResponse, Message, OutputResponse, ProcessInfo, StartRequest, StartResponse};
+use super::{
+    ListResponse, Message, OutputOptions, OutputResponse, ProcessInfo, StartRequest, StartResponse,
+    WaitResponse,
+};
 
 /// Most bytes of output a tool result carries back to the model.
 pub const MAX_TOOL_OUTPUT_BYTES: usize = 32768;
@@ -96,6 +99,38 @@ pub trait ProcessApi {
         wait: Option<Duration>,
     ) -> Result<OutputResponse, ApiError>;
 
+    /// Reads output as `options` say: [`output`](Self::output) plus a pattern to wait for
+    /// (`until`). The provided implementation handles options without a pattern through
+    /// [`output`](Self::output) and refuses a pattern (both implementations of the crate
+    /// support it).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`output`](Self::output); 400 for a pattern that is too long or does not
+    /// compile; from the provided implementation, a transport-style error (`status: None`)
+    /// for any pattern.
+    fn output_with(&self, id: &str, options: &OutputOptions) -> Result<OutputResponse, ApiError> {
+        match options.until {
+            None => self.output(id, options.cursor, options.wait),
+            Some(_) => Err(unsupported("This process API cannot wait for a pattern.")),
+        }
+    }
+
+    /// Waits until any of `ids` is no longer running, or `wait` passes (`None`: the longest
+    /// wait, [`MAX_WAIT_MS`](super::MAX_WAIT_MS)). The provided implementation refuses.
+    ///
+    /// # Errors
+    ///
+    /// 400 for no ids or more than [`MAX_WAIT_IDS`](super::MAX_WAIT_IDS), 404 naming the first
+    /// id this caller cannot see, or a transport error; from the provided implementation, a
+    /// transport-style error (`status: None`).
+    fn wait_any(&self, ids: &[String], wait: Option<Duration>) -> Result<WaitResponse, ApiError> {
+        let _ = (ids, wait);
+        Err(unsupported(
+            "This process API cannot wait for any of several processes.",
+        ))
+    }
+
     /// Lists at most `limit` processes (running first, then newest first).
     ///
     /// # Errors
@@ -145,6 +180,15 @@ pub trait ProcessApi {
                 detail: None,
             }),
         }
+    }
+}
+
+/// The error of a provided method that an implementation does not support.
+fn unsupported(message: &str) -> ApiError {
+    ApiError {
+        status: None,
+        message: message.into(),
+        detail: None,
     }
 }
 

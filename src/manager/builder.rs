@@ -52,6 +52,7 @@ pub(crate) struct Config {
     pub(crate) retention: Duration,
     pub(crate) max_exited: usize,
     pub(crate) max_wait: Duration,
+    pub(crate) max_pattern_bytes: usize,
     pub(crate) buffer: BufferConfig,
     pub(crate) shell: PathBuf,
     pub(crate) thread_stack_bytes: usize,
@@ -99,6 +100,7 @@ impl Default for ManagerBuilder {
                 retention: DEFAULT_RETENTION,
                 max_exited: DEFAULT_MAX_EXITED,
                 max_wait: DEFAULT_MAX_WAIT,
+                max_pattern_bytes: crate::pattern::MAX_PATTERN_BYTES,
                 buffer: BufferConfig::default(),
                 shell: PathBuf::from(DEFAULT_SHELL),
                 thread_stack_bytes: DEFAULT_THREAD_STACK_BYTES,
@@ -149,6 +151,14 @@ impl ManagerBuilder {
     /// Longest an output call may wait (default [`DEFAULT_MAX_WAIT`]).
     pub fn max_wait(mut self, wait: Duration) -> Self {
         self.config.max_wait = wait;
+        self
+    }
+
+    /// Longest pattern an output wait accepts, in bytes (default
+    /// [`MAX_PATTERN_BYTES`](crate::MAX_PATTERN_BYTES)); a longer one is
+    /// [`Error::InvalidPattern`](crate::Error::InvalidPattern).
+    pub fn max_pattern_bytes(mut self, n: usize) -> Self {
+        self.config.max_pattern_bytes = n;
         self
     }
 

@@ -21,8 +21,9 @@ use uuid::Uuid;
 use crate::command::{Command, Signal};
 use crate::error::Error;
 use crate::id::ProcessId;
-use crate::info::{Output, OutputQuery, ProcessInfo, Started};
+use crate::info::{Output, OutputQuery, ProcessInfo, Started, WaitAny};
 use crate::interrupt::Interrupt;
+use crate::pattern::Pattern;
 use crate::pool::{PoolConfig, ReaderPool};
 use crate::process::{self, Proc, ProcSpec};
 use crate::reaper;
@@ -388,7 +389,12 @@ impl Manager {
         chat: Option<Uuid>,
         query: OutputQuery,
     ) -> Result<Output, Error> {
+        let pattern = match query.pattern() {
+            Some(text) => Some(Arc::new(self.pattern(text)?)),
+            None => None,
+        };
         let proc = self.find(id, chat)?;
+        let mut line_match = None;
         if let Some(wait) = query.wait() {
             let deadline = deadline_in(wait.min(self.shared.config.max_wait));
             let interrupt = query.interrupt().cloned();
@@ -397,8 +403,19 @@ impl Manager {
                 i.on_interrupt(move || waiting.wake_waiters())
             });
             let stop = || interrupt.as_ref().is_some_and(Interrupt::is_interrupted);
-            match query.cursor() {
-                Some(cursor) => {
+            match (&pattern, query.cursor()) {
+                (Some(pattern), cursor) => {
+                    line_match = proc.buffer.wait_for_line_unless(
+                        pattern,
+                        cursor.unwrap_or(0),
+                        deadline,
+                        stop,
+                    );
+                    if proc.buffer.is_closed() {
+                        proc.wait_exit(deadline, stop);
+                    }
+                }
+                (None, Some(cursor)) => {
                     proc.buffer.wait_for_output_unless(cursor, deadline, stop);
                     // The buffer is sealed just before the process is marked exited: if it is
                     // sealed, the exit is a moment away.
@@ -406,13 +423,22 @@ impl Manager {
                         proc.wait_exit(deadline, stop);
                     }
                 }
-                None => {
+                (None, None) => {
                     proc.wait_exit(deadline, stop);
                 }
             }
+        } else if let Some(pattern) = &pattern {
+            line_match = proc.buffer.find_line(pattern, query.cursor().unwrap_or(0));
         }
         // State first, then output: if the state says exited, the buffer was already sealed.
         let exit = proc.state.lock().exit.clone();
+        if line_match.is_none()
+            && exit.is_some()
+            && let Some(pattern) = &pattern
+        {
+            // The wait ended at the exit: the last line without a line end now counts.
+            line_match = proc.buffer.find_line(pattern, query.cursor().unwrap_or(0));
+        }
         let rendered = proc.buffer.render_from(query.cursor().unwrap_or(0));
         Ok(Output {
             output: rendered.output,
@@ -420,7 +446,80 @@ impl Manager {
             next_cursor: rendered.next_cursor,
             running: exit.is_none(),
             exit,
+            matched: pattern.as_ref().map(|_| line_match.is_some()),
+            line_match,
         })
+    }
+
+    /// Compiles a pattern as an output wait would: the `regex` crate's syntax, at most the
+    /// configured number of bytes ([`ManagerBuilder::max_pattern_bytes`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPattern`] for a pattern that is too long or does not compile.
+    pub fn pattern(&self, text: &str) -> Result<Pattern, Error> {
+        Pattern::new(text, self.shared.config.max_pattern_bytes).map_err(Error::InvalidPattern)
+    }
+
+    /// Waits until any of `ids` is no longer running, or `wait` (at most the manager's wait
+    /// limit) passes, or `interrupt` ends the wait; returns every id in exactly one of the two
+    /// lists, in the order given. It sleeps on the manager's exit notifications: no polling.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for the first id that names no process this caller may see.
+    pub fn wait_any(
+        &self,
+        ids: &[ProcessId],
+        chat: Option<Uuid>,
+        wait: Duration,
+        interrupt: Option<&Interrupt>,
+    ) -> Result<WaitAny, Error> {
+        let procs = ids
+            .iter()
+            .map(|id| self.find(id, chat))
+            .collect::<Result<Vec<_>, _>>()?;
+        let deadline = deadline_in(wait.min(self.shared.config.max_wait));
+        let _woken_by = interrupt.map(|i| {
+            let shared = Arc::clone(&self.shared);
+            i.on_interrupt(move || shared.wake_exit_waiters())
+        });
+        let stopped = || interrupt.is_some_and(Interrupt::is_interrupted);
+        loop {
+            // The count first, then the states: an exit after this look changes the count.
+            let seen = *self.shared.exits.lock();
+            let any = procs.iter().any(|p| p.state.lock().exit.is_some());
+            if any || stopped() || self.shared.is_closing() {
+                break;
+            }
+            let mut exits = self.shared.exits.lock();
+            while *exits == seen {
+                if self
+                    .shared
+                    .exit_cv
+                    .wait_until(&mut exits, deadline)
+                    .timed_out()
+                {
+                    break;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+        let mut answer = WaitAny {
+            exited: Vec::new(),
+            running: Vec::new(),
+        };
+        for proc in procs {
+            let info = proc.info();
+            if info.running {
+                answer.running.push(proc.id);
+            } else {
+                answer.exited.push(info);
+            }
+        }
+        Ok(answer)
     }
 
     /// Sends a signal to the process's whole group; with `grace`, SIGKILL follows that much
@@ -482,6 +581,8 @@ impl Manager {
     pub fn close(&self) {
         let on_supervisor = self.supervisor_thread == std::thread::current().id();
         let first = self.shared.begin_closing();
+        // Wait-any calls answer at once once closing.
+        self.shared.wake_exit_waiters();
         if on_supervisor {
             if first {
                 let (tx, _rx) = crossbeam_channel::bounded(1);

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::id::ProcessId;
 use crate::info::{Exit, ExitEvent};
@@ -66,6 +66,11 @@ pub(crate) struct Shared {
     pub(crate) lingering_added: AtomicBool,
     /// Reader threads, reused across children.
     pub(crate) readers: ReaderPool,
+    /// Counts exits (and wake-ups of wait-any calls): a wait-any call sleeps on `exit_cv` until
+    /// it changes. Lock order: a process's lock may be held while this is taken, never the
+    /// other way round.
+    pub(crate) exits: Mutex<u64>,
+    pub(crate) exit_cv: Condvar,
 }
 
 #[derive(Default)]
@@ -94,6 +99,8 @@ impl Shared {
             lingering: Mutex::new(Vec::new()),
             lingering_added: AtomicBool::new(false),
             readers,
+            exits: Mutex::new(0),
+            exit_cv: Condvar::new(),
         })
     }
 
@@ -163,6 +170,12 @@ impl Shared {
         self.lingering.lock().extend(kept);
     }
 
+    /// Wakes every wait-any call, so that each looks at its processes again.
+    pub(crate) fn wake_exit_waiters(&self) {
+        *self.exits.lock() += 1;
+        self.exit_cv.notify_all();
+    }
+
     pub(crate) fn clear_lingering(&self) {
         self.lingering.lock().clear();
     }
@@ -190,6 +203,7 @@ impl ExitSink for Shared {
         // see this exit. Lock order: a process's state, then the table (or the lingering
         // list); nothing takes them the other way round.
         let first_expiry = self.record_exit(proc.id);
+        self.wake_exit_waiters();
         if lingers {
             self.lingering.lock().push(Arc::clone(proc));
             self.lingering_added.store(true, Ordering::SeqCst);
