@@ -1,4 +1,5 @@
-//! Agent tools: `execute`, `process_output`, `process_list` and `process_signal`, for an AI
+//! Agent tools: `execute`, `process_output`, `process_list`, `process_signal` and
+//! `process_wait`, for an AI
 //! model calling functions. They run over one trait, [`ProcessApi`], which the in-process
 //! [`Manager`](crate::Manager) implements through [`LocalApi`], and the blocking HTTP client
 //! implements with the `client` feature. The trait, its error and the output cap live in
@@ -174,6 +175,10 @@ pub struct ExecuteArgs {
     /// Start it in the background and return at once.
     #[serde(default)]
     pub run_in_background: Option<bool>,
+    /// A regular expression: run the command in the background and return once a line of its
+    /// output matches (or it exits, or the timeout passes), with the output so far.
+    #[serde(default)]
+    pub wait_for: Option<String>,
 }
 
 /// The arguments of `process_output`.
@@ -188,6 +193,20 @@ pub struct OutputArgs {
     /// Read only output after this stream offset (a previous `next_cursor`).
     #[serde(default)]
     pub cursor: Option<u64>,
+    /// A regular expression: wait for a line that matches it (at or after the cursor) rather
+    /// than for the exit.
+    #[serde(default)]
+    pub wait_for: Option<String>,
+}
+
+/// The arguments of `process_wait`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct WaitArgs {
+    /// The ids to wait for (1 to [`api::MAX_WAIT_IDS`]).
+    pub process_ids: Vec<String>,
+    /// How long to wait at most, e.g. `30s` (default [`DEFAULT_OUTPUT_WAIT`]).
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 /// The arguments of `process_signal`.
@@ -294,6 +313,7 @@ pub fn call_with(
         "process_output" => args(arguments).map(|a| process_output(api, &a)),
         "process_list" => Ok(process_list(api)),
         "process_signal" => args(arguments).map(|a| process_signal(api, &a)),
+        "process_wait" => args(arguments).map(|a| process_wait(api, &a)),
         other => Err(failure(format!("unknown tool \"{other}\""))),
     };
     result.unwrap_or_else(|e| e)
@@ -320,8 +340,11 @@ pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallCont
             Err(e) => return failure(e),
         },
     };
-    let (command, background) =
-        background_from_ampersand(&args.command, args.run_in_background.unwrap_or(false));
+    let wait_for = args.wait_for.as_deref().filter(|p| !p.is_empty());
+    let (command, background) = background_from_ampersand(
+        &args.command,
+        args.run_in_background.unwrap_or(false) || wait_for.is_some(),
+    );
     let request = api::StartRequest {
         command: Some(command.clone()),
         workdir: args.workdir.clone().filter(|w| !w.is_empty()),
@@ -339,6 +362,9 @@ pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallCont
         Ok(started) => started,
         Err(e) => return failure(e.to_string()),
     };
+    if let Some(pattern) = wait_for {
+        return ready(api, &started.id, pattern, timeout, &timeout_shown);
+    }
     if background {
         return json!({
             "success": true,
@@ -398,6 +424,56 @@ pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallCont
         "error": format!("command timed out after {timeout_shown}"),
         "background_process_id": started.id,
     })
+}
+
+/// A background start with `wait_for`: waits up to `timeout` for a matching line.
+fn ready(
+    api: &dyn ProcessApi,
+    id: &str,
+    pattern: &str,
+    timeout: Duration,
+    timeout_shown: &str,
+) -> Value {
+    let options = api::OutputOptions {
+        wait: Some(timeout),
+        until: Some(pattern.to_string()),
+        ..api::OutputOptions::default()
+    };
+    let out = match api.output_with(id, &options) {
+        Ok(out) => out,
+        Err(e) => {
+            return json!({
+                "success": false,
+                "error": format!("waiting for a line matching {pattern:?} failed: {e}"),
+                "background_process_id": id,
+            });
+        }
+    };
+    let (output, _) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
+    let mut result = json!({
+        "success": out.matched == Some(true),
+        "output": output,
+        "matched": out.matched == Some(true),
+        "background_process_id": id,
+    });
+    if let Some(m) = &out.line_match {
+        result["match"] = json!(m);
+    }
+    if let Some(t) = &out.truncated {
+        result["truncated"] = json!(t);
+    }
+    if let Some(code) = out.exit_code {
+        result["exit_code"] = json!(code);
+    }
+    if out.matched != Some(true) {
+        result["error"] = json!(match out.exit_code {
+            Some(code) => format!("the command exited (code {code}) before a line matched"),
+            None => format!(
+                "no line matched within {timeout_shown}; the command is still running: use process_output to read it"
+            ),
+        });
+    }
+    result
 }
 
 /// What one wait of a foreground `execute` found.
@@ -543,7 +619,12 @@ pub fn process_output(api: &dyn ProcessApi, args: &OutputArgs) -> Value {
             Err(e) => return failure(e),
         },
     };
-    match api.output(&args.process_id, args.cursor, wait) {
+    let options = api::OutputOptions {
+        cursor: args.cursor,
+        wait,
+        until: args.wait_for.clone().filter(|p| !p.is_empty()),
+    };
+    match api.output_with(&args.process_id, &options) {
         Ok(out) => {
             let (output, capped) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
             let mut result = json!({
@@ -551,6 +632,12 @@ pub fn process_output(api: &dyn ProcessApi, args: &OutputArgs) -> Value {
                 "output": output,
                 "next_cursor": out.next_cursor,
             });
+            if let Some(matched) = out.matched {
+                result["matched"] = json!(matched);
+            }
+            if let Some(m) = &out.line_match {
+                result["match"] = json!(m);
+            }
             if let Some(code) = out.exit_code {
                 result["exit_code"] = json!(code);
             }
@@ -566,6 +653,25 @@ pub fn process_output(api: &dyn ProcessApi, args: &OutputArgs) -> Value {
             }
             result
         }
+        Err(e) => failure(e.to_string()),
+    }
+}
+
+/// `process_wait`: waits until any of the processes exits (or the timeout passes).
+pub fn process_wait(api: &dyn ProcessApi, args: &WaitArgs) -> Value {
+    let wait = match args.timeout.as_deref() {
+        None | Some("") => DEFAULT_OUTPUT_WAIT,
+        Some(text) => match parse_duration(text) {
+            Ok(d) => d,
+            Err(e) => return failure(e),
+        },
+    };
+    match api.wait_any(&args.process_ids, Some(wait)) {
+        Ok(answer) => json!({
+            "success": true,
+            "exited": answer.exited,
+            "running": answer.running,
+        }),
         Err(e) => failure(e.to_string()),
     }
 }
@@ -606,7 +712,8 @@ pub fn definitions() -> Value {
                     "command": {"type": "string", "description": "The shell command."},
                     "timeout": {"type": "string", "description": format!("How long to wait in the foreground, e.g. \"30s\" or \"5m\". Default \"{execute_timeout}\".")},
                     "workdir": {"type": "string", "description": "Absolute working directory."},
-                    "run_in_background": {"type": "boolean", "description": "Start and return at once with a background_process_id (for servers, watchers, long builds)."}
+                    "run_in_background": {"type": "boolean", "description": "Start and return at once with a background_process_id (for servers, watchers, long builds)."},
+                    "wait_for": {"type": "string", "description": format!("A regular expression (Rust regex syntax, at most {} bytes), e.g. \"Listening on\": run the command in the background and return once a line of its output matches, with the output so far and the match (or when it exits, or at the timeout).", crate::MAX_PATTERN_BYTES)}
                 },
                 "required": ["command"]
             },
@@ -616,6 +723,8 @@ pub fn definitions() -> Value {
                 "wall_duration_ms": {"type": "integer", "minimum": 0, "description": "Milliseconds from the start to the exit (0 for a background start)."},
                 "background_process_id": {"type": "string", "description": "The id of a process that runs on: started in the background, or still running when the call ended. Use it with process_output and process_signal."},
                 "truncated": truncation_schema(),
+                "matched": {"type": "boolean", "description": "With wait_for: whether a line matched."},
+                "match": match_schema(),
                 "note": {"type": "string", "description": "Advice about the result."}
             })),
             "annotations": {
@@ -634,7 +743,8 @@ pub fn definitions() -> Value {
                 "properties": {
                     "process_id": {"type": "string"},
                     "wait_timeout": {"type": "string", "description": "e.g. \"30s\"; \"0s\" for no wait."},
-                    "cursor": {"type": "integer", "minimum": 0, "description": "Only output after this offset (a previous next_cursor)."}
+                    "cursor": {"type": "integer", "minimum": 0, "description": "Only output after this offset (a previous next_cursor)."},
+                    "wait_for": {"type": "string", "description": "A regular expression: wait (up to wait_timeout) for a line at or after the cursor that matches it, rather than for the exit. Lines in the middle of a long output that the answer leaves out are matched too."}
                 },
                 "required": ["process_id"]
             },
@@ -643,6 +753,8 @@ pub fn definitions() -> Value {
                 "next_cursor": {"type": "integer", "minimum": 0, "description": "Pass as cursor to read only what comes after this answer."},
                 "exit_code": {"type": "integer", "description": "Present once the process has exited; -1 when a signal ended it or its status is unknown."},
                 "truncated": truncation_schema(),
+                "matched": {"type": "boolean", "description": "With wait_for: whether a line matched."},
+                "match": match_schema(),
                 "note": {"type": "string", "description": "Says when the process is still running, or the output was cut."}
             })),
             "annotations": {
@@ -685,8 +797,42 @@ pub fn definitions() -> Value {
                 "idempotentHint": false,
                 "openWorldHint": false
             }
+        },
+        {
+            "name": "process_wait",
+            "description": format!("Wait until any of several processes started by execute exits, or the timeout passes (default {output_wait}). Returns the exited ones and the ids still running."),
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "process_ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": api::MAX_WAIT_IDS},
+                    "timeout": {"type": "string", "description": "e.g. \"5m\"."}
+                },
+                "required": ["process_ids"]
+            },
+            "outputSchema": result_schema(json!({
+                "exited": {"type": "array", "items": process_info_schema(), "description": "The processes that have exited."},
+                "running": {"type": "array", "items": {"type": "string"}, "description": "The ids still running."}
+            })),
+            "annotations": {
+                "title": "Wait for any of several processes",
+                "readOnlyHint": true,
+                "openWorldHint": false
+            }
         }
     ])
+}
+
+/// The schema of `match`: the line a pattern matched.
+fn match_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "With wait_for, when a line matched: the line and the stream offset of its first byte.",
+        "properties": {
+            "line": {"type": "string"},
+            "offset": {"type": "integer", "minimum": 0}
+        },
+        "required": ["line", "offset"]
+    })
 }
 
 /// The schema of a tool result: `properties` plus the two every result may have, `success`

@@ -343,3 +343,58 @@ fn a_blocked_wait_wakes_within_milliseconds_of_the_exit() {
     assert_eq!(body["exited"][0]["signal"], json!("SIGKILL"));
     kill_group_survivors(pgid);
 }
+
+/// Runs `procwarden --url URL ARGS...`: (exit code, stdout, stderr).
+fn cli(server: &ServerProc, args: &[&str]) -> (i32, String, String) {
+    let url = server.addr.url();
+    let mut all = vec!["--url", url.as_str()];
+    all.extend_from_slice(args);
+    common::http::run_to_end(&all, &[])
+}
+
+#[test]
+fn cli_output_until_and_wait() {
+    let server = server();
+    let addr = &server.addr;
+    let (id, pgid) = start_command(
+        addr,
+        "echo booting; sleep 0.2; echo 'ready on 3000'; sleep 30",
+    );
+    let (code, stdout, stderr) = cli(&server, &["output", &id, "--until", "^ready on \\d+$"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "booting\nready on 3000\n");
+    assert!(
+        stderr.contains("matched at offset 8: ready on 3000"),
+        "{stderr}"
+    );
+    let (code, stdout, _) = cli(&server, &["output", &id, "--until=booting", "--json"]);
+    assert_eq!(code, 0);
+    let answer: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(answer["match"], json!({"line": "booting", "offset": 0}));
+    // Exits without a match: 1, and says so.
+    let (quick, _) = start_command(addr, "echo nothing; exit 5");
+    let (code, _, stderr) = cli(&server, &["output", &quick, "--until", "ready"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no line matched"), "{stderr}");
+    // A pattern that does not compile: the server's 400.
+    let (code, _, stderr) = cli(&server, &["output", &id, "--until", "("]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("Invalid pattern."), "{stderr}");
+    let (code, _, stderr) = cli(&server, &["output", &id, "--until", "x", "--follow"]);
+    assert_eq!(code, 2, "{stderr}");
+    // wait: the status of the first to finish.
+    let (short, _) = start_command(addr, "sleep 0.3; exit 7");
+    let (code, stdout, stderr) = cli(&server, &["wait", &id, &short]);
+    assert_eq!(code, 7, "{stderr}");
+    assert_eq!(stdout, format!("{short} exit 7\n"));
+    let (code, stdout, _) = cli(&server, &["wait", &id, &short, "--json"]);
+    assert_eq!(code, 7);
+    let answer: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(answer["running"], json!([id]));
+    let (code, _, stderr) = cli(&server, &["wait"]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, _, stderr) = cli(&server, &["wait", "0b6f4a1e-0000-4000-8000-000000000001"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not found"), "{stderr}");
+    kill_group_survivors(pgid);
+}

@@ -74,6 +74,19 @@ fn schemas_match_the_wire_types() {
         signal: Some("SIGKILL".into()),
         timed_out: Some(true),
         next_cursor: 0,
+        matched: Some(true),
+        line_match: Some(api::LineMatch {
+            line: "l".into(),
+            offset: 0,
+        }),
+    };
+    let line_match = api::LineMatch {
+        line: "l".into(),
+        offset: 0,
+    };
+    let wait = api::WaitResponse {
+        exited: vec![info.clone()],
+        running: vec![],
     };
     let signal = api::SignalRequest {
         signal: Some("kill".into()),
@@ -94,6 +107,8 @@ fn schemas_match_the_wire_types() {
     assert_eq!(properties(&spec, "OutputResponse"), keys(&output));
     assert_eq!(properties(&spec, "SignalRequest"), keys(&signal));
     assert_eq!(properties(&spec, "Message"), keys(&message));
+    assert_eq!(properties(&spec, "LineMatch"), keys(&line_match));
+    assert_eq!(properties(&spec, "WaitResponse"), keys(&wait));
 }
 
 #[test]
@@ -135,7 +150,7 @@ fn routes_and_methods_match_the_handler() {
             }
         }
     }
-    assert_eq!(paths.len(), 5, "the four routes and GET /");
+    assert_eq!(paths.len(), 6, "the four routes, wait, and GET /");
 }
 
 /// Every operation of the document, with its path and method.
@@ -253,6 +268,8 @@ fn every_operation_documents_what_the_front_end_and_handler_answer() {
     assert!(start.contains("429") && start.contains("500"));
     let output = statuses("/api/v0/processes/{id}/output", "get");
     assert!(output.contains("404"));
+    let wait = statuses("/api/v0/processes/wait", "get");
+    assert!(wait.contains("404"));
     let signal = statuses("/api/v0/processes/{id}/signal", "post");
     assert!(signal.contains("404") && signal.contains("409") && signal.contains("500"));
 }

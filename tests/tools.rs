@@ -199,6 +199,8 @@ fn out(running: bool) -> api::OutputResponse {
         signal: None,
         timed_out: None,
         next_cursor: 7,
+        matched: None,
+        line_match: None,
     }
 }
 
@@ -474,6 +476,37 @@ fn every_result_matches_its_output_schema() {
             "process_signal",
             tools::call(&api, "process_signal", &json!({})),
         ),
+        (
+            "execute",
+            execute(
+                &api,
+                json!({"command": "echo up; sleep 30", "wait_for": "^up$", "timeout": "20s"}),
+            ),
+        ),
+        (
+            "execute",
+            execute(&api, json!({"command": "exit 2", "wait_for": "up"})),
+        ),
+        (
+            "process_output",
+            tools::call(
+                &api,
+                "process_output",
+                &json!({"process_id": done_id, "wait_for": "."}),
+            ),
+        ),
+        (
+            "process_wait",
+            tools::call(
+                &api,
+                "process_wait",
+                &json!({"process_ids": [done_id], "timeout": "1s"}),
+            ),
+        ),
+        (
+            "process_wait",
+            tools::call(&api, "process_wait", &json!({"process_ids": ["nope"]})),
+        ),
     ];
     let mut fields = std::collections::BTreeSet::new();
     for (name, result) in &cases {
@@ -494,6 +527,7 @@ fn every_result_matches_its_output_schema() {
         "process_output",
         "process_list",
         "process_signal",
+        "process_wait",
     ] {
         for key in schema(name)["properties"]
             .as_object()

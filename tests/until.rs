@@ -361,3 +361,87 @@ fn an_interrupt_ends_wait_any() {
     ender.join().expect("ender");
     kill_group_survivors(slow.pid as i32);
 }
+
+#[test]
+fn the_tools_wait_for_a_line_and_for_any_process() {
+    use procwarden::api::LocalApi;
+    use procwarden::tools;
+    use serde_json::json;
+    let m = manager();
+    let api = LocalApi::new(Arc::clone(&m), None);
+    let result = tools::call(
+        &api,
+        "execute",
+        &json!({"command": "echo booting; sleep 0.2; echo 'ready on 3000'; sleep 30", "wait_for": "^ready on \\d+", "timeout": "20s"}),
+    );
+    assert_eq!(result["success"], json!(true), "{result}");
+    assert_eq!(
+        result["match"],
+        json!({"line": "ready on 3000", "offset": 8})
+    );
+    assert_eq!(result["output"], json!("booting\nready on 3000\n"));
+    let id = result["background_process_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // process_output with wait_for: a line that never comes, within a short wait.
+    let out = tools::call(
+        &api,
+        "process_output",
+        &json!({"process_id": id, "wait_for": "never", "wait_timeout": "200ms"}),
+    );
+    assert_eq!(out["matched"], json!(false), "{out}");
+    let out = tools::call(
+        &api,
+        "process_output",
+        &json!({"process_id": id, "wait_for": "booting", "wait_timeout": "20s"}),
+    );
+    assert_eq!(out["match"]["offset"], json!(0), "{out}");
+    // A command that exits before the line: not a success, and says why.
+    let early = tools::call(
+        &api,
+        "execute",
+        &json!({"command": "exit 3", "wait_for": "ready", "timeout": "20s"}),
+    );
+    assert_eq!(early["success"], json!(false));
+    assert_eq!(early["exit_code"], json!(3));
+    assert!(
+        early["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("before a line matched")),
+        "{early}"
+    );
+    let bad = tools::call(
+        &api,
+        "execute",
+        &json!({"command": "true", "wait_for": "("}),
+    );
+    assert_eq!(bad["success"], json!(false));
+    assert!(
+        bad["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Invalid pattern")),
+        "{bad}"
+    );
+    // process_wait: the quick one exits first.
+    let quick = tools::call(
+        &api,
+        "execute",
+        &json!({"command": "sleep 0.2", "run_in_background": true}),
+    );
+    let quick_id = quick["background_process_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let waited = tools::call(
+        &api,
+        "process_wait",
+        &json!({"process_ids": [id, quick_id], "timeout": "20s"}),
+    );
+    assert_eq!(waited["success"], json!(true), "{waited}");
+    assert_eq!(waited["running"], json!([id]));
+    assert_eq!(waited["exited"][0]["id"], json!(quick_id));
+    let none = tools::call(&api, "process_wait", &json!({"process_ids": []}));
+    assert_eq!(none["success"], json!(false));
+    m.close();
+}

@@ -28,6 +28,8 @@ Usage:
   procwarden exec [OPTIONS] -- COMMAND...     run a command, print its output, exit with its status
   procwarden ps [--limit N] [--wide]          list processes
   procwarden output ID [--wait] [--follow]    print a process's output
+  procwarden output ID --until REGEX          wait for a line that matches, print the output
+  procwarden wait ID...                       wait until any of the processes exits
   procwarden kill ID [--signal SIGNAL]        signal a process's whole group
   procwarden tools [--schema]                 the agent tools (no server needed)
   procwarden --version | --help
@@ -65,8 +67,8 @@ Usage: procwarden mcp [--url URL] [--workdir DIR] [--max-running N]
 
 A Model Context Protocol server on stdin and stdout (newline-delimited JSON-RPC 2.0, protocol
 versions 2025-06-18 and 2025-03-26) offering the agent tools: execute, process_output,
-process_list, process_signal (see `procwarden tools`). Set it up in an agent with, e.g.,
-`claude mcp add procwarden -- procwarden mcp`.
+process_list, process_signal, process_wait (see `procwarden tools`). Set it up in an agent
+with, e.g., `claude mcp add procwarden -- procwarden mcp`.
 
 Without --url it runs processes itself; they are all ended when stdin closes, or on SIGTERM or
 SIGINT. With --url it drives a running `procwarden serve`, whose processes stay there.
@@ -108,7 +110,7 @@ the terminal width ($COLUMNS, else 120).
   --json      print the list answer as JSON";
 
 const OUTPUT_USAGE: &str = "\
-Usage: procwarden output ID [--wait] [--follow] [--url URL] [--json]
+Usage: procwarden output ID [--wait] [--follow] [--until REGEX] [--url URL] [--json]
 
 Prints a process's output (the first and last 16 KiB, with an omission marker between).
 Without options it is a snapshot. Once the process has exited, exits with its status as exec
@@ -116,7 +118,10 @@ does (exit code, 128+N for signal N, 124 for a timeout); while it runs, exits 0.
 
   --wait      wait until the process exits, then print its output
   --follow    print output as it arrives until the process exits
-  --json      print the output answer as JSON (with --follow, one answer per line)";
+  --until RE  wait until a line of the output matches the regular expression RE (Rust regex
+              syntax; lines in the omitted middle count too), or the process exits, then
+              print the output and the matching line's offset on stderr; exits 0 when a line
+              matched, else 1  --json      print the output answer as JSON (with --follow, one answer per line)";
 
 const KILL_USAGE: &str = "\
 Usage: procwarden kill ID [--signal SIGNAL | -s SIGNAL | -SIGNAL] [--url URL] [--json]
@@ -130,21 +135,22 @@ or 15; KILL, SIGKILL or 9; INT, SIGINT or 2 (so `kill -9 ID` and `kill -s KILL I
 const TOOLS_USAGE: &str = "\
 Usage: procwarden tools [--schema]
 
-Lists the agent tools (execute, process_output, process_list, process_signal). No server is
-needed.
+Lists the agent tools (execute, process_output, process_list, process_signal, process_wait).
+No server is needed.
 
   --schema, --json   print the tool definitions as JSON: name, description, JSON Schema
                      of the arguments (parameters) and of the result (outputSchema), and
                      annotations (the MCP hints; `procwarden mcp` lists exactly these)";
 
 /// Every subcommand: its name and its help.
-const SUBCOMMANDS: [(&str, &str); 7] = [
+const SUBCOMMANDS: [(&str, &str); 8] = [
     ("serve", SERVE_USAGE),
     ("mcp", MCP_USAGE),
     ("exec", EXEC_USAGE),
     ("ps", PS_USAGE),
     ("output", OUTPUT_USAGE),
     ("kill", KILL_USAGE),
+    ("wait", WAIT_USAGE),
     ("tools", TOOLS_USAGE),
 ];
 
@@ -212,6 +218,18 @@ pub(super) enum Command {
         wait: bool,
         /// `--follow`.
         follow: bool,
+    },
+    /// `output --until`.
+    OutputUntil {
+        /// The process ID.
+        id: String,
+        /// The pattern.
+        pattern: String,
+    },
+    /// `wait`.
+    Wait {
+        /// The process IDs.
+        ids: Vec<String>,
     },
     /// `kill`.
     Kill {
@@ -426,6 +444,7 @@ pub(super) fn parse(args: &[String]) -> Result<Invocation, Usage> {
         "ps" => parse_ps(&mut words, &mut options)?,
         "output" => parse_output(&mut words, &mut options)?,
         "kill" => parse_kill(&mut words, &mut options)?,
+        "wait" => parse_wait(&mut words, &mut options)?,
         _ => parse_tools(&mut words, &mut options)?,
     };
     Ok(Invocation::Client { options, command })
@@ -618,12 +637,17 @@ fn parse_output(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Co
     let mut id = None;
     let mut wait = false;
     let mut follow = false;
+    let mut until = None;
     while let Some(arg) = words.next_client_arg(options)? {
         match arg.flag {
             "--wait" => wait = words.switch(&arg)?,
             "--follow" | "-f" => follow = words.switch(&arg)?,
+            "--until" => until = Some(words.value(&arg)?),
             _ => set_id(words, &mut id, arg.word)?,
         }
+    }
+    if let Some(pattern) = until {
+        return output_until(words, id, pattern, follow);
     }
     Ok(Command::Output {
         id: required_id(words, id)?,
@@ -689,6 +713,60 @@ fn parse_tools(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Com
         }
     }
     Ok(Command::Tools { schema })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting for a line, and for any of several processes
+
+const WAIT_USAGE: &str = "\
+Usage: procwarden wait ID... [--url URL] [--json]
+
+Waits until any of the processes (at most 64) is no longer running, prints each one that has
+exited (ID, exit status) and exits with the status of the first of them to finish as exec
+does (exit code, 128+N for signal N, 124 for a timeout).
+
+  --json      print the wait answer as JSON: {\"exited\": [...], \"running\": [...]}";
+
+/// `output ID --until REGEX`.
+fn output_until(
+    words: &Words<'_>,
+    id: Option<String>,
+    pattern: String,
+    follow: bool,
+) -> Result<Command, Usage> {
+    if follow {
+        return Err(words.error("--until cannot be combined with --follow"));
+    }
+    if pattern.len() > crate::MAX_PATTERN_BYTES {
+        return Err(words.error(format!(
+            "--until takes a pattern of at most {} bytes",
+            crate::MAX_PATTERN_BYTES
+        )));
+    }
+    Ok(Command::OutputUntil {
+        id: required_id(words, id)?,
+        pattern,
+    })
+}
+
+fn parse_wait(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
+    let mut ids = Vec::new();
+    while let Some(arg) = words.next_client_arg(options)? {
+        if arg.word.starts_with('-') {
+            return Err(words.unknown(arg.word));
+        }
+        ids.push(arg.word.to_string());
+    }
+    if ids.is_empty() {
+        return Err(words.error("at least one process ID is required"));
+    }
+    if ids.len() > api::MAX_WAIT_IDS {
+        return Err(words.error(format!(
+            "at most {} process IDs can be waited for",
+            api::MAX_WAIT_IDS
+        )));
+    }
+    Ok(Command::Wait { ids })
 }
 
 #[cfg(test)]

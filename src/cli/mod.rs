@@ -1,6 +1,6 @@
 //! The `procwarden` command line: `serve` (the HTTP agent, see [`crate::serve`]), `mcp` (the
 //! MCP server on stdin and stdout, see [`crate::mcp`]) and the client
-//! subcommands `exec`, `ps`, `output`, `kill` and `tools`, which talk to a running agent through
+//! subcommands `exec`, `ps`, `output`, `kill`, `wait` and `tools`, which talk to a running agent through
 //! [`Client`](crate::client::Client). The binary's `main` only calls [`run()`].
 //!
 //! Conventions shared by every client subcommand:
@@ -23,6 +23,7 @@
 mod args;
 mod format;
 mod run;
+mod waits;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

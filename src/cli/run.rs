@@ -43,7 +43,7 @@ pub(super) fn client_command(options: ClientOptions, command: &Command) -> ExitC
 
 /// Why a client subcommand failed.
 #[derive(Debug)]
-enum Failure {
+pub(super) enum Failure {
     /// An error answer or no answer.
     Api(ApiError),
     /// Writing to stdout failed (other than a closed pipe, which ends the output quietly).
@@ -57,7 +57,7 @@ impl From<ApiError> for Failure {
 }
 
 /// Writes `text`; a closed pipe (`procwarden ps | head -1`) is not an error.
-fn emit(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
+pub(super) fn emit(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::Output(e)),
         _ => Ok(()),
@@ -65,7 +65,7 @@ fn emit(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
 }
 
 /// Writes `value` as one line of JSON.
-fn emit_json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), Failure> {
+pub(super) fn emit_json(out: &mut dyn Write, value: &impl Serialize) -> Result<(), Failure> {
     let mut line = serde_json::to_string(value).map_err(|e| Failure::Output(e.into()))?;
     line.push('\n');
     emit(out, &line)
@@ -86,7 +86,11 @@ fn answer(
 }
 
 /// Prints an output answer: its text, or its JSON.
-fn show(out: &mut dyn Write, response: &api::OutputResponse, json: bool) -> Result<(), Failure> {
+pub(super) fn show(
+    out: &mut dyn Write,
+    response: &api::OutputResponse,
+    json: bool,
+) -> Result<(), Failure> {
     answer(out, json, response, &response.output)
 }
 
@@ -123,6 +127,10 @@ fn execute(
             Ok(0)
         }
         Command::Output { id, wait, follow } => output(client, id, *wait, *follow, json, out),
+        Command::OutputUntil { id, pattern } => {
+            super::waits::output_until(client, id, pattern, json, out)
+        }
+        Command::Wait { ids } => super::waits::wait(client, ids, json, out),
         Command::Kill { id, signal } => {
             let signalled = client.signal(id, signal)?;
             answer(out, json, &signalled, &format!("{}\n", signalled.message))?;
@@ -285,7 +293,7 @@ fn output(
 }
 
 /// The exit code that stands for an exited process's status.
-fn exit_status(answer: &api::OutputResponse) -> u8 {
+pub(super) fn exit_status(answer: &api::OutputResponse) -> u8 {
     if answer.timed_out == Some(true) {
         return EXIT_TIMED_OUT;
     }
@@ -300,7 +308,7 @@ fn exit_status(answer: &api::OutputResponse) -> u8 {
 
 /// The number of a signal named as the server names them (`"SIGKILL"`, `"SIGRTMIN+3"`,
 /// `"SIG40"`).
-fn signal_number(name: &str) -> Option<u8> {
+pub(super) fn signal_number(name: &str) -> Option<u8> {
     let number = name
         .strip_prefix("SIG")
         .and_then(|n| n.parse::<i32>().ok())

@@ -12,11 +12,12 @@ use procwarden::tools::{self, ProcessApi};
 use serde_json::Value;
 
 /// The four agent tools, in the order `tools::definitions()` and `procwarden tools` list them.
-pub const TOOL_NAMES: [&str; 4] = [
+pub const TOOL_NAMES: [&str; 5] = [
     "execute",
     "process_output",
     "process_list",
     "process_signal",
+    "process_wait",
 ];
 
 /// Calls the `execute` tool with `args`.
