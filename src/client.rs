@@ -237,6 +237,54 @@ impl Client {
         self.send(&target, None, timeout)
     }
 
+    /// `GET /api/v0/processes/{id}/log?offset=O&limit=L`: stream bytes `[O, O+L)` of the
+    /// process's full log.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::start`]; 400 for a `limit` over [`api::MAX_LOG_LIMIT`], 404, 409 for a
+    /// process without a log.
+    pub fn log_read(
+        &self,
+        id: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<api::LogResponse, ApiError> {
+        self.send(
+            &format!(
+                "{}/{}/log?offset={offset}&limit={limit}",
+                api::PREFIX,
+                escape_segment(id)
+            ),
+            None,
+            REQUEST_TIMEOUT,
+        )
+    }
+
+    /// `GET /api/v0/processes/{id}/log/search?pattern=P&limit=N`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::log_read`]; 400 for a bad pattern or a `limit` outside 1 to
+    /// [`api::MAX_LOG_SEARCH_LIMIT`].
+    pub fn log_search(
+        &self,
+        id: &str,
+        pattern: &str,
+        limit: u64,
+    ) -> Result<api::LogSearchResponse, ApiError> {
+        self.send(
+            &format!(
+                "{}/{}/log/search?pattern={}&limit={limit}",
+                api::PREFIX,
+                escape_segment(id),
+                escape_segment(pattern)
+            ),
+            None,
+            REQUEST_TIMEOUT,
+        )
+    }
+
     /// `GET /api/v0/processes/wait?ids=...&timeout_ms=N`: waits up to `wait` (default and at
     /// most [`api::MAX_WAIT_MS`]) until any of `ids` is no longer running.
     ///
@@ -433,6 +481,19 @@ impl ProcessApi for Client {
         wait: Option<Duration>,
     ) -> Result<api::WaitResponse, ApiError> {
         Client::wait_any(self, ids, wait)
+    }
+
+    fn log_read(&self, id: &str, offset: u64, limit: u64) -> Result<api::LogResponse, ApiError> {
+        Client::log_read(self, id, offset, limit)
+    }
+
+    fn log_search(
+        &self,
+        id: &str,
+        pattern: &str,
+        limit: u64,
+    ) -> Result<api::LogSearchResponse, ApiError> {
+        Client::log_search(self, id, pattern, limit)
     }
 
     fn list(&self, limit: usize) -> Result<api::ListResponse, ApiError> {

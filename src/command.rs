@@ -26,6 +26,7 @@ pub struct Command {
     pub(crate) background: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) chat: Option<Uuid>,
+    pub(crate) log: bool,
 }
 
 impl Command {
@@ -104,6 +105,14 @@ impl Command {
     /// it gets `CODER_CHAT_ID` in its environment.
     pub fn chat(mut self, chat: Uuid) -> Self {
         self.chat = Some(chat);
+        self
+    }
+
+    /// Keeps the process's whole output stream in a log file besides its head and tail (see
+    /// [`Manager::log_read`](crate::Manager::log_read) and
+    /// [`Manager::log_search`](crate::Manager::log_search)), within the manager's log bounds.
+    pub fn log(mut self, log: bool) -> Self {
+        self.log = log;
         self
     }
 

@@ -81,6 +81,15 @@ pub enum Error {
     Signal(io::Error),
     /// A pattern to wait for or search with is too long or does not compile (400).
     InvalidPattern(PatternError),
+    /// A start asked for a full log, and the log files already hold the total allowed (507).
+    LogSpaceFull,
+    /// A start asked for a full log, and its file could not be made: the log directory is
+    /// missing, read-only or full (507).
+    LogUnavailable(io::Error),
+    /// The process was started without a full log (409).
+    NoLog(ProcessId),
+    /// Reading a full log failed (500).
+    LogRead(io::Error),
 }
 
 impl fmt::Display for Error {
@@ -125,6 +134,10 @@ impl fmt::Display for Error {
             Error::NotRunning(id) => write!(f, "Process \"{id}\" is not running."),
             Error::Signal(_) => f.write_str("Failed to signal process."),
             Error::InvalidPattern(_) => f.write_str("Invalid pattern."),
+            Error::LogSpaceFull => f.write_str("Log space is full."),
+            Error::LogUnavailable(_) => f.write_str("Log directory is not usable."),
+            Error::NoLog(id) => write!(f, "Process \"{id}\" has no log."),
+            Error::LogRead(_) => f.write_str("Failed to read log."),
         }
     }
 }
@@ -132,7 +145,11 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Spawn(e) | Error::Signal(e) | Error::TooLarge(e) => Some(e),
+            Error::Spawn(e)
+            | Error::Signal(e)
+            | Error::TooLarge(e)
+            | Error::LogUnavailable(e)
+            | Error::LogRead(e) => Some(e),
             Error::ProgramNotFound { source, .. }
             | Error::ProgramNotExecutable { source, .. }
             | Error::WorkdirNotEnterable { source, .. } => Some(source),

@@ -212,6 +212,8 @@ enum Route<'a> {
     Wait,
     Output(&'a str),
     Signal(&'a str),
+    Log(&'a str),
+    LogSearch(&'a str),
 }
 
 impl Handler {
@@ -244,7 +246,12 @@ impl Handler {
             return Response::message(404, "Not found.");
         };
         let allowed = match route {
-            Route::Root | Route::List | Route::Wait | Route::Output(_) => "GET",
+            Route::Root
+            | Route::List
+            | Route::Wait
+            | Route::Output(_)
+            | Route::Log(_)
+            | Route::LogSearch(_) => "GET",
             Route::Start | Route::Signal(_) => "POST",
         };
         if req.method != allowed {
@@ -266,6 +273,8 @@ impl Handler {
             Route::List => list(&api, query),
             Route::Wait => wait_any(&api, query),
             Route::Output(id) => output(&api, id, query),
+            Route::Log(id) => log_read(&api, id, query),
+            Route::LogSearch(id) => log_search(&api, id, query),
             Route::Signal(id) => self.signal(&api, id, req, chat),
         }
     }
@@ -383,6 +392,31 @@ fn output(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
     answer(api.output_with(raw_id, &options))
 }
 
+/// `GET {id}/log?offset=O&limit=L`.
+fn log_read(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
+    let offset = match query_u64(query, "offset") {
+        Ok(offset) => offset.unwrap_or(0),
+        Err(response) => return response,
+    };
+    let limit = match query_u64(query, "limit") {
+        Ok(limit) => limit.unwrap_or(api::MAX_LOG_LIMIT),
+        Err(response) => return response,
+    };
+    answer(api.log_read(raw_id, offset, limit))
+}
+
+/// `GET {id}/log/search?pattern=P&limit=N`.
+fn log_search(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
+    let limit = match query_u64(query, "limit") {
+        Ok(limit) => limit.unwrap_or(api::DEFAULT_LOG_SEARCH_LIMIT),
+        Err(response) => return response,
+    };
+    let Some(pattern) = query_value(query, "pattern") else {
+        return Response::message(400, "Query parameter \"pattern\" is required.");
+    };
+    answer(api.log_search(raw_id, &pattern, limit))
+}
+
 /// `GET wait?ids=A,B&timeout_ms=N`.
 fn wait_any(api: &dyn ProcessApi, query: &str) -> Response {
     let timeout_ms = match query_u64(query, "timeout_ms") {
@@ -443,6 +477,8 @@ fn route(path: &str) -> Option<Route<'_>> {
             match action {
                 "output" => Some(Route::Output(id)),
                 "signal" => Some(Route::Signal(id)),
+                "log" => Some(Route::Log(id)),
+                "log/search" => Some(Route::LogSearch(id)),
                 _ => None,
             }
         }
@@ -572,6 +608,14 @@ mod tests {
         ));
         assert!(matches!(route("/api/v0/processes/list"), Some(Route::List)));
         assert!(matches!(route("/api/v0/processes/wait"), Some(Route::Wait)));
+        assert!(matches!(
+            route("/api/v0/processes/abc/log"),
+            Some(Route::Log("abc"))
+        ));
+        assert!(matches!(
+            route("/api/v0/processes/abc/log/search"),
+            Some(Route::LogSearch("abc"))
+        ));
         assert!(matches!(
             route("/api/v0/processes/abc/output"),
             Some(Route::Output("abc"))

@@ -83,6 +83,53 @@ pub struct Output {
     pub matched: Option<bool>,
     /// With a pattern: the first matching line at or after the cursor, when one matched.
     pub line_match: Option<LineMatch>,
+    /// The process has a full log, and it stopped growing before the stream's end (its size
+    /// bound, or a failed write).
+    pub log_truncated: bool,
+    /// Why writing the full log failed, if it did (a full disk).
+    pub log_error: Option<String>,
+}
+
+/// One range read of a process's full log ([`Manager::log_read`](crate::Manager::log_read)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogChunk {
+    /// The bytes read, as lossy UTF-8; a character cut by either end is left out.
+    pub output: String,
+    /// Where `output` starts: the offset asked for, moved forward to a character boundary.
+    pub offset: u64,
+    /// Just past the bytes `output` covers: the offset of the next read.
+    pub next_offset: u64,
+    /// The file's length.
+    pub log_bytes: u64,
+    /// Whether the process has exited and its whole stream is in the file.
+    pub complete: bool,
+    /// The file stopped growing before the stream's end (its size bound, or a failed write).
+    pub log_truncated: bool,
+    /// Why writing the file failed, if it did (a full disk).
+    pub log_error: Option<String>,
+}
+
+/// What [`Manager::log_search`](crate::Manager::log_search) returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogSearch {
+    /// The first matching lines, in stream order.
+    pub matches: Vec<LogMatch>,
+    /// Whether more lines matched than were returned.
+    pub more: bool,
+}
+
+/// One line a log search found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogMatch {
+    /// Stream offset of the line's first byte.
+    pub offset: u64,
+    /// Its number, from 1.
+    pub line_number: u64,
+    /// The line without its `\n` (lossy UTF-8; a long line cut as the output rules cut it).
+    pub line: String,
 }
 
 /// What [`Manager::wait_any`](crate::Manager::wait_any) returns: every id asked about, in

@@ -119,6 +119,7 @@ pub mod http;
 mod id;
 mod info;
 mod interrupt;
+mod log;
 mod manager;
 #[cfg(feature = "mcp")]
 pub mod mcp;
@@ -142,8 +143,15 @@ pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Trun
 pub use command::{Command, LOG_COMMAND_BYTES, Signal};
 pub use error::Error;
 pub use id::ProcessId;
-pub use info::{Exit, ExitEvent, Output, OutputQuery, ProcessInfo, Started, WaitAny};
+pub use info::{
+    Exit, ExitEvent, LogChunk, LogMatch, LogSearch, Output, OutputQuery, ProcessInfo, Started,
+    WaitAny,
+};
 pub use interrupt::Interrupt;
+pub use log::{
+    DEFAULT_LOG_MAX_BYTES, DEFAULT_LOG_MAX_TOTAL_BYTES, DEFAULT_LOG_SEARCH_MATCHES,
+    LOG_WRITE_BUFFER_BYTES, MAX_LOG_READ_BYTES, MAX_LOG_SEARCH_MATCHES,
+};
 pub use manager::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
     DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::buffer::{BufferConfig, HeadTailBuffer};
 use crate::id::ProcessId;
 use crate::info::{Exit, ProcessInfo};
+use crate::log::LogFile;
 use crate::sys;
 use crate::time::deadline_in;
 
@@ -54,6 +55,8 @@ pub(crate) struct ProcSpec {
     pub(crate) buffer: BufferConfig,
     /// How long an open output pipe keeps the process running after its leader's exit.
     pub(crate) pipe_grace: Duration,
+    /// The full log, when the start asked for one.
+    pub(crate) log: Option<Arc<LogFile>>,
 }
 
 /// The manager's record of one process. Immutable fields, the output buffer, and the mutable
@@ -72,6 +75,8 @@ pub(crate) struct Proc {
     pub(crate) started: Instant,
     pipe_grace: Duration,
     pub(crate) buffer: HeadTailBuffer,
+    /// The full log, when the start asked for one: the reader appends to it after the buffer.
+    pub(crate) log: Option<Arc<LogFile>>,
     pub(crate) state: Mutex<ProcState>,
     exited: Condvar,
 }
@@ -121,6 +126,7 @@ impl Proc {
             started: Instant::now(),
             pipe_grace: spec.pipe_grace,
             buffer: HeadTailBuffer::with_config(spec.buffer),
+            log: spec.log,
             state: Mutex::new(ProcState {
                 leader: Leader::Alive,
                 pipe_open: true,
@@ -331,6 +337,9 @@ impl Proc {
             return;
         }
         self.buffer.close();
+        if let Some(log) = &self.log {
+            log.end();
+        }
         let (code, signal) = match state.leader {
             Leader::Reaped(sys::WaitOutcome::Exited(code)) => (Some(code), None),
             Leader::Reaped(sys::WaitOutcome::Signaled(sig)) => (None, Some(sig)),
@@ -479,10 +488,26 @@ fn drain(proc: &Proc, pipe: &mut File, chunk: &mut Vec<u8>) -> io::Result<bool> 
     }
     loop {
         match pipe.read(chunk) {
-            Ok(0) => return Ok(false),
-            Ok(n) => proc.buffer.write(&chunk[..n]),
+            Ok(0) => {
+                if let Some(log) = &proc.log {
+                    log.flush();
+                }
+                return Ok(false);
+            }
+            Ok(n) => {
+                proc.buffer.write(&chunk[..n]);
+                if let Some(log) = &proc.log {
+                    log.append(&chunk[..n]);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Drained: what the log gathered goes to its file, so readers see it all.
+                if let Some(log) = &proc.log {
+                    log.flush();
+                }
+                return Ok(true);
+            }
             Err(e) => return Err(e),
         }
     }
@@ -524,6 +549,7 @@ mod tests {
             background: false,
             buffer: BufferConfig::default(),
             pipe_grace: Duration::from_secs(2),
+            log: None,
         };
         let proc = Proc::new(spec, child.id(), 1, None);
         let stop = sys::Waker::new().expect("waker");

@@ -39,6 +39,13 @@ pub struct ServeOptions {
     pub max_running: usize,
     /// Most connections served at once (before the file descriptor limit lowers it).
     pub max_connections: usize,
+    /// Where full logs go (default: a directory private to this server, made at start and
+    /// removed at exit).
+    pub log_dir: Option<PathBuf>,
+    /// Largest log file, in bytes.
+    pub log_max_bytes: u64,
+    /// Most bytes all log files together may hold.
+    pub log_max_total_bytes: u64,
 }
 
 impl Default for ServeOptions {
@@ -51,6 +58,9 @@ impl Default for ServeOptions {
             env: Vec::new(),
             max_running: DEFAULT_MAX_RUNNING,
             max_connections: http::DEFAULT_MAX_CONNECTIONS,
+            log_dir: None,
+            log_max_bytes: crate::DEFAULT_LOG_MAX_BYTES,
+            log_max_total_bytes: crate::DEFAULT_LOG_MAX_TOTAL_BYTES,
         }
     }
 }
@@ -187,7 +197,12 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
 
     let mut builder = Manager::builder()
         .env_remove(TOKEN_ENV)
-        .max_running(opts.max_running);
+        .max_running(opts.max_running)
+        .log_max_bytes(opts.log_max_bytes)
+        .log_max_total_bytes(opts.log_max_total_bytes);
+    if let Some(dir) = &opts.log_dir {
+        builder = builder.log_dir(dir);
+    }
     for (key, value) in &opts.env {
         builder = builder.env(key, value);
     }

@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use super::process_api::{ApiError, ListEntries, ProcessApi};
 use super::{
-    ListResponse, MAX_WAIT_IDS, MAX_WAIT_MS, Message, OutputOptions, OutputResponse, ProcessInfo,
-    StartRequest, StartResponse, WaitResponse, command_from_start, error_answer, parse_signal,
-    signal_name, unsupported_signal_message,
+    ListResponse, LogResponse, LogSearchResponse, MAX_LOG_LIMIT, MAX_LOG_SEARCH_LIMIT,
+    MAX_WAIT_IDS, MAX_WAIT_MS, Message, OutputOptions, OutputResponse, ProcessInfo, StartRequest,
+    StartResponse, WaitResponse, command_from_start, error_answer, parse_signal, signal_name,
+    unsupported_signal_message,
 };
 use crate::error::Error;
 use crate::id::ProcessId;
@@ -63,6 +64,16 @@ fn answer(error: &Error, id: Option<&str>) -> ApiError {
     ApiError::answer(status, message)
 }
 
+/// The 400 of a `limit` outside `low..=high`.
+fn limit_out_of_range(low: u64, high: u64) -> ApiError {
+    ApiError::answer(
+        400,
+        Message::new(format!(
+            "Query parameter \"limit\" must be between {low} and {high}."
+        )),
+    )
+}
+
 fn parse_id(id: &str) -> Result<ProcessId, ApiError> {
     id.parse().map_err(|_| ApiError::not_found(id))
 }
@@ -106,6 +117,38 @@ impl ProcessApi for LocalApi {
         self.manager
             .output(&pid, self.chat, query)
             .map(|out| OutputResponse::from(&out))
+            .map_err(|e| answer(&e, Some(id)))
+    }
+
+    fn log_read(&self, id: &str, offset: u64, limit: u64) -> Result<LogResponse, ApiError> {
+        if limit > MAX_LOG_LIMIT {
+            return Err(limit_out_of_range(0, MAX_LOG_LIMIT));
+        }
+        let pid = parse_id(id)?;
+        self.manager
+            .log_read(&pid, self.chat, offset, limit)
+            .map(|chunk| LogResponse::from(&chunk))
+            .map_err(|e| answer(&e, Some(id)))
+    }
+
+    fn log_search(
+        &self,
+        id: &str,
+        pattern: &str,
+        limit: u64,
+    ) -> Result<LogSearchResponse, ApiError> {
+        if !(1..=MAX_LOG_SEARCH_LIMIT).contains(&limit) {
+            return Err(limit_out_of_range(1, MAX_LOG_SEARCH_LIMIT));
+        }
+        self.manager
+            .pattern(pattern)
+            .map_err(|e| answer(&e, Some(id)))?;
+        let pid = parse_id(id)?;
+        // At most MAX_LOG_SEARCH_LIMIT, which fits any usize.
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        self.manager
+            .log_search(&pid, self.chat, pattern, limit)
+            .map(|found| LogSearchResponse::from(&found))
             .map_err(|e| answer(&e, Some(id)))
     }
 

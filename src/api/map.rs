@@ -135,6 +135,9 @@ pub fn command_from_start(request: &StartRequest, chat: Option<Uuid>) -> Command
     if let Some(env) = &request.env {
         cmd = cmd.envs(env.clone());
     }
+    if request.log == Some(true) {
+        cmd = cmd.log(true);
+    }
     // 0 means no timeout, as an absent field does (not "kill at once").
     if let Some(ms) = request.timeout_ms.filter(|&ms| ms > 0) {
         cmd = cmd.timeout(Duration::from_millis(ms));
@@ -199,6 +202,10 @@ pub fn error_answer(error: &Error, id: Option<&str>) -> (u16, Message) {
         Error::NotRunning(parsed) => (409, format!("Process \"{}\" is not running.", id(parsed))),
         Error::Signal(_) => (500, "Failed to signal process.".to_string()),
         Error::InvalidPattern(_) => (400, "Invalid pattern.".to_string()),
+        Error::LogSpaceFull => (507, "Log space is full.".to_string()),
+        Error::LogUnavailable(_) => (507, "Log directory is not usable.".to_string()),
+        Error::NoLog(parsed) => (409, format!("Process \"{}\" has no log.", id(parsed))),
+        Error::LogRead(_) => (500, "Failed to read log.".to_string()),
     };
     let detail = std::error::Error::source(error).map(ToString::to_string);
     (status, Message { message, detail })
@@ -281,6 +288,39 @@ impl From<&Output> for OutputResponse {
                 line: m.line.clone(),
                 offset: m.offset,
             }),
+            log_truncated: out.log_truncated.then_some(true),
+            log_error: out.log_error.clone(),
+        }
+    }
+}
+
+impl From<&crate::info::LogChunk> for super::LogResponse {
+    fn from(chunk: &crate::info::LogChunk) -> Self {
+        super::LogResponse {
+            output: chunk.output.clone(),
+            offset: chunk.offset,
+            next_offset: chunk.next_offset,
+            log_bytes: chunk.log_bytes,
+            complete: chunk.complete,
+            log_truncated: chunk.log_truncated.then_some(true),
+            log_error: chunk.log_error.clone(),
+        }
+    }
+}
+
+impl From<&crate::info::LogSearch> for super::LogSearchResponse {
+    fn from(search: &crate::info::LogSearch) -> Self {
+        super::LogSearchResponse {
+            matches: search
+                .matches
+                .iter()
+                .map(|m| super::LogMatch {
+                    offset: m.offset,
+                    line_number: m.line_number,
+                    line: m.line.clone(),
+                })
+                .collect(),
+            more: search.more,
         }
     }
 }

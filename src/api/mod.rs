@@ -69,6 +69,10 @@ pub struct StartRequest {
     /// *Extension*: after this long the group gets SIGTERM, then SIGKILL after the kill grace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// *Extension*: also write the whole output stream to a log file on the server (read it
+    /// back with the log routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<bool>,
 }
 
 /// Answer to a start.
@@ -171,7 +175,63 @@ pub struct OutputResponse {
     /// cursor.
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
     pub line_match: Option<LineMatch>,
+    /// *Extension*, present and true when the process's full log stopped growing before the
+    /// stream's end (its size bound, or a failed write).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_truncated: Option<bool>,
+    /// *Extension*, present when writing the full log failed (a full disk): why. The process
+    /// and its head and tail are not affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
 }
+
+/// Answer to `GET /api/v0/processes/{id}/log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogResponse {
+    /// The bytes read, as lossy UTF-8 (a character cut by either end left out).
+    pub output: String,
+    /// Where `output` starts (the offset asked for, moved to a character boundary).
+    pub offset: u64,
+    /// Just past the returned bytes.
+    pub next_offset: u64,
+    /// The log file's length.
+    pub log_bytes: u64,
+    /// Whether the process has exited and its whole stream is in the file.
+    pub complete: bool,
+    /// *Extension*, present and true when the file stopped growing before the stream's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_truncated: Option<bool>,
+    /// *Extension*, present when writing the file failed: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
+}
+
+/// Answer to `GET /api/v0/processes/{id}/log/search`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSearchResponse {
+    /// The first matching lines, in stream order.
+    pub matches: Vec<LogMatch>,
+    /// Whether more lines matched than were returned.
+    pub more: bool,
+}
+
+/// One line a log search found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogMatch {
+    /// Stream offset of the line's first byte.
+    pub offset: u64,
+    /// Its number, from 1.
+    pub line_number: u64,
+    /// The line without its `\n` (over 2048 bytes: cut to 2032 and the truncation suffix).
+    pub line: String,
+}
+
+/// Most bytes a `/log` read returns, and its default `limit`.
+pub const MAX_LOG_LIMIT: u64 = crate::log::MAX_LOG_READ_BYTES;
+/// Most matches a `/log/search` returns (its `limit` is 1 to this).
+pub const MAX_LOG_SEARCH_LIMIT: u64 = crate::log::MAX_LOG_SEARCH_MATCHES as u64;
+/// Matches a `/log/search` returns without a `limit`.
+pub const DEFAULT_LOG_SEARCH_LIMIT: u64 = crate::log::DEFAULT_LOG_SEARCH_MATCHES as u64;
 
 /// A line that matched a pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{
-    ListResponse, Message, OutputOptions, OutputResponse, ProcessInfo, StartRequest, StartResponse,
-    WaitResponse,
+    ListResponse, LogResponse, LogSearchResponse, Message, OutputOptions, OutputResponse,
+    ProcessInfo, StartRequest, StartResponse, WaitResponse,
 };
 
 /// Most bytes of output a tool result carries back to the model.
@@ -129,6 +129,36 @@ pub trait ProcessApi {
         Err(unsupported(
             "This process API cannot wait for any of several processes.",
         ))
+    }
+
+    /// Reads stream bytes `[offset, offset + limit)` of a process's full log (`limit` at most
+    /// [`MAX_LOG_LIMIT`](super::MAX_LOG_LIMIT)). The provided implementation refuses.
+    ///
+    /// # Errors
+    ///
+    /// 400 for a `limit` out of range, 404, 409 for a process without a log, 500 when reading
+    /// failed, or a transport error; from the provided implementation, a transport-style error.
+    fn log_read(&self, id: &str, offset: u64, limit: u64) -> Result<LogResponse, ApiError> {
+        let _ = (id, offset, limit);
+        Err(unsupported("This process API cannot read full logs."))
+    }
+
+    /// The first `limit` lines of a process's full log that match `pattern`. The provided
+    /// implementation refuses.
+    ///
+    /// # Errors
+    ///
+    /// 400 for a bad pattern or `limit`, 404, 409 for a process without a log, 500 when
+    /// reading failed, or a transport error; from the provided implementation, a
+    /// transport-style error.
+    fn log_search(
+        &self,
+        id: &str,
+        pattern: &str,
+        limit: u64,
+    ) -> Result<LogSearchResponse, ApiError> {
+        let _ = (id, pattern, limit);
+        Err(unsupported("This process API cannot search full logs."))
     }
 
     /// Lists at most `limit` processes (running first, then newest first).

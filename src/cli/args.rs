@@ -46,7 +46,8 @@ process's status: its exit code, 128+N for signal N, 124 for a timeout.";
 const SERVE_USAGE: &str = "\
 Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
                         [--workdir DIR] [--env KEY=VALUE]... [--max-running N]
-                        [--max-connections N]
+                        [--max-connections N] [--log-dir DIR] [--log-max-bytes N]
+                        [--log-max-total-bytes N]
 
   --listen ADDR            HOST:PORT (default 127.0.0.1:7717; port 0 picks one) or unix:/path
   --token-file FILE        require `Authorization: Bearer <token>`; the token is read from FILE
@@ -58,6 +59,12 @@ Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthentic
   --max-connections N      most connections served at once (default 1024; lowered to fit
                            the file descriptor limit). At the limit an idle or slow
                            connection is closed, else the oldest blocked wait is answered
+  --log-dir DIR            where full logs (`\"log\": true` at start) go, made with mode 0700
+                           (default: a directory private to this server, removed at exit)
+  --log-max-bytes N        largest log file in bytes (default 1073741824, 1 GiB); past it the
+                           file stops growing and answers say log_truncated
+  --log-max-total-bytes N  most bytes all log files may hold (default 8589934592, 8 GiB);
+                           past it a start with a log answers 507
 
 Prints `listening on <address>` once listening. SIGTERM or SIGINT stops it gracefully.
 Logs go to stderr; RUST_LOG sets the level (default info).";
@@ -507,6 +514,7 @@ fn parse_serve(words: &mut Words<'_>) -> Result<ServeOptions, Usage> {
                     ))
                 })?;
             }
+            flag if serve_log_flag(words, &arg, flag, &mut opts)? => {}
             _ => return Err(words.unknown(arg.word)),
         }
     }
@@ -726,6 +734,27 @@ exited (ID, exit status) and exits with the status of the first of them to finis
 does (exit code, 128+N for signal N, 124 for a timeout).
 
   --json      print the wait answer as JSON: {\"exited\": [...], \"running\": [...]}";
+
+/// The full-log flags of `serve`; returns whether `flag` was one.
+fn serve_log_flag(
+    words: &mut Words<'_>,
+    arg: &Arg<'_>,
+    flag: &str,
+    opts: &mut ServeOptions,
+) -> Result<bool, Usage> {
+    let bytes = |words: &mut Words<'_>| -> Result<u64, Usage> {
+        let n = words.value(arg)?;
+        n.parse()
+            .map_err(|_| words.error(format!("{flag} takes a whole number of bytes, got \"{n}\"")))
+    };
+    match flag {
+        "--log-dir" => opts.log_dir = Some(PathBuf::from(words.value(arg)?)),
+        "--log-max-bytes" => opts.log_max_bytes = bytes(words)?,
+        "--log-max-total-bytes" => opts.log_max_total_bytes = bytes(words)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
 
 /// `output ID --until REGEX`.
 fn output_until(

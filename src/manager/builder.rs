@@ -53,6 +53,9 @@ pub(crate) struct Config {
     pub(crate) max_exited: usize,
     pub(crate) max_wait: Duration,
     pub(crate) max_pattern_bytes: usize,
+    pub(crate) log_dir: Option<PathBuf>,
+    pub(crate) log_max_bytes: u64,
+    pub(crate) log_max_total_bytes: u64,
     pub(crate) buffer: BufferConfig,
     pub(crate) shell: PathBuf,
     pub(crate) thread_stack_bytes: usize,
@@ -101,6 +104,9 @@ impl Default for ManagerBuilder {
                 max_exited: DEFAULT_MAX_EXITED,
                 max_wait: DEFAULT_MAX_WAIT,
                 max_pattern_bytes: crate::pattern::MAX_PATTERN_BYTES,
+                log_dir: None,
+                log_max_bytes: crate::log::DEFAULT_LOG_MAX_BYTES,
+                log_max_total_bytes: crate::log::DEFAULT_LOG_MAX_TOTAL_BYTES,
                 buffer: BufferConfig::default(),
                 shell: PathBuf::from(DEFAULT_SHELL),
                 thread_stack_bytes: DEFAULT_THREAD_STACK_BYTES,
@@ -159,6 +165,31 @@ impl ManagerBuilder {
     /// [`Error::InvalidPattern`](crate::Error::InvalidPattern).
     pub fn max_pattern_bytes(mut self, n: usize) -> Self {
         self.config.max_pattern_bytes = n;
+        self
+    }
+
+    /// Where full logs go (see [`Command::log`](crate::Command::log)): the directory is made
+    /// with mode 0700 when missing, and its log files are removed at close (the directory too
+    /// when the manager made it). Default: a new directory private to this manager under the
+    /// system's temporary directory, made when the manager is built and removed at close.
+    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.log_dir = Some(dir.into());
+        self
+    }
+
+    /// Largest log file, in bytes (default [`DEFAULT_LOG_MAX_BYTES`](crate::DEFAULT_LOG_MAX_BYTES));
+    /// past it the file stops growing and answers say `log_truncated`.
+    pub fn log_max_bytes(mut self, bytes: u64) -> Self {
+        self.config.log_max_bytes = bytes;
+        self
+    }
+
+    /// Most bytes all log files together may hold (default
+    /// [`DEFAULT_LOG_MAX_TOTAL_BYTES`](crate::DEFAULT_LOG_MAX_TOTAL_BYTES)): a start asking for
+    /// a log is refused with [`Error::LogSpaceFull`](crate::Error::LogSpaceFull) once they do,
+    /// and a file stops growing when the total would pass it.
+    pub fn log_max_total_bytes(mut self, bytes: u64) -> Self {
+        self.config.log_max_total_bytes = bytes;
         self
     }
 

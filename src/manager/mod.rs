@@ -21,8 +21,9 @@ use uuid::Uuid;
 use crate::command::{Command, Signal};
 use crate::error::Error;
 use crate::id::ProcessId;
-use crate::info::{Output, OutputQuery, ProcessInfo, Started, WaitAny};
+use crate::info::{LogChunk, LogSearch, Output, OutputQuery, ProcessInfo, Started, WaitAny};
 use crate::interrupt::Interrupt;
+use crate::log::{LogFile, LogRefusal};
 use crate::pattern::Pattern;
 use crate::pool::{PoolConfig, ReaderPool};
 use crate::process::{self, Proc, ProcSpec};
@@ -204,7 +205,22 @@ impl Manager {
             self.release_slot();
             return Err(Error::ShuttingDown);
         }
-        match self.spawn(cmd, prepared) {
+        let id = ProcessId::new_random();
+        let log = if cmd.log {
+            match self.shared.logs.create(id) {
+                Ok(log) => Some(log),
+                Err(refusal) => {
+                    self.release_slot();
+                    return Err(match refusal {
+                        LogRefusal::Full => Error::LogSpaceFull,
+                        LogRefusal::Unusable(e) => Error::LogUnavailable(e),
+                    });
+                }
+            }
+        } else {
+            None
+        };
+        match self.spawn(cmd, prepared, id, log) {
             Ok(started) => Ok(started),
             Err(Failure::Unspawned(e)) => {
                 self.release_slot();
@@ -221,7 +237,13 @@ impl Manager {
         self.shared.wake.wake();
     }
 
-    fn spawn(&self, cmd: Command, prepared: Prepared) -> Result<Started, Failure> {
+    fn spawn(
+        &self,
+        cmd: Command,
+        prepared: Prepared,
+        id: ProcessId,
+        log: Option<Arc<LogFile>>,
+    ) -> Result<Started, Failure> {
         let config = &self.shared.config;
         let unspawned = |e: io::Error| Failure::Unspawned(Error::Spawn(e));
         let to_cstring = |bytes: Vec<u8>| {
@@ -259,7 +281,8 @@ impl Manager {
         let chat = cmd.chat;
         let workdir = prepared.workdir.clone();
         let proc = ProcSpec {
-            id: ProcessId::new_random(),
+            id,
+            log,
             chat,
             command: prepared.display,
             workdir: prepared.workdir,
@@ -440,7 +463,10 @@ impl Manager {
             line_match = proc.buffer.find_line(pattern, query.cursor().unwrap_or(0));
         }
         let rendered = proc.buffer.render_from(query.cursor().unwrap_or(0));
+        let log = proc.log.as_ref().map(|log| log.state());
         Ok(Output {
+            log_truncated: log.as_ref().is_some_and(|l| l.truncated),
+            log_error: log.and_then(|l| l.error),
             output: rendered.output,
             truncated: rendered.truncated,
             next_cursor: rendered.next_cursor,
@@ -449,6 +475,56 @@ impl Manager {
             matched: pattern.as_ref().map(|_| line_match.is_some()),
             line_match,
         })
+    }
+
+    /// Reads stream bytes `[offset, offset + limit)` of a process's full log (`limit` at most
+    /// [`MAX_LOG_READ_BYTES`](crate::MAX_LOG_READ_BYTES)) as text: a character cut by either
+    /// end is left out, never replaced; while the process runs, an incomplete character at the
+    /// end of the file waits for its rest. An offset past the end reads nothing from the end.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::NoLog`] for a process started without a log,
+    /// [`Error::LogRead`] when reading the file failed.
+    pub fn log_read(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<LogChunk, Error> {
+        let proc = self.find(id, chat)?;
+        let log = proc.log.as_ref().ok_or(Error::NoLog(*id))?;
+        log.read(offset, limit.min(crate::log::MAX_LOG_READ_BYTES))
+            .map_err(Error::LogRead)
+    }
+
+    /// The first `limit` lines of a process's full log that match `pattern` (lines as an
+    /// output wait sees them: split on `\n`, matched as lossy UTF-8 on their first 2048 bytes,
+    /// shown cut as the output rules cut long lines), with 1-based line numbers, and whether
+    /// more matched. A last line without `\n` counts once the process has exited.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPattern`], [`Error::NotFound`], [`Error::NoLog`], [`Error::LogRead`].
+    pub fn log_search(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        pattern: &str,
+        limit: usize,
+    ) -> Result<LogSearch, Error> {
+        let pattern = self.pattern(pattern)?;
+        let proc = self.find(id, chat)?;
+        let log = proc.log.as_ref().ok_or(Error::NoLog(*id))?;
+        log.search(&pattern, limit, self.shared.config.buffer.max_line_bytes)
+            .map_err(Error::LogRead)
+    }
+
+    /// The directory full logs are written to.
+    #[must_use]
+    pub fn log_dir(&self) -> &std::path::Path {
+        self.shared.logs.dir()
     }
 
     /// Compiles a pattern as an output wait would: the `regex` crate's syntax, at most the
@@ -599,6 +675,7 @@ impl Manager {
             if let Some(handle) = handle {
                 let _ = handle.join();
             }
+            self.shared.logs.remove_all();
             *self.closed.lock() = true;
             self.closed_cv.notify_all();
         } else {

@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     /// other way round.
     pub(crate) exits: Mutex<u64>,
     pub(crate) exit_cv: Condvar,
+    /// The full logs' directory and bounds.
+    pub(crate) logs: Arc<crate::log::LogStore>,
 }
 
 #[derive(Default)]
@@ -89,7 +91,6 @@ impl Shared {
         readers: ReaderPool,
     ) -> io::Result<Shared> {
         Ok(Shared {
-            config,
             table: Mutex::new(Table::default()),
             running: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
@@ -101,6 +102,12 @@ impl Shared {
             readers,
             exits: Mutex::new(0),
             exit_cv: Condvar::new(),
+            logs: Arc::new(crate::log::LogStore::new(
+                config.log_dir.as_deref(),
+                config.log_max_bytes,
+                config.log_max_total_bytes,
+            )),
+            config,
         })
     }
 
