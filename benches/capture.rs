@@ -9,7 +9,14 @@
 //! - `capture/plain_drain`: `sh -c` the same command with `Stdio::piped()` stdout, read to end
 //!   of file into one reused 64 KiB buffer (discarded), then `wait`.
 //!
-//! Goal: the manager's throughput at least 0.9x the plain drain's. Medians are in
+//! - `capture/manager_log`: as `capture/manager` with a full log (`Command::log(true)`): every
+//!   byte also goes to a log file in the manager's private log directory (under the system's
+//!   temporary directory); the log must hold all 256 MiB.
+//! - `capture/cat_to_file`: `sh -c 'head -c 268435456 /dev/zero | cat > FILE'` with FILE in the
+//!   same temporary directory: the same stream drained from a pipe into a file by `cat`.
+//!
+//! Goal: the manager's throughput at least 0.9x the plain drain's; with a log, at least 0.8x
+//! `cat > file`'s. Medians are in
 //! `target/criterion/capture/<name>/new/estimates.json` (`.median.point_estimate`, ns per
 //! 256 MiB).
 //!
@@ -52,6 +59,41 @@ fn through_manager(manager: &Manager) -> u64 {
     panic!("the child did not exit within {MAX_WAITS} waits of {WAIT:?}");
 }
 
+/// As [`through_manager`], with a full log; returns the bytes the log holds.
+fn through_manager_with_log(manager: &Manager) -> u64 {
+    let started = manager
+        .start(Command::shell(SCRIPT).log(true))
+        .expect("start");
+    for _ in 0..MAX_WAITS {
+        let out = manager
+            .output(&started.id, None, OutputQuery::until_exit(WAIT))
+            .expect("output");
+        if !out.running {
+            assert!(!out.log_truncated, "{:?}", out.log_error);
+            let chunk = manager
+                .log_read(&started.id, None, 0, 0)
+                .expect("log read");
+            assert!(chunk.complete);
+            return chunk.log_bytes;
+        }
+    }
+    panic!("the child did not exit within {MAX_WAITS} waits of {WAIT:?}");
+}
+
+/// `cat > file` of the same stream; returns the file's length.
+fn cat_to_file(file: &std::path::Path) -> u64 {
+    let script = format!("{SCRIPT} | cat > '{}'", file.display());
+    let status = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .status()
+        .expect("spawn");
+    assert!(status.success(), "{status}");
+    let len = std::fs::metadata(file).expect("the file").len();
+    std::fs::remove_file(file).expect("remove");
+    len
+}
+
 /// Spawns the same child with a piped stdout, reads it to end of file, waits; returns the
 /// bytes read.
 fn plain_drain(buffer: &mut [u8]) -> u64 {
@@ -89,6 +131,21 @@ fn capture(c: &mut Criterion) {
     group.bench_function("manager", |b| {
         b.iter(|| {
             let bytes = through_manager(&manager);
+            assert_eq!(bytes, BYTES);
+            black_box(bytes);
+        });
+    });
+    group.bench_function("manager_log", |b| {
+        b.iter(|| {
+            let bytes = through_manager_with_log(&manager);
+            assert_eq!(bytes, BYTES);
+            black_box(bytes);
+        });
+    });
+    let file = std::env::temp_dir().join(format!("procwarden-bench-cat-{}", std::process::id()));
+    group.bench_function("cat_to_file", |b| {
+        b.iter(|| {
+            let bytes = cat_to_file(&file);
             assert_eq!(bytes, BYTES);
             black_box(bytes);
         });

@@ -199,6 +199,38 @@ pub struct OutputArgs {
     pub wait_for: Option<String>,
 }
 
+/// Most bytes `process_log_read` returns to the model at once.
+pub const MAX_TOOL_LOG_READ_BYTES: u64 = 32 * 1024;
+
+/// The note of a foreground `execute` whose output was cut, when its full log can be searched.
+pub const LOG_SEARCH_NOTE: &str = "output truncated; search the full log with process_log_search";
+
+/// The arguments of `process_log_search`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct LogSearchArgs {
+    /// The process's id (from `execute`).
+    pub process_id: String,
+    /// A regular expression, matched against each line of the full log.
+    pub pattern: String,
+    /// Most matches (default [`api::DEFAULT_LOG_SEARCH_LIMIT`], at most
+    /// [`api::MAX_LOG_SEARCH_LIMIT`]).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+/// The arguments of `process_log_read`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct LogReadArgs {
+    /// The process's id (from `execute`).
+    pub process_id: String,
+    /// The first stream offset to read (default 0), e.g. a search match's offset.
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// Most bytes (default and at most [`MAX_TOOL_LOG_READ_BYTES`]).
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
 /// The arguments of `process_wait`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct WaitArgs {
@@ -314,6 +346,8 @@ pub fn call_with(
         "process_list" => Ok(process_list(api)),
         "process_signal" => args(arguments).map(|a| process_signal(api, &a)),
         "process_wait" => args(arguments).map(|a| process_wait(api, &a)),
+        "process_log_search" => args(arguments).map(|a| process_log_search(api, &a)),
+        "process_log_read" => args(arguments).map(|a| process_log_read(api, &a)),
         other => Err(failure(format!("unknown tool \"{other}\""))),
     };
     result.unwrap_or_else(|e| e)
@@ -355,6 +389,8 @@ pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallCont
                 .collect(),
         ),
         background: Some(background),
+        // A foreground command's full output stays searchable when its answer is cut.
+        log: (!background).then_some(true),
         ..api::StartRequest::default()
     };
     let started_at = Instant::now();
@@ -390,7 +426,7 @@ pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallCont
         };
         match waited {
             Ok(Waited::Exited(out)) => {
-                return finished(&command, &out, started_at.elapsed());
+                return finished(&command, &started.id, &out, started_at.elapsed());
             }
             Ok(_) if context.is_cancelled() => {
                 return json!({
@@ -403,7 +439,7 @@ pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallCont
                 Waited::Running(Some(out)) => break out,
                 _ => match api.output(&started.id, None, None) {
                     Ok(out) if !out.running => {
-                        return finished(&command, &out, started_at.elapsed());
+                        return finished(&command, &started.id, &out, started_at.elapsed());
                     }
                     Ok(out) => break out,
                     Err(e) => return recover(api, &started.id, &command, started_at, &e),
@@ -563,7 +599,7 @@ fn recover(
     error: &ApiError,
 ) -> Value {
     match api.output(id, None, None) {
-        Ok(out) if !out.running => finished(command, &out, started_at.elapsed()),
+        Ok(out) if !out.running => finished(command, id, &out, started_at.elapsed()),
         Ok(out) => {
             let (output, _) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
             json!({
@@ -582,7 +618,7 @@ fn recover(
 }
 
 /// The result of a foreground command that has exited.
-fn finished(command: &str, out: &api::OutputResponse, wall: Duration) -> Value {
+fn finished(command: &str, id: &str, out: &api::OutputResponse, wall: Duration) -> Value {
     let exit_code = out.exit_code.unwrap_or(-1);
     let (output, capped) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
     let mut result = json!({
@@ -591,10 +627,13 @@ fn finished(command: &str, out: &api::OutputResponse, wall: Duration) -> Value {
         "exit_code": exit_code,
         "wall_duration_ms": u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
     });
+    let mut notes = Vec::new();
     if let Some(t) = &out.truncated {
         result["truncated"] = json!(t);
+        // The full stream is in the log (unless the log itself stopped early).
+        result["process_id"] = json!(id);
+        notes.push(LOG_SEARCH_NOTE.to_string());
     }
-    let mut notes = Vec::new();
     if let Some(note) = file_dump_note(command) {
         notes.push(note.to_string());
     }
@@ -650,6 +689,66 @@ pub fn process_output(api: &dyn ProcessApi, args: &OutputArgs) -> Value {
                 result["note"] = json!(format!(
                     "Output cut to its first {MAX_TOOL_OUTPUT_BYTES} bytes."
                 ));
+            }
+            result
+        }
+        Err(e) => failure(e.to_string()),
+    }
+}
+
+/// `process_log_search`: the lines of a process's full log that match a pattern.
+pub fn process_log_search(api: &dyn ProcessApi, args: &LogSearchArgs) -> Value {
+    let limit = args.limit.unwrap_or(api::DEFAULT_LOG_SEARCH_LIMIT);
+    match api.log_search(&args.process_id, &args.pattern, limit) {
+        Ok(found) => {
+            let mut result = json!({"success": true, "matches": found.matches, "more": found.more});
+            // Many long lines could still exceed what the model should get at once.
+            let size = result.to_string().len();
+            if size > MAX_TOOL_OUTPUT_BYTES {
+                let mut matches = found.matches;
+                let mut total = 0;
+                let keep = matches
+                    .iter()
+                    .take_while(|m| {
+                        total += m.line.len() + 64;
+                        total <= MAX_TOOL_OUTPUT_BYTES
+                    })
+                    .count();
+                matches.truncate(keep);
+                result = json!({
+                    "success": true,
+                    "matches": matches,
+                    "more": true,
+                    "note": format!("matches cut to {MAX_TOOL_OUTPUT_BYTES} bytes; narrow the pattern or lower limit"),
+                });
+            }
+            result
+        }
+        Err(e) => failure(e.to_string()),
+    }
+}
+
+/// `process_log_read`: a range of a process's full log, at most [`MAX_TOOL_LOG_READ_BYTES`].
+pub fn process_log_read(api: &dyn ProcessApi, args: &LogReadArgs) -> Value {
+    let limit = args
+        .limit
+        .unwrap_or(MAX_TOOL_LOG_READ_BYTES)
+        .min(MAX_TOOL_LOG_READ_BYTES);
+    match api.log_read(&args.process_id, args.offset.unwrap_or(0), limit) {
+        Ok(chunk) => {
+            let mut result = json!({
+                "success": true,
+                "output": chunk.output,
+                "offset": chunk.offset,
+                "next_offset": chunk.next_offset,
+                "log_bytes": chunk.log_bytes,
+                "complete": chunk.complete,
+            });
+            if chunk.log_truncated == Some(true) {
+                result["log_truncated"] = json!(true);
+            }
+            if let Some(error) = chunk.log_error {
+                result["log_error"] = json!(error);
             }
             result
         }
@@ -725,6 +824,7 @@ pub fn definitions() -> Value {
                 "truncated": truncation_schema(),
                 "matched": {"type": "boolean", "description": "With wait_for: whether a line matched."},
                 "match": match_schema(),
+                "process_id": {"type": "string", "description": "When the output was truncated: the id of the finished process, whose full log process_log_search and process_log_read read."},
                 "note": {"type": "string", "description": "Advice about the result."}
             })),
             "annotations": {
@@ -795,6 +895,64 @@ pub fn definitions() -> Value {
                 "readOnlyHint": false,
                 "destructiveHint": true,
                 "idempotentHint": false,
+                "openWorldHint": false
+            }
+        },
+        {
+            "name": "process_log_search",
+            "description": format!("Search the full log of a process for lines that match a regular expression (Rust regex syntax): for errors in the middle of a long output that execute and process_output leave out. Foreground execute commands keep a full log. Returns at most limit matches (default {}, at most {}) with their line numbers and offsets (use process_log_read at an offset for the context).", api::DEFAULT_LOG_SEARCH_LIMIT, api::MAX_LOG_SEARCH_LIMIT),
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "process_id": {"type": "string"},
+                    "pattern": {"type": "string", "description": "e.g. \"error|warning\"."},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": api::MAX_LOG_SEARCH_LIMIT}
+                },
+                "required": ["process_id", "pattern"]
+            },
+            "outputSchema": result_schema(json!({
+                "matches": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {
+                        "offset": {"type": "integer", "minimum": 0},
+                        "line_number": {"type": "integer", "minimum": 1},
+                        "line": {"type": "string"}
+                    },
+                    "required": ["offset", "line_number", "line"]
+                }},
+                "more": {"type": "boolean", "description": "Whether more lines matched than were returned."},
+                "note": {"type": "string", "description": "Says when the matches were cut to fit."}
+            })),
+            "annotations": {
+                "title": "Search a process's full log",
+                "readOnlyHint": true,
+                "openWorldHint": false
+            }
+        },
+        {
+            "name": "process_log_read",
+            "description": format!("Read a range of the full log of a process, from offset (default 0), at most {MAX_TOOL_LOG_READ_BYTES} bytes; pass next_offset back to read on."),
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "process_id": {"type": "string"},
+                    "offset": {"type": "integer", "minimum": 0},
+                    "limit": {"type": "integer", "minimum": 0, "maximum": MAX_TOOL_LOG_READ_BYTES}
+                },
+                "required": ["process_id"]
+            },
+            "outputSchema": result_schema(json!({
+                "output": {"type": "string"},
+                "offset": {"type": "integer", "minimum": 0, "description": "Where output starts."},
+                "next_offset": {"type": "integer", "minimum": 0, "description": "Pass as offset to read on."},
+                "log_bytes": {"type": "integer", "minimum": 0, "description": "The log's length."},
+                "complete": {"type": "boolean", "description": "Whether the process has exited and its whole output is in the log."},
+                "log_truncated": {"type": "boolean", "description": "The log stopped before the end of the output."},
+                "log_error": {"type": "string", "description": "Why writing the log failed."}
+            })),
+            "annotations": {
+                "title": "Read a process's full log",
+                "readOnlyHint": true,
                 "openWorldHint": false
             }
         },

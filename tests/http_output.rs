@@ -398,3 +398,214 @@ fn cli_output_until_and_wait() {
     assert!(stderr.contains("not found"), "{stderr}");
     kill_group_survivors(pgid);
 }
+
+// ---------------------------------------------------------------------------------------
+// Full logs and search
+
+#[test]
+fn log_reads_ranges_of_the_whole_stream() {
+    let server = server();
+    let addr = &server.addr;
+    let id = id_of(&start(addr, &json!({"command": "seq 1 20000; printf '€'", "log": true}), &[]));
+    let out = output(addr, &id, "wait=true");
+    assert_eq!(out["running"], json!(false));
+    assert!(out.get("log_truncated").is_none(), "{}", out["log_truncated"]);
+    let whole: String = (1..=20000).map(|n| format!("{n}\n")).collect::<String>() + "€";
+    let (status, first) = get(addr, &format!("/api/v0/processes/{id}/log"));
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["output"], json!(&whole[..65536]));
+    assert_eq!(first["offset"], json!(0));
+    assert_eq!(first["next_offset"], json!(65536));
+    assert_eq!(first["log_bytes"], json!(whole.len()));
+    assert_eq!(first["complete"], json!(true));
+    let (_, rest) = get(addr, &format!("/api/v0/processes/{id}/log?offset=65536&limit=65536"));
+    assert_eq!(rest["output"], json!(&whole[65536..]));
+    // Cut characters: the euro sign is the last 3 bytes.
+    let euro = whole.len() as u64 - 3;
+    let (_, cut) = get(addr, &format!("/api/v0/processes/{id}/log?offset={}&limit=2", euro + 1));
+    assert_eq!(cut["output"], json!(""));
+    assert_eq!(cut["offset"], json!(euro + 3));
+    let (_, cut) = get(addr, &format!("/api/v0/processes/{id}/log?offset={}&limit=2", euro - 1));
+    assert_eq!((cut["output"].clone(), cut["next_offset"].clone()), (json!("\n"), json!(euro)));
+    // The query's rules.
+    for bad in ["limit=65537", "limit=", "offset=-1", "offset=x", "limit=18446744073709551616"] {
+        let (status, _) = get(addr, &format!("/api/v0/processes/{id}/log?{bad}"));
+        assert_eq!(status, 400, "{bad}");
+    }
+    let (status, _) = get(addr, &format!("/api/v0/processes/{id}/log?limit=0"));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn log_search_finds_lines_the_output_left_out() {
+    let server = server();
+    let addr = &server.addr;
+    let id = id_of(&start(
+        addr,
+        &json!({"command": "seq 1 100000; echo 'error: the middle'; seq 1 100000", "log": true}),
+        &[],
+    ));
+    let out = output(addr, &id, "wait=true");
+    assert!(!out["output"].as_str().unwrap_or_default().contains("error"));
+    let (status, found) = get(
+        addr,
+        &format!("/api/v0/processes/{id}/log/search?pattern={}", enc("^error: ")),
+    );
+    assert_eq!(status, 200, "{found}");
+    let before: usize = (1..=100000).map(|n| format!("{n}\n").len()).sum();
+    assert_eq!(
+        found,
+        json!({"matches": [{"offset": before, "line_number": 100001, "line": "error: the middle"}], "more": false})
+    );
+    let (_, some) = get(
+        addr,
+        &format!("/api/v0/processes/{id}/log/search?pattern={}&limit=2", enc("^9999$")),
+    );
+    assert_eq!(some["matches"].as_array().map(Vec::len), Some(2));
+    assert_eq!(some["more"], json!(false));
+    let (_, some) = get(
+        addr,
+        &format!("/api/v0/processes/{id}/log/search?pattern={}&limit=1", enc("^9999$")),
+    );
+    assert_eq!(some["more"], json!(true));
+    assert_eq!(some["matches"][0]["line_number"], json!(9999));
+    for bad in ["", "pattern=x&limit=0", "pattern=x&limit=1001", "pattern=x&limit=", "pattern=%28"] {
+        let (status, body) = get(addr, &format!("/api/v0/processes/{id}/log/search?{bad}"));
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (_, body) = get(addr, &format!("/api/v0/processes/{id}/log/search?pattern=%28"));
+    assert_eq!(body["message"], json!("Invalid pattern."));
+    assert!(body["detail"].is_string());
+}
+
+#[test]
+fn log_routes_answer_409_without_a_log_and_404_for_others() {
+    let server = server();
+    let addr = &server.addr;
+    let id = id_of(&start(addr, &json!({"command": "echo hi"}), &[]));
+    for route in ["log", "log/search?pattern=hi"] {
+        let (status, body) = get(addr, &format!("/api/v0/processes/{id}/{route}"));
+        assert_eq!(status, 409, "{route}");
+        assert_eq!(body, json!({"message": format!("Process \"{id}\" has no log.")}));
+        let (status, _) = get(addr, &format!("/api/v0/processes/nope/{route}"));
+        assert_eq!(status, 404);
+    }
+    let chat = "6f1c9a52-2f5d-4c1e-9b0a-1d2e3f405162";
+    let theirs = id_of(&start(addr, &json!({"command": "echo hi", "log": true}), &[("Coder-Chat-Id", chat)]));
+    let reply = request(
+        addr,
+        "GET",
+        &format!("/api/v0/processes/{theirs}/log"),
+        None,
+        &[("Coder-Chat-Id", "7f1c9a52-2f5d-4c1e-9b0a-1d2e3f405162")],
+    );
+    assert_eq!(reply.status, 404);
+    let reply = request(addr, "POST", &format!("/api/v0/processes/{id}/log"), Some("{}"), &[]);
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("GET"));
+}
+
+#[test]
+fn log_bounds_and_the_directory_over_the_wire() {
+    let dir = std::env::temp_dir().join(format!("procwarden-http-logs-{}", uuid_like()));
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let mut server = serve(
+        &["--listen", "127.0.0.1:0", "--log-dir", &dir_arg, "--log-max-bytes", "1000", "--log-max-total-bytes", "1500"],
+        &[],
+    );
+    let addr = server.addr.clone();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dir).expect("made at start").permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let id = id_of(&start(&addr, &json!({"command": "seq 1 10000", "log": true}), &[]));
+    let out = output(&addr, &id, "wait=true");
+    assert_eq!(out["exit_code"], json!(0));
+    assert_eq!(out["log_truncated"], json!(true));
+    let (_, log) = get(&addr, &format!("/api/v0/processes/{id}/log"));
+    assert_eq!(log["log_bytes"], json!(1000));
+    assert_eq!(log["complete"], json!(false));
+    assert_eq!(log["log_truncated"], json!(true));
+    let second = id_of(&start(&addr, &json!({"command": "seq 1 10000", "log": true}), &[]));
+    output(&addr, &second, "wait=true");
+    // 1500 bytes are now used: a start with a log is refused, one without is not.
+    let reply = request(
+        &addr,
+        "POST",
+        "/api/v0/processes/start",
+        Some(&json!({"command": "true", "log": true}).to_string()),
+        &[],
+    );
+    assert_eq!(reply.status, 507);
+    assert_eq!(reply.json(), json!({"message": "Log space is full."}));
+    start(&addr, &json!({"command": "true"}), &[]);
+    assert!(server.terminate().success());
+    assert!(!dir.join(format!("{id}.log")).exists(), "logs are removed at exit");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_private_log_directory_is_removed_at_exit() {
+    let mut server = server();
+    let addr = server.addr.clone();
+    let id = id_of(&start(&addr, &json!({"command": "echo hi", "log": true}), &[]));
+    output(&addr, &id, "wait=true");
+    let path = format!("/proc/{}/fd", server.pid());
+    // The server keeps the log file open: its path names the private directory.
+    let dir = std::fs::read_dir(&path)
+        .expect("fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .find(|target| target.to_string_lossy().ends_with(&format!("{id}.log")))
+        .and_then(|file| file.parent().map(std::path::Path::to_path_buf))
+        .expect("an open log file");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777, 0o700);
+    assert!(server.terminate().success());
+    assert!(!dir.exists(), "{} outlived the server", dir.display());
+}
+
+#[test]
+fn an_unusable_log_directory_is_507_and_the_rest_works() {
+    let server = serve(&["--listen", "127.0.0.1:0", "--log-dir", "/etc/passwd/logs"], &[]);
+    let addr = &server.addr;
+    let reply = request(
+        addr,
+        "POST",
+        "/api/v0/processes/start",
+        Some(&json!({"command": "true", "log": true}).to_string()),
+        &[],
+    );
+    assert_eq!(reply.status, 507);
+    assert_eq!(reply.json()["message"], json!("Log directory is not usable."));
+    assert!(reply.json()["detail"].as_str().is_some_and(|d| d.contains("/etc/passwd/logs")));
+    let id = id_of(&start(addr, &json!({"command": "echo fine"}), &[]));
+    assert_eq!(output(addr, &id, "wait=true")["output"], json!("fine\n"));
+}
+
+#[test]
+fn cli_log_prints_and_searches_the_full_log() {
+    let server = server();
+    let addr = &server.addr;
+    let id = id_of(&start(addr, &json!({"command": "seq 1 30000", "log": true}), &[]));
+    output(addr, &id, "wait=true");
+    let whole: String = (1..=30000).map(|n| format!("{n}\n")).collect();
+    let (code, stdout, stderr) = cli(&server, &["log", &id]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, whole, "the whole stream, in several reads");
+    let (code, stdout, _) = cli(&server, &["log", &id, "--offset", "100000"]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout, whole[100000..]);
+    let (code, stdout, _) = cli(&server, &["log", &id, "--search", "^2999[0-9]$", "--limit", "3"]);
+    assert_eq!(code, 0);
+    let offset: usize = (1..29990).map(|n| format!("{n}\n").len()).sum();
+    assert_eq!(
+        stdout.lines().next(),
+        Some(format!("29990:{offset}:29990").as_str())
+    );
+    assert_eq!(stdout.lines().count(), 3);
+    let (code, _, stderr) = cli(&server, &["log", &id, "--limit", "0", "--search", "x"]);
+    assert_eq!(code, 2, "{stderr}");
+    let plain = id_of(&start(addr, &json!({"command": "true"}), &[]));
+    let (code, _, stderr) = cli(&server, &["log", &plain]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("has no log"), "{stderr}");
+}

@@ -44,6 +44,7 @@ fn schemas_match_the_wire_types() {
         env: Some(Default::default()),
         background: Some(true),
         timeout_ms: Some(1),
+        log: Some(true),
     };
     let info = api::ProcessInfo {
         id: "i".into(),
@@ -79,6 +80,26 @@ fn schemas_match_the_wire_types() {
             line: "l".into(),
             offset: 0,
         }),
+        log_truncated: Some(true),
+        log_error: Some("e".into()),
+    };
+    let log = api::LogResponse {
+        output: String::new(),
+        offset: 0,
+        next_offset: 0,
+        log_bytes: 0,
+        complete: true,
+        log_truncated: Some(true),
+        log_error: Some("e".into()),
+    };
+    let log_match = api::LogMatch {
+        offset: 0,
+        line_number: 1,
+        line: "l".into(),
+    };
+    let search = api::LogSearchResponse {
+        matches: vec![log_match.clone()],
+        more: false,
     };
     let line_match = api::LineMatch {
         line: "l".into(),
@@ -109,6 +130,9 @@ fn schemas_match_the_wire_types() {
     assert_eq!(properties(&spec, "Message"), keys(&message));
     assert_eq!(properties(&spec, "LineMatch"), keys(&line_match));
     assert_eq!(properties(&spec, "WaitResponse"), keys(&wait));
+    assert_eq!(properties(&spec, "LogResponse"), keys(&log));
+    assert_eq!(properties(&spec, "LogMatch"), keys(&log_match));
+    assert_eq!(properties(&spec, "LogSearchResponse"), keys(&search));
 }
 
 #[test]
@@ -150,7 +174,7 @@ fn routes_and_methods_match_the_handler() {
             }
         }
     }
-    assert_eq!(paths.len(), 6, "the four routes, wait, and GET /");
+    assert_eq!(paths.len(), 8, "the four routes, wait, log, log search, and GET /");
 }
 
 /// Every operation of the document, with its path and method.
@@ -268,6 +292,14 @@ fn every_operation_documents_what_the_front_end_and_handler_answer() {
     assert!(start.contains("429") && start.contains("500"));
     let output = statuses("/api/v0/processes/{id}/output", "get");
     assert!(output.contains("404"));
+    assert!(start.contains("507"));
+    for path in [
+        "/api/v0/processes/{id}/log",
+        "/api/v0/processes/{id}/log/search",
+    ] {
+        let log = statuses(path, "get");
+        assert!(log.contains("404") && log.contains("409"), "{path}");
+    }
     let wait = statuses("/api/v0/processes/wait", "get");
     assert!(wait.contains("404"));
     let signal = statuses("/api/v0/processes/{id}/signal", "post");

@@ -201,6 +201,8 @@ fn out(running: bool) -> api::OutputResponse {
         next_cursor: 7,
         matched: None,
         line_match: None,
+        log_truncated: None,
+        log_error: None,
     }
 }
 
@@ -386,7 +388,38 @@ fn every_result_matches_its_output_schema() {
             .expect("an exited process")
             .to_string()
     };
+    let logged = execute(&api, json!({"command": "seq 1 20000"}));
+    let logged_id = logged["process_id"].as_str().expect("id").to_string();
     let cases = [
+        ("execute", logged),
+        (
+            "process_log_search",
+            tools::call(
+                &api,
+                "process_log_search",
+                &json!({"process_id": logged_id, "pattern": "^1", "limit": 2}),
+            ),
+        ),
+        (
+            "process_log_search",
+            tools::call(
+                &api,
+                "process_log_search",
+                &json!({"process_id": logged_id, "pattern": "", "limit": 1000}),
+            ),
+        ),
+        (
+            "process_log_search",
+            tools::call(&api, "process_log_search", &json!({"process_id": id, "pattern": "x"})),
+        ),
+        (
+            "process_log_read",
+            tools::call(&api, "process_log_read", &json!({"process_id": logged_id})),
+        ),
+        (
+            "process_log_read",
+            tools::call(&api, "process_log_read", &json!({"process_id": id})),
+        ),
         ("execute", background),
         ("execute", done),
         ("execute", execute(&api, json!({"command": "exit 4"}))),
@@ -528,6 +561,7 @@ fn every_result_matches_its_output_schema() {
         "process_list",
         "process_signal",
         "process_wait",
+        "process_log_search",
     ] {
         for key in schema(name)["properties"]
             .as_object()

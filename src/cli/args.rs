@@ -30,6 +30,7 @@ Usage:
   procwarden output ID [--wait] [--follow]    print a process's output
   procwarden output ID --until REGEX          wait for a line that matches, print the output
   procwarden wait ID...                       wait until any of the processes exits
+  procwarden log ID [--offset N] [--search RE]  print or search a process's full log
   procwarden kill ID [--signal SIGNAL]        signal a process's whole group
   procwarden tools [--schema]                 the agent tools (no server needed)
   procwarden --version | --help
@@ -150,7 +151,7 @@ No server is needed.
                      annotations (the MCP hints; `procwarden mcp` lists exactly these)";
 
 /// Every subcommand: its name and its help.
-const SUBCOMMANDS: [(&str, &str); 8] = [
+const SUBCOMMANDS: [(&str, &str); 9] = [
     ("serve", SERVE_USAGE),
     ("mcp", MCP_USAGE),
     ("exec", EXEC_USAGE),
@@ -158,6 +159,7 @@ const SUBCOMMANDS: [(&str, &str); 8] = [
     ("output", OUTPUT_USAGE),
     ("kill", KILL_USAGE),
     ("wait", WAIT_USAGE),
+    ("log", LOG_USAGE),
     ("tools", TOOLS_USAGE),
 ];
 
@@ -232,6 +234,17 @@ pub(super) enum Command {
         id: String,
         /// The pattern.
         pattern: String,
+    },
+    /// `log`.
+    Log {
+        /// The process ID.
+        id: String,
+        /// `--offset`.
+        offset: u64,
+        /// `--search`.
+        search: Option<String>,
+        /// `--limit` (of a search).
+        limit: u64,
     },
     /// `wait`.
     Wait {
@@ -452,6 +465,7 @@ pub(super) fn parse(args: &[String]) -> Result<Invocation, Usage> {
         "output" => parse_output(&mut words, &mut options)?,
         "kill" => parse_kill(&mut words, &mut options)?,
         "wait" => parse_wait(&mut words, &mut options)?,
+        "log" => parse_log(&mut words, &mut options)?,
         _ => parse_tools(&mut words, &mut options)?,
     };
     Ok(Invocation::Client { options, command })
@@ -754,6 +768,56 @@ fn serve_log_flag(
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+const LOG_USAGE: &str = "\
+Usage: procwarden log ID [--offset N] [--search RE [--limit N]] [--url URL] [--json]
+
+Prints the full log of a process started with a log (`\"log\": true`; the agent tools'
+foreground commands have one): everything it wrote, not only the first and last 16 KiB, from
+byte N on (default 0).
+
+  --offset N   start at stream offset N (e.g. a search match's offset)
+  --search RE  print the lines that match the regular expression RE instead, as
+               LINE_NUMBER:OFFSET:LINE (at most --limit, default 100, at most 1000)
+  --json       print the API's answers as JSON (one range read or the search answer per line)";
+
+fn parse_log(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
+    let mut id = None;
+    let mut offset = 0;
+    let mut search = None;
+    let mut limit = api::DEFAULT_LOG_SEARCH_LIMIT;
+    while let Some(arg) = words.next_client_arg(options)? {
+        match arg.flag {
+            "--offset" => {
+                let n = words.value(&arg)?;
+                offset = n.parse().map_err(|_| {
+                    words.error(format!("--offset takes a whole number, got \"{n}\""))
+                })?;
+            }
+            "--search" => search = Some(words.value(&arg)?),
+            "--limit" => {
+                let n = words.value(&arg)?;
+                limit = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=api::MAX_LOG_SEARCH_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        words.error(format!(
+                            "--limit takes a number from 1 to {}, got \"{n}\"",
+                            api::MAX_LOG_SEARCH_LIMIT
+                        ))
+                    })?;
+            }
+            _ => set_id(words, &mut id, arg.word)?,
+        }
+    }
+    Ok(Command::Log {
+        id: required_id(words, id)?,
+        offset,
+        search,
+        limit,
+    })
 }
 
 /// `output ID --until REGEX`.

@@ -131,6 +131,12 @@ fn execute(
             super::waits::output_until(client, id, pattern, json, out)
         }
         Command::Wait { ids } => super::waits::wait(client, ids, json, out),
+        Command::Log {
+            id,
+            offset,
+            search,
+            limit,
+        } => super::waits::log(client, id, *offset, search.as_deref(), *limit, json, out),
         Command::Kill { id, signal } => {
             let signalled = client.signal(id, signal)?;
             answer(out, json, &signalled, &format!("{}\n", signalled.message))?;

@@ -1,5 +1,5 @@
-//! The client subcommands that wait for something other than an exit: `output --until` (a
-//! line that matches) and `wait` (any of several processes).
+//! The client subcommands of the output issue: `output --until` (wait for a line that
+//! matches), `wait` (any of several processes) and `log` (read or search a full log).
 
 use std::io::Write;
 
@@ -102,5 +102,54 @@ fn status_text(info: &api::ProcessInfo) -> String {
         (Some(signal), _) => signal.clone(),
         (None, Some(code)) => format!("exit {code}"),
         (None, None) => "exited".into(),
+    }
+}
+
+/// `log ID [--offset N] [--search RE]`: the full log from `offset` to its end (read in ranges
+/// of at most [`api::MAX_LOG_LIMIT`]), or the lines that match.
+pub(super) fn log(
+    client: &Client,
+    id: &str,
+    offset: u64,
+    search: Option<&str>,
+    limit: u64,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<u8, Failure> {
+    if let Some(pattern) = search {
+        let found = client.log_search(id, pattern, limit)?;
+        if json {
+            emit_json(out, &found)?;
+        } else {
+            let mut text = String::new();
+            for m in &found.matches {
+                text.push_str(&format!("{}:{}:{}\n", m.line_number, m.offset, m.line));
+            }
+            emit(out, &text)?;
+            if found.more {
+                eprintln!("procwarden: more lines matched; raise --limit (at most {})", api::MAX_LOG_SEARCH_LIMIT);
+            }
+        }
+        return Ok(0);
+    }
+    let mut at = offset;
+    // Each read moves forward by at least one byte until the end of the file, so this ends
+    // once the log is read (a log is at most its size bound).
+    loop {
+        let chunk = client.log_read(id, at, api::MAX_LOG_LIMIT)?;
+        if json {
+            emit_json(out, &chunk)?;
+        } else {
+            emit(out, &chunk.output)?;
+        }
+        if chunk.next_offset >= chunk.log_bytes || chunk.next_offset <= at {
+            if let Some(error) = &chunk.log_error {
+                eprintln!("procwarden: the log is incomplete: {error}");
+            } else if chunk.log_truncated == Some(true) {
+                eprintln!("procwarden: the log stopped at its size bound");
+            }
+            return Ok(0);
+        }
+        at = chunk.next_offset;
     }
 }
