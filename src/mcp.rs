@@ -1261,6 +1261,7 @@ mod tests {
                 signal: None,
                 timed_out: None,
                 next_cursor: 5,
+                ..api::OutputResponse::default()
             })
         }
         fn list(&self, _: usize) -> Result<api::ListResponse, crate::api::ApiError> {

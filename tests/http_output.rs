@@ -406,10 +406,18 @@ fn cli_output_until_and_wait() {
 fn log_reads_ranges_of_the_whole_stream() {
     let server = server();
     let addr = &server.addr;
-    let id = id_of(&start(addr, &json!({"command": "seq 1 20000; printf '€'", "log": true}), &[]));
+    let id = id_of(&start(
+        addr,
+        &json!({"command": "seq 1 20000; printf '€'", "log": true}),
+        &[],
+    ));
     let out = output(addr, &id, "wait=true");
     assert_eq!(out["running"], json!(false));
-    assert!(out.get("log_truncated").is_none(), "{}", out["log_truncated"]);
+    assert!(
+        out.get("log_truncated").is_none(),
+        "{}",
+        out["log_truncated"]
+    );
     let whole: String = (1..=20000).map(|n| format!("{n}\n")).collect::<String>() + "€";
     let (status, first) = get(addr, &format!("/api/v0/processes/{id}/log"));
     assert_eq!(status, 200, "{first}");
@@ -418,17 +426,35 @@ fn log_reads_ranges_of_the_whole_stream() {
     assert_eq!(first["next_offset"], json!(65536));
     assert_eq!(first["log_bytes"], json!(whole.len()));
     assert_eq!(first["complete"], json!(true));
-    let (_, rest) = get(addr, &format!("/api/v0/processes/{id}/log?offset=65536&limit=65536"));
+    let (_, rest) = get(
+        addr,
+        &format!("/api/v0/processes/{id}/log?offset=65536&limit=65536"),
+    );
     assert_eq!(rest["output"], json!(&whole[65536..]));
     // Cut characters: the euro sign is the last 3 bytes.
     let euro = whole.len() as u64 - 3;
-    let (_, cut) = get(addr, &format!("/api/v0/processes/{id}/log?offset={}&limit=2", euro + 1));
+    let (_, cut) = get(
+        addr,
+        &format!("/api/v0/processes/{id}/log?offset={}&limit=2", euro + 1),
+    );
     assert_eq!(cut["output"], json!(""));
     assert_eq!(cut["offset"], json!(euro + 3));
-    let (_, cut) = get(addr, &format!("/api/v0/processes/{id}/log?offset={}&limit=2", euro - 1));
-    assert_eq!((cut["output"].clone(), cut["next_offset"].clone()), (json!("\n"), json!(euro)));
+    let (_, cut) = get(
+        addr,
+        &format!("/api/v0/processes/{id}/log?offset={}&limit=2", euro - 1),
+    );
+    assert_eq!(
+        (cut["output"].clone(), cut["next_offset"].clone()),
+        (json!("\n"), json!(euro))
+    );
     // The query's rules.
-    for bad in ["limit=65537", "limit=", "offset=-1", "offset=x", "limit=18446744073709551616"] {
+    for bad in [
+        "limit=65537",
+        "limit=",
+        "offset=-1",
+        "offset=x",
+        "limit=18446744073709551616",
+    ] {
         let (status, _) = get(addr, &format!("/api/v0/processes/{id}/log?{bad}"));
         assert_eq!(status, 400, "{bad}");
     }
@@ -449,7 +475,10 @@ fn log_search_finds_lines_the_output_left_out() {
     assert!(!out["output"].as_str().unwrap_or_default().contains("error"));
     let (status, found) = get(
         addr,
-        &format!("/api/v0/processes/{id}/log/search?pattern={}", enc("^error: ")),
+        &format!(
+            "/api/v0/processes/{id}/log/search?pattern={}",
+            enc("^error: ")
+        ),
     );
     assert_eq!(status, 200, "{found}");
     let before: usize = (1..=100000).map(|n| format!("{n}\n").len()).sum();
@@ -459,21 +488,36 @@ fn log_search_finds_lines_the_output_left_out() {
     );
     let (_, some) = get(
         addr,
-        &format!("/api/v0/processes/{id}/log/search?pattern={}&limit=2", enc("^9999$")),
+        &format!(
+            "/api/v0/processes/{id}/log/search?pattern={}&limit=2",
+            enc("^9999$")
+        ),
     );
     assert_eq!(some["matches"].as_array().map(Vec::len), Some(2));
     assert_eq!(some["more"], json!(false));
     let (_, some) = get(
         addr,
-        &format!("/api/v0/processes/{id}/log/search?pattern={}&limit=1", enc("^9999$")),
+        &format!(
+            "/api/v0/processes/{id}/log/search?pattern={}&limit=1",
+            enc("^9999$")
+        ),
     );
     assert_eq!(some["more"], json!(true));
     assert_eq!(some["matches"][0]["line_number"], json!(9999));
-    for bad in ["", "pattern=x&limit=0", "pattern=x&limit=1001", "pattern=x&limit=", "pattern=%28"] {
+    for bad in [
+        "",
+        "pattern=x&limit=0",
+        "pattern=x&limit=1001",
+        "pattern=x&limit=",
+        "pattern=%28",
+    ] {
         let (status, body) = get(addr, &format!("/api/v0/processes/{id}/log/search?{bad}"));
         assert_eq!(status, 400, "{bad}: {body}");
     }
-    let (_, body) = get(addr, &format!("/api/v0/processes/{id}/log/search?pattern=%28"));
+    let (_, body) = get(
+        addr,
+        &format!("/api/v0/processes/{id}/log/search?pattern=%28"),
+    );
     assert_eq!(body["message"], json!("Invalid pattern."));
     assert!(body["detail"].is_string());
 }
@@ -486,12 +530,19 @@ fn log_routes_answer_409_without_a_log_and_404_for_others() {
     for route in ["log", "log/search?pattern=hi"] {
         let (status, body) = get(addr, &format!("/api/v0/processes/{id}/{route}"));
         assert_eq!(status, 409, "{route}");
-        assert_eq!(body, json!({"message": format!("Process \"{id}\" has no log.")}));
+        assert_eq!(
+            body,
+            json!({"message": format!("Process \"{id}\" has no log.")})
+        );
         let (status, _) = get(addr, &format!("/api/v0/processes/nope/{route}"));
         assert_eq!(status, 404);
     }
     let chat = "6f1c9a52-2f5d-4c1e-9b0a-1d2e3f405162";
-    let theirs = id_of(&start(addr, &json!({"command": "echo hi", "log": true}), &[("Coder-Chat-Id", chat)]));
+    let theirs = id_of(&start(
+        addr,
+        &json!({"command": "echo hi", "log": true}),
+        &[("Coder-Chat-Id", chat)],
+    ));
     let reply = request(
         addr,
         "GET",
@@ -500,7 +551,13 @@ fn log_routes_answer_409_without_a_log_and_404_for_others() {
         &[("Coder-Chat-Id", "7f1c9a52-2f5d-4c1e-9b0a-1d2e3f405162")],
     );
     assert_eq!(reply.status, 404);
-    let reply = request(addr, "POST", &format!("/api/v0/processes/{id}/log"), Some("{}"), &[]);
+    let reply = request(
+        addr,
+        "POST",
+        &format!("/api/v0/processes/{id}/log"),
+        Some("{}"),
+        &[],
+    );
     assert_eq!(reply.status, 405);
     assert_eq!(reply.header("allow"), Some("GET"));
 }
@@ -510,14 +567,30 @@ fn log_bounds_and_the_directory_over_the_wire() {
     let dir = std::env::temp_dir().join(format!("procwarden-http-logs-{}", uuid_like()));
     let dir_arg = dir.to_string_lossy().into_owned();
     let mut server = serve(
-        &["--listen", "127.0.0.1:0", "--log-dir", &dir_arg, "--log-max-bytes", "1000", "--log-max-total-bytes", "1500"],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--log-dir",
+            &dir_arg,
+            "--log-max-bytes",
+            "1000",
+            "--log-max-total-bytes",
+            "1500",
+        ],
         &[],
     );
     let addr = server.addr.clone();
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&dir).expect("made at start").permissions().mode();
+    let mode = std::fs::metadata(&dir)
+        .expect("made at start")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700);
-    let id = id_of(&start(&addr, &json!({"command": "seq 1 10000", "log": true}), &[]));
+    let id = id_of(&start(
+        &addr,
+        &json!({"command": "seq 1 10000", "log": true}),
+        &[],
+    ));
     let out = output(&addr, &id, "wait=true");
     assert_eq!(out["exit_code"], json!(0));
     assert_eq!(out["log_truncated"], json!(true));
@@ -525,7 +598,11 @@ fn log_bounds_and_the_directory_over_the_wire() {
     assert_eq!(log["log_bytes"], json!(1000));
     assert_eq!(log["complete"], json!(false));
     assert_eq!(log["log_truncated"], json!(true));
-    let second = id_of(&start(&addr, &json!({"command": "seq 1 10000", "log": true}), &[]));
+    let second = id_of(&start(
+        &addr,
+        &json!({"command": "seq 1 10000", "log": true}),
+        &[],
+    ));
     output(&addr, &second, "wait=true");
     // 1500 bytes are now used: a start with a log is refused, one without is not.
     let reply = request(
@@ -539,7 +616,10 @@ fn log_bounds_and_the_directory_over_the_wire() {
     assert_eq!(reply.json(), json!({"message": "Log space is full."}));
     start(&addr, &json!({"command": "true"}), &[]);
     assert!(server.terminate().success());
-    assert!(!dir.join(format!("{id}.log")).exists(), "logs are removed at exit");
+    assert!(
+        !dir.join(format!("{id}.log")).exists(),
+        "logs are removed at exit"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -547,7 +627,11 @@ fn log_bounds_and_the_directory_over_the_wire() {
 fn the_private_log_directory_is_removed_at_exit() {
     let mut server = server();
     let addr = server.addr.clone();
-    let id = id_of(&start(&addr, &json!({"command": "echo hi", "log": true}), &[]));
+    let id = id_of(&start(
+        &addr,
+        &json!({"command": "echo hi", "log": true}),
+        &[],
+    ));
     output(&addr, &id, "wait=true");
     let path = format!("/proc/{}/fd", server.pid());
     // The server keeps the log file open: its path names the private directory.
@@ -558,14 +642,20 @@ fn the_private_log_directory_is_removed_at_exit() {
         .and_then(|file| file.parent().map(std::path::Path::to_path_buf))
         .expect("an open log file");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777,
+        0o700
+    );
     assert!(server.terminate().success());
     assert!(!dir.exists(), "{} outlived the server", dir.display());
 }
 
 #[test]
 fn an_unusable_log_directory_is_507_and_the_rest_works() {
-    let server = serve(&["--listen", "127.0.0.1:0", "--log-dir", "/etc/passwd/logs"], &[]);
+    let server = serve(
+        &["--listen", "127.0.0.1:0", "--log-dir", "/etc/passwd/logs"],
+        &[],
+    );
     let addr = &server.addr;
     let reply = request(
         addr,
@@ -575,8 +665,15 @@ fn an_unusable_log_directory_is_507_and_the_rest_works() {
         &[],
     );
     assert_eq!(reply.status, 507);
-    assert_eq!(reply.json()["message"], json!("Log directory is not usable."));
-    assert!(reply.json()["detail"].as_str().is_some_and(|d| d.contains("/etc/passwd/logs")));
+    assert_eq!(
+        reply.json()["message"],
+        json!("Log directory is not usable.")
+    );
+    assert!(
+        reply.json()["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("/etc/passwd/logs"))
+    );
     let id = id_of(&start(addr, &json!({"command": "echo fine"}), &[]));
     assert_eq!(output(addr, &id, "wait=true")["output"], json!("fine\n"));
 }
@@ -585,7 +682,11 @@ fn an_unusable_log_directory_is_507_and_the_rest_works() {
 fn cli_log_prints_and_searches_the_full_log() {
     let server = server();
     let addr = &server.addr;
-    let id = id_of(&start(addr, &json!({"command": "seq 1 30000", "log": true}), &[]));
+    let id = id_of(&start(
+        addr,
+        &json!({"command": "seq 1 30000", "log": true}),
+        &[],
+    ));
     output(addr, &id, "wait=true");
     let whole: String = (1..=30000).map(|n| format!("{n}\n")).collect();
     let (code, stdout, stderr) = cli(&server, &["log", &id]);
@@ -594,7 +695,10 @@ fn cli_log_prints_and_searches_the_full_log() {
     let (code, stdout, _) = cli(&server, &["log", &id, "--offset", "100000"]);
     assert_eq!(code, 0);
     assert_eq!(stdout, whole[100000..]);
-    let (code, stdout, _) = cli(&server, &["log", &id, "--search", "^2999[0-9]$", "--limit", "3"]);
+    let (code, stdout, _) = cli(
+        &server,
+        &["log", &id, "--search", "^2999[0-9]$", "--limit", "3"],
+    );
     assert_eq!(code, 0);
     let offset: usize = (1..29990).map(|n| format!("{n}\n").len()).sum();
     assert_eq!(
@@ -608,4 +712,63 @@ fn cli_log_prints_and_searches_the_full_log() {
     let (code, _, stderr) = cli(&server, &["log", &plain]);
     assert_eq!(code, 1);
     assert!(stderr.contains("has no log"), "{stderr}");
+}
+
+#[test]
+fn a_full_log_disk_is_reported_and_loses_nothing_else() {
+    let dir = std::env::temp_dir().join(format!("procwarden-http-full-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        let _ = std::fs::remove_dir(&dir);
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root and must be able to mount a tmpfs for this test"
+        );
+        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+        return;
+    }
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let mut server = serve(&["--listen", "127.0.0.1:0", "--log-dir", &dir_arg], &[]);
+    let addr = server.addr.clone();
+    let id = id_of(&start(
+        &addr,
+        &json!({"command": "head -c 4194304 /dev/zero | tr '\\0' z; echo; echo done", "log": true}),
+        &[],
+    ));
+    let out = output(&addr, &id, "wait=true");
+    assert_eq!(out["exit_code"], json!(0));
+    assert_eq!(out["truncated"]["original_bytes"], json!(4_194_304 + 6));
+    assert!(
+        out["output"]
+            .as_str()
+            .is_some_and(|o| o.ends_with("\ndone\n"))
+    );
+    assert_eq!(out["log_truncated"], json!(true));
+    assert!(
+        out["log_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("No space left on device")),
+        "{}",
+        out["log_error"]
+    );
+    let (status, log) = get(&addr, &format!("/api/v0/processes/{id}/log?limit=4"));
+    assert_eq!(status, 200);
+    assert_eq!(log["output"], json!("zzzz"));
+    assert_eq!(log["complete"], json!(false));
+    assert_eq!(log["log_truncated"], json!(true));
+    assert!(log["log_error"].is_string());
+    // A start without a log still works; one with a log gets a file while there is room.
+    let other = id_of(&start(&addr, &json!({"command": "echo still fine"}), &[]));
+    assert_eq!(
+        output(&addr, &other, "wait=true")["output"],
+        json!("still fine\n")
+    );
+    assert!(server.terminate().success());
+    let _ = std::process::Command::new("umount").arg(&dir).status();
+    let _ = std::fs::remove_dir(&dir);
 }

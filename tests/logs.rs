@@ -347,14 +347,20 @@ fn the_tools_point_a_cut_answer_at_the_full_log() {
     assert_eq!(result["success"], json!(true), "{result}");
     let note = result["note"].as_str().unwrap_or_default();
     assert!(note.contains(tools::LOG_SEARCH_NOTE), "{note}");
-    let id = result["process_id"].as_str().expect("the process id").to_string();
+    let id = result["process_id"]
+        .as_str()
+        .expect("the process id")
+        .to_string();
     let found = tools::call(
         &api,
         "process_log_search",
         &json!({"process_id": id, "pattern": "^error: "}),
     );
     assert_eq!(found["success"], json!(true), "{found}");
-    assert_eq!(found["matches"][0]["line"], json!("error: deep in the middle"));
+    assert_eq!(
+        found["matches"][0]["line"],
+        json!("error: deep in the middle")
+    );
     assert_eq!(found["matches"][0]["line_number"], json!(50001));
     let offset = found["matches"][0]["offset"].as_u64().expect("offset");
     let read = tools::call(
@@ -365,14 +371,30 @@ fn the_tools_point_a_cut_answer_at_the_full_log() {
     assert_eq!(read["output"], json!("error: deep in the middl"));
     assert_eq!(read["complete"], json!(true));
     // Capped at 32 KiB for the model.
-    let big = tools::call(&api, "process_log_read", &json!({"process_id": id, "limit": 1_000_000}));
+    let big = tools::call(
+        &api,
+        "process_log_read",
+        &json!({"process_id": id, "limit": 1_000_000}),
+    );
     assert_eq!(big["next_offset"], json!(tools::MAX_TOOL_LOG_READ_BYTES));
     // A short answer has no note, and a background start no log.
     let short = tools::call(&api, "execute", &json!({"command": "echo hi"}));
-    assert!(short.get("note").is_none() && short.get("process_id").is_none(), "{short}");
-    let bg = tools::call(&api, "execute", &json!({"command": "echo hi", "run_in_background": true}));
+    assert!(
+        short.get("note").is_none() && short.get("process_id").is_none(),
+        "{short}"
+    );
+    let bg = tools::call(
+        &api,
+        "execute",
+        &json!({"command": "echo hi", "run_in_background": true}),
+    );
     let bg_id = bg["background_process_id"].as_str().expect("id");
     let none = tools::call(&api, "process_log_read", &json!({"process_id": bg_id}));
     assert_eq!(none["success"], json!(false));
-    assert!(none["error"].as_str().is_some_and(|e| e.contains("has no log")), "{none}");
+    assert!(
+        none["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("has no log")),
+        "{none}"
+    );
 }

@@ -174,7 +174,11 @@ fn routes_and_methods_match_the_handler() {
             }
         }
     }
-    assert_eq!(paths.len(), 8, "the four routes, wait, log, log search, and GET /");
+    assert_eq!(
+        paths.len(),
+        8,
+        "the four routes, wait, log, log search, and GET /"
+    );
 }
 
 /// Every operation of the document, with its path and method.

@@ -410,7 +410,11 @@ fn every_result_matches_its_output_schema() {
         ),
         (
             "process_log_search",
-            tools::call(&api, "process_log_search", &json!({"process_id": id, "pattern": "x"})),
+            tools::call(
+                &api,
+                "process_log_search",
+                &json!({"process_id": id, "pattern": "x"}),
+            ),
         ),
         (
             "process_log_read",

@@ -146,8 +146,9 @@ pub struct Truncation {
     pub strategy: String,
 }
 
-/// Answer to an output request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Answer to an output request. (`Default`: every field empty, zero or false, for building
+/// one field by field.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputResponse {
     /// The rendered output, valid UTF-8.
     pub output: String,

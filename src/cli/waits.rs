@@ -127,7 +127,10 @@ pub(super) fn log(
             }
             emit(out, &text)?;
             if found.more {
-                eprintln!("procwarden: more lines matched; raise --limit (at most {})", api::MAX_LOG_SEARCH_LIMIT);
+                eprintln!(
+                    "procwarden: more lines matched; raise --limit (at most {})",
+                    api::MAX_LOG_SEARCH_LIMIT
+                );
             }
         }
         return Ok(0);
