@@ -138,15 +138,17 @@ pub mod tools;
 
 pub use api::ParseSignalError;
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};
-pub use command::{Command, LOG_COMMAND_BYTES, Signal};
+pub use command::{Command, LOG_COMMAND_BYTES, Signal, Tracking};
 pub use error::Error;
 pub use id::ProcessId;
-pub use info::{Exit, ExitEvent, Output, OutputQuery, ProcessInfo, Started};
+pub use info::{
+    Cancelled, Exit, ExitEvent, Output, OutputQuery, ProcessInfo, Started, TrackedOutput,
+};
 pub use interrupt::Interrupt;
 pub use manager::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
     DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
-    DEFAULT_THREAD_STACK_BYTES, Listing, Manager, ManagerBuilder,
+    DEFAULT_MAX_TRACKED, DEFAULT_THREAD_STACK_BYTES, Listing, Manager, ManagerBuilder,
 };
 pub use process::READ_CHUNK_BYTES;
 pub use uuid::Uuid;

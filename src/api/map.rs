@@ -11,9 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
-use super::{Message, OutputResponse, ProcessInfo, StartRequest, StartResponse, Truncation};
+use super::digest::{DigestInput, GoTime, start_digest};
+use super::{
+    Identity, Message, OutputResponse, ProcessInfo, StartRequest, StartResponse, Truncation,
+};
 use crate::buffer::TRUNCATION_STRATEGY;
-use crate::command::{Command, Signal};
+use crate::command::{Command, Signal, Tracking};
 use crate::error::Error;
 use crate::info::{Exit, Output, ProcessInfo as Info, Started};
 
@@ -122,6 +125,104 @@ fn timed_out(exit: &Exit) -> Option<bool> {
     exit.timed_out.then_some(true)
 }
 
+/// The message of every tracked-process error answer (its `detail` says which), as coder's
+/// agent writes it.
+pub const TRACKED_FAILED: &str = "Tracked process request failed.";
+
+/// Whether a start request is tracked: any of its four tracked fields is set to something
+/// other than its zero (the nil UUID, an empty digest, Go's zero time). A request whose four
+/// fields are all zero or absent is an ordinary start.
+#[must_use]
+pub fn is_tracked(request: &StartRequest) -> bool {
+    request.process_id.is_some_and(|id| !id.is_nil())
+        || request.agent_instance_id.is_some_and(|id| !id.is_nil())
+        || request.input_digest.as_deref().is_some_and(|d| !d.is_empty())
+        || request.deadline.is_some_and(|d| !d.is_zero())
+}
+
+/// The `input_digest` of a start request, as coder's `StartProcessDigest` makes it (see
+/// [`digest`](super::digest)): coder's fields only, ids nil, the deadline in UTC, an empty
+/// `env` as none.
+#[must_use]
+pub fn input_digest(request: &StartRequest) -> String {
+    let env = request
+        .env
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+        .collect();
+    start_digest(&DigestInput {
+        command: request.command.as_deref().unwrap_or_default().as_bytes(),
+        workdir: request.workdir.as_deref().unwrap_or_default().as_bytes(),
+        env,
+        background: request.background.unwrap_or(false),
+        deadline: request.deadline.filter(|d| !d.is_zero()),
+    })
+}
+
+/// `request` as a tracked start of `identity` for the agent instance `instance`: the four
+/// tracked fields set, the digest computed.
+#[must_use]
+pub fn identified(request: &StartRequest, instance: Uuid, identity: &Identity) -> StartRequest {
+    let mut tracked = StartRequest {
+        process_id: Some(identity.process_id),
+        agent_instance_id: Some(instance),
+        deadline: Some(identity.deadline.unwrap_or(GoTime::ZERO)),
+        input_digest: None,
+        ..request.clone()
+    };
+    tracked.input_digest = Some(input_digest(&tracked));
+    tracked
+}
+
+/// The wire answer of a tracked-process error: `{"message": TRACKED_FAILED, "detail": ...}`
+/// with the status coder's agent gives it (400, 409, 410, 429).
+#[must_use]
+pub fn tracked_error(error: &Error) -> (u16, Message) {
+    let status = match error {
+        Error::TrackedInvalid => 400,
+        Error::TrackedConflict => 409,
+        Error::TrackedExpired => 410,
+        Error::TrackedCapacity { .. } => 429,
+        _ => 500,
+    };
+    (status, Message::with_detail(TRACKED_FAILED, error.to_string()))
+}
+
+/// The library's tracking of a tracked start request (checked by the caller: see
+/// [`LocalApi`](super::LocalApi)).
+pub(crate) fn tracking_of(request: &StartRequest) -> Option<Tracking> {
+    if !is_tracked(request) {
+        return None;
+    }
+    let deadline = request
+        .deadline
+        .filter(|d| !d.is_zero())
+        .map(|d| system_time(&d));
+    Some(
+        Tracking::new(request.process_id.unwrap_or_default())
+            .deadline_opt(deadline)
+            .input_digest(request.input_digest.clone().unwrap_or_default()),
+    )
+}
+
+/// The instant of a Go time, saturating at what `SystemTime` can hold.
+pub(crate) fn system_time(time: &GoTime) -> SystemTime {
+    let nanos = Duration::from_nanos(u64::from(time.nanos));
+    let at = match u64::try_from(time.unix_seconds) {
+        Ok(secs) => UNIX_EPOCH.checked_add(Duration::from_secs(secs)),
+        Err(_) => UNIX_EPOCH.checked_sub(Duration::from_secs(time.unix_seconds.unsigned_abs())),
+    };
+    at.and_then(|t| t.checked_add(nanos)).unwrap_or_else(|| {
+        if time.unix_seconds < 0 {
+            UNIX_EPOCH
+        } else {
+            // A deadline too far ahead to hold: never, in effect.
+            UNIX_EPOCH + crate::time::NEVER + crate::time::NEVER
+        }
+    })
+}
+
 /// The command a start request asks for, acting for `chat`. An empty `workdir` counts as
 /// absent; the request's own checks (command or argv, NUL bytes, the workdir) are the
 /// manager's, so they answer the same whoever builds the command.
@@ -198,6 +299,10 @@ pub fn error_answer(error: &Error, id: Option<&str>) -> (u16, Message) {
         Error::NotFound(parsed) => (404, not_found_message(&id(parsed))),
         Error::NotRunning(parsed) => (409, format!("Process \"{}\" is not running.", id(parsed))),
         Error::Signal(_) => (500, "Failed to signal process.".to_string()),
+        Error::TrackedInvalid
+        | Error::TrackedConflict
+        | Error::TrackedExpired
+        | Error::TrackedCapacity { .. } => return tracked_error(error),
     };
     let detail = std::error::Error::source(error).map(ToString::to_string);
     (status, Message { message, detail })
@@ -275,6 +380,7 @@ impl From<&Output> for OutputResponse {
             signal: exit.and_then(exit_signal),
             timed_out: exit.and_then(timed_out),
             next_cursor: out.next_cursor,
+            command: out.command.clone(),
         }
     }
 }

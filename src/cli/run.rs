@@ -182,7 +182,7 @@ fn exec(
         ..api::StartRequest::default()
     };
     let started_at = Instant::now();
-    let started = client.start(&request)?;
+    let started = client.start(&request, None)?;
     if background {
         answer(out, json, &started, &format!("{}\n", started.id))?;
         return Ok(0);

@@ -37,6 +37,11 @@ pub const DEFAULT_THREAD_STACK_BYTES: usize = 64 * 1024;
 /// How long a reader thread with no child to watch waits for the next one before it exits.
 /// Reusing readers saves creating a thread per start; idle ones cost a mostly untouched stack.
 pub const DEFAULT_READER_IDLE: Duration = Duration::from_secs(5);
+/// Default number of tracked identities a manager keeps receipts for. Receipts are small and
+/// outlive the process records (an id is never reused within a manager); past this many, new
+/// tracked starts and fences are refused
+/// ([`Error::TrackedCapacity`](crate::Error::TrackedCapacity)), as coder's agent does.
+pub const DEFAULT_MAX_TRACKED: usize = 16384;
 /// Environment variable set to the chat id for processes started for a chat.
 pub const CHAT_ID_ENV: &str = "CODER_CHAT_ID";
 
@@ -61,6 +66,7 @@ pub(crate) struct Config {
     pub(crate) workdir_provider: Option<Box<WorkdirProvider>>,
     pub(crate) on_exit: Option<Box<ExitHook>>,
     pub(crate) spawn_method: sys::SpawnMethod,
+    pub(crate) max_tracked: usize,
 }
 
 /// Configures and builds a [`Manager`](crate::Manager). Every bound has a documented default.
@@ -108,6 +114,7 @@ impl Default for ManagerBuilder {
                 workdir_provider: None,
                 on_exit: None,
                 spawn_method: sys::SpawnMethod::default_for_platform(),
+                max_tracked: DEFAULT_MAX_TRACKED,
             },
         }
     }
@@ -250,6 +257,14 @@ impl ManagerBuilder {
         } else {
             sys::SpawnMethod::default_for_platform()
         };
+        self
+    }
+
+    /// Most tracked identities kept (default [`DEFAULT_MAX_TRACKED`]); past it a tracked start
+    /// or fence of a new identity fails with
+    /// [`Error::TrackedCapacity`](crate::Error::TrackedCapacity).
+    pub fn max_tracked(mut self, n: usize) -> Self {
+        self.config.max_tracked = n;
         self
     }
 
