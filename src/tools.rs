@@ -427,7 +427,13 @@ fn start_once(
     for attempt in 0..START_TRIES {
         if attempt > 0 {
             let pause = START_RETRY_BACKOFF.saturating_mul(1 << (attempt - 1).min(16));
-            if context.cancel.is_some_and(|c| c.wait_for(pause)) {
+            // A pause, not a synchronization: the lost answer gives nothing to wait on. A
+            // cancel ends it.
+            let cancelled = match context.cancel {
+                Some(cancel) => cancel.wait_for(pause),
+                None => Interrupt::new().wait_for(pause),
+            };
+            if cancelled {
                 break;
             }
         }
