@@ -249,9 +249,9 @@ impl Client {
         &self,
         request: &api::CancelRequest,
     ) -> Result<api::CancelResponse, ApiError> {
-        let wait = request
-            .wait_ms
-            .map_or(0, |ms| ms.clamp(0, i64::try_from(api::MAX_WAIT_MS).unwrap_or(i64::MAX)));
+        let wait = request.wait_ms.map_or(0, |ms| {
+            ms.clamp(0, i64::try_from(api::MAX_WAIT_MS).unwrap_or(i64::MAX))
+        });
         let timeout = REQUEST_TIMEOUT + Duration::from_millis(wait.unsigned_abs());
         self.send(
             &format!("{}/cancel-tracked", api::PREFIX),
@@ -292,10 +292,12 @@ impl Client {
         }
         match self.send::<api::OutputResponse>(&target, None, timeout) {
             Ok(out) => Ok(api::TrackedOutputResponse::Output(out)),
-            Err(e) if e.status == Some(410) => match e.detail.as_deref().map(serde_json::from_str) {
-                Some(Ok(gone)) => Ok(api::TrackedOutputResponse::Unavailable(gone)),
-                _ => Err(e),
-            },
+            Err(e) if e.status == Some(410) => {
+                match e.detail.as_deref().map(serde_json::from_str) {
+                    Some(Ok(gone)) => Ok(api::TrackedOutputResponse::Unavailable(gone)),
+                    _ => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -521,7 +523,10 @@ impl ProcessApi for Client {
         Client::start(self, request, Some(identity))
     }
 
-    fn cancel_tracked(&self, request: &api::CancelRequest) -> Result<api::CancelResponse, ApiError> {
+    fn cancel_tracked(
+        &self,
+        request: &api::CancelRequest,
+    ) -> Result<api::CancelResponse, ApiError> {
         Client::cancel_tracked(self, request)
     }
 

@@ -420,7 +420,8 @@ fn output(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
 /// The wait of an output request: none without `wait=true`; else the shorter of `timeout_ms`
 /// (our extension) and coder's `wait_ms` (empty or `0`: the cap), at most the cap.
 fn output_wait(query: &str) -> Result<Option<Duration>, Response> {
-    let timeout_ms = query_u64(query, "timeout_ms")?.map_or(api::MAX_WAIT_MS, |ms| ms.min(api::MAX_WAIT_MS));
+    let timeout_ms =
+        query_u64(query, "timeout_ms")?.map_or(api::MAX_WAIT_MS, |ms| ms.min(api::MAX_WAIT_MS));
     if query_value(query, "wait").as_deref() != Some("true") {
         return Ok(None);
     }
@@ -640,6 +641,18 @@ mod tests {
             route("/api/v0/processes/abc/signal"),
             Some(Route::Signal("abc"))
         ));
+        assert!(matches!(
+            route("/api/v0/processes/start-tracked"),
+            Some(Route::StartTracked)
+        ));
+        assert!(matches!(
+            route("/api/v0/processes/cancel-tracked"),
+            Some(Route::CancelTracked)
+        ));
+        assert!(matches!(
+            route("/api/v0/processes/abc/output-tracked"),
+            Some(Route::OutputTracked("abc"))
+        ));
         for path in [
             "",
             "/api",
@@ -685,6 +698,39 @@ mod tests {
         );
         assert_eq!(query_u64("cursor=007", "cursor").ok(), Some(Some(7)));
         assert!(query_u64("cursor=%zz", "cursor").is_err());
+    }
+
+    #[test]
+    fn wait_ms_is_read_as_coders_agent_reads_it() {
+        let cap = api::MAX_WAIT_MS;
+        for (value, expected) in [
+            ("", Some(cap)),
+            ("0", Some(cap)),
+            ("00", Some(0)),
+            ("+0", Some(0)),
+            ("-0", Some(0)),
+            ("250", Some(250)),
+            ("+250", Some(250)),
+            ("999999999999", Some(cap)),
+            ("9223372036854775807", Some(cap)),
+            ("9223372036854775808", None),
+            ("-1", None),
+            ("1.5", None),
+            ("+", None),
+            ("x", None),
+            (" 1", None),
+        ] {
+            assert_eq!(coder_wait_ms(value), expected, "{value:?}");
+        }
+        let wait = |q: &str| output_wait(q).ok().flatten();
+        assert_eq!(wait("wait_ms=5"), None, "no wait without wait=true");
+        assert_eq!(wait("wait=true&wait_ms=5"), Some(Duration::from_millis(5)));
+        assert_eq!(
+            wait("wait=true&wait_ms=500&timeout_ms=7"),
+            Some(Duration::from_millis(7))
+        );
+        assert_eq!(wait("wait=true"), Some(Duration::from_millis(cap)));
+        assert!(output_wait("wait=true&wait_ms=-3").is_err());
     }
 
     #[test]

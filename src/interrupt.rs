@@ -94,6 +94,7 @@ impl Interrupt {
     /// Blocks until this is interrupted or `span` has passed (a huge span: until interrupted);
     /// returns whether it was interrupted. For a pause that a cancel must be able to end, such
     /// as the backoff before a retry.
+    #[must_use = "it says whether the pause ended by the interrupt"]
     pub fn wait_for(&self, span: Duration) -> bool {
         let pair = Arc::new((Mutex::new(()), Condvar::new()));
         let waker = Arc::clone(&pair);

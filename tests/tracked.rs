@@ -102,7 +102,10 @@ fn lists_carry_the_protocol_version_and_a_random_instance() {
     let list = get(&a.addr, "/api/v0/processes/list?limit=1").json();
     assert_eq!(list["protocol_version"], json!(1), "{list}");
     let id = instance(&a.addr);
-    assert!(procwarden::Uuid::parse_str(&id).is_ok_and(|u| !u.is_nil()), "{id}");
+    assert!(
+        procwarden::Uuid::parse_str(&id).is_ok_and(|u| !u.is_nil()),
+        "{id}"
+    );
     assert_eq!(instance(&a.addr), id, "stable while the server runs");
     assert_ne!(instance(&b.addr), id, "each server chooses its own");
 }
@@ -150,7 +153,8 @@ fn a_start_whose_fields_are_only_partly_set_is_invalid() {
     wrong_digest["input_digest"] = json!("0".repeat(64));
     let mut upper_digest = full.clone();
     upper_digest["input_digest"] = json!(full["input_digest"].as_str().unwrap().to_uppercase());
-    let only_deadline = json!({"command": "true", "deadline": deadline_in(Duration::from_secs(60))});
+    let only_deadline =
+        json!({"command": "true", "deadline": deadline_in(Duration::from_secs(60))});
     let only_digest = json!({"command": "true", "input_digest": full["input_digest"]});
     for body in [
         no_instance,
@@ -170,14 +174,20 @@ fn a_start_whose_fields_are_only_partly_set_is_invalid() {
     no_command["command"] = json!("");
     no_command["input_digest"] = json!("bad");
     let reply = post(&srv.addr, "start", &no_command, &[]);
-    assert_eq!((reply.status, reply.json()["message"].clone()), (400, json!("Command is required.")));
+    assert_eq!(
+        (reply.status, reply.json()["message"].clone()),
+        (400, json!("Command is required."))
+    );
     // A malformed id or deadline is not JSON of the request's type.
     for (field, value) in [("process_id", "not-a-uuid"), ("deadline", "tomorrow")] {
         let mut body = full.clone();
         body[field] = json!(value);
         let reply = post(&srv.addr, "start", &body, &[]);
         assert_eq!(reply.status, 400);
-        assert_eq!(reply.json()["message"], json!("Request body must be valid JSON."));
+        assert_eq!(
+            reply.json()["message"],
+            json!("Request body must be valid JSON.")
+        );
     }
 }
 
@@ -187,14 +197,13 @@ fn digests_made_by_go_are_accepted() {
     let vectors: Value = serde_json::from_str(include_str!("digest_vectors.json")).expect("json");
     let srv = server(&[]);
     let inst = instance(&srv.addr);
-    let text = |v: &Value, key: &str| {
-        String::from_utf8(hex(v[key].as_str().expect("hex"))).ok()
-    };
+    let text = |v: &Value, key: &str| String::from_utf8(hex(v[key].as_str().expect("hex"))).ok();
     let mut accepted = 0;
     let mut expired = 0;
     for v in vectors["vectors"].as_array().expect("vectors") {
         let name = v["name"].as_str().unwrap_or_default();
-        let (Some(command), Some(workdir)) = (text(v, "command_hex"), text(v, "workdir_hex")) else {
+        let (Some(command), Some(workdir)) = (text(v, "command_hex"), text(v, "workdir_hex"))
+        else {
             continue; // invalid UTF-8 cannot travel in JSON
         };
         let mut env = serde_json::Map::new();
@@ -225,19 +234,36 @@ fn digests_made_by_go_are_accepted() {
         let passed = GoTime::parse_rfc3339(deadline)
             .is_some_and(|d| !d.is_zero() && d < GoTime::from_system_time(SystemTime::now()));
         if command.is_empty() {
-            assert_eq!((reply.status, message), (400, json!("Command is required.")), "{name}");
+            assert_eq!(
+                (reply.status, message),
+                (400, json!("Command is required.")),
+                "{name}"
+            );
         } else if command.contains('\0') {
-            assert_eq!(reply.status, 400, "{name}: a NUL is refused after the digest passed");
+            assert_eq!(
+                reply.status, 400,
+                "{name}: a NUL is refused after the digest passed"
+            );
             assert_ne!(message, json!(FAILED), "{name}");
         } else if !workdir.is_empty() && !std::path::Path::new(&workdir).is_dir() {
             assert_eq!(reply.status, 400, "{name}");
-            assert!(message.as_str().unwrap_or_default().starts_with("Working directory"), "{name}");
+            assert!(
+                message
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("Working directory"),
+                "{name}"
+            );
         } else if passed {
             assert_tracked_error(&reply, 410, EXPIRED);
             expired += 1;
         } else {
             assert_eq!(reply.status, 200, "{name}: {:?}", reply.json());
-            assert_eq!(reply.json()["id"], body["process_id"], "{name}: the id is the process_id");
+            assert_eq!(
+                reply.json()["id"],
+                body["process_id"],
+                "{name}: the id is the process_id"
+            );
             accepted += 1;
             // The same digest with one byte of the command changed is refused.
             let mut changed = body.clone();
@@ -284,7 +310,11 @@ fn a_replay_answers_the_same_process_and_runs_nothing_new() {
     utc["deadline"] = json!(instant.to_rfc3339_utc().expect("utc"));
     assert_eq!(digest_of(&utc), body["input_digest"].as_str().unwrap());
     assert_eq!(post(&srv.addr, "start", &utc, &[]).json(), first.json());
-    assert_eq!(std::fs::read_to_string(&file).expect("runs"), "run\n", "ran once");
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("runs"),
+        "run\n",
+        "ran once"
+    );
     // Anything different conflicts: the command, the environment, the chat, the deadline,
     // and procwarden's own fields.
     let mut other_command = body.clone();
@@ -304,12 +334,19 @@ fn a_replay_answers_the_same_process_and_runs_nothing_new() {
     let chat = new_id();
     let reply = post(&srv.addr, "start", &body, &[("Coder-Chat-Id", &chat)]);
     assert_tracked_error(&reply, 409, CONFLICT);
-    assert_eq!(std::fs::read_to_string(&file).expect("runs"), "run\n", "still once");
+    assert_eq!(
+        std::fs::read_to_string(&file).expect("runs"),
+        "run\n",
+        "still once"
+    );
     // An argv start is tracked too: its argv is kept with the receipt.
     let argv_id = new_id();
     let argv = tracked(json!({"argv": ["echo", "a"]}), &argv_id, &inst);
     assert_eq!(post(&srv.addr, "start", &argv, &[]).status, 200);
-    assert_eq!(post(&srv.addr, "start", &argv, &[]).json()["id"], json!(argv_id));
+    assert_eq!(
+        post(&srv.addr, "start", &argv, &[]).json()["id"],
+        json!(argv_id)
+    );
     let mut other_argv = argv.clone();
     other_argv["argv"] = json!(["echo", "b"]);
     assert_tracked_error(&post(&srv.addr, "start", &other_argv, &[]), 409, CONFLICT);
@@ -323,7 +360,11 @@ fn concurrent_replays_start_one_process() {
     let dir = tempdir("concurrent");
     let file = format!("{dir}/runs");
     let id = new_id();
-    let body = tracked(json!({"command": format!("echo run >> {file}")}), &id, &inst);
+    let body = tracked(
+        json!({"command": format!("echo run >> {file}")}),
+        &id,
+        &inst,
+    );
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let (addr, body) = (srv.addr.clone(), body.clone());
@@ -339,7 +380,10 @@ fn concurrent_replays_start_one_process() {
             reply.json()["pid"].clone()
         })
         .collect();
-    assert!(pids.windows(2).all(|w| w[0] == w[1]), "one process: {pids:?}");
+    assert!(
+        pids.windows(2).all(|w| w[0] == w[1]),
+        "one process: {pids:?}"
+    );
     wait_exit(&srv.addr, &id);
     assert_eq!(std::fs::read_to_string(&file).expect("runs"), "run\n");
     std::fs::remove_dir_all(&dir).ok();
@@ -351,7 +395,8 @@ fn a_passed_deadline_is_410_and_runs_nothing() {
     let inst = instance(&srv.addr);
     let dir = tempdir("expired");
     let file = format!("{dir}/ran");
-    let mut body = json!({"command": format!("touch {file}"), "deadline": "2020-01-01T00:00:00.5-03:00"});
+    let mut body =
+        json!({"command": format!("touch {file}"), "deadline": "2020-01-01T00:00:00.5-03:00"});
     body = tracked(body, &new_id(), &inst);
     assert_tracked_error(&post(&srv.addr, "start", &body, &[]), 410, EXPIRED);
     assert!(!std::path::Path::new(&file).exists());
@@ -376,10 +421,17 @@ fn at_the_deadline_the_whole_group_gets_sigkill() {
     let pgid = started.json()["pid"].as_i64().expect("pid") as i32;
     let begun = Instant::now();
     let out = wait_exit(&srv.addr, &id);
-    assert!(begun.elapsed() >= Duration::from_millis(500), "not before the deadline");
+    assert!(
+        begun.elapsed() >= Duration::from_millis(500),
+        "not before the deadline"
+    );
     assert_eq!(out["signal"], json!("SIGKILL"), "{out}");
     assert_eq!(out["exit_code"], json!(-1), "{out}");
-    assert_eq!(out["timed_out"], Value::Null, "a deadline is not the timeout: {out}");
+    assert_eq!(
+        out["timed_out"],
+        Value::Null,
+        "a deadline is not the timeout: {out}"
+    );
     assert_group_empties(pgid, Duration::from_secs(5), "after the deadline");
 }
 
@@ -406,10 +458,17 @@ fn a_cancel_fences_an_identity_never_seen() {
     assert_tracked_error(&post(&srv.addr, "start-tracked", &body, &[]), 409, CONFLICT);
     assert!(!std::path::Path::new(&file).exists());
     // Fencing again answers the same; a different deadline conflicts.
-    assert_eq!(post(&srv.addr, "cancel-tracked", &cancel, &[]).json()["fenced"], json!(true));
+    assert_eq!(
+        post(&srv.addr, "cancel-tracked", &cancel, &[]).json()["fenced"],
+        json!(true)
+    );
     let mut changed = cancel.clone();
     changed["deadline"] = json!(deadline_in(Duration::from_secs(60)));
-    assert_tracked_error(&post(&srv.addr, "cancel-tracked", &changed, &[]), 409, CONFLICT);
+    assert_tracked_error(
+        &post(&srv.addr, "cancel-tracked", &changed, &[]),
+        409,
+        CONFLICT,
+    );
     // Malformed cancels.
     for (field, value) in [
         ("process_id", json!(NIL)),
@@ -424,10 +483,23 @@ fn a_cancel_fences_an_identity_never_seen() {
     }
     let mut other = cancel.clone();
     other["agent_instance_id"] = json!(new_id());
-    assert_tracked_error(&post(&srv.addr, "cancel-tracked", &other, &[]), 409, CONFLICT);
-    let reply = request(&srv.addr, "POST", "/api/v0/processes/cancel-tracked", Some("{"), &[]);
+    assert_tracked_error(
+        &post(&srv.addr, "cancel-tracked", &other, &[]),
+        409,
+        CONFLICT,
+    );
+    let reply = request(
+        &srv.addr,
+        "POST",
+        "/api/v0/processes/cancel-tracked",
+        Some("{"),
+        &[],
+    );
     assert_eq!(reply.status, 400);
-    assert_eq!(reply.json()["message"], json!("Request body must be valid JSON."));
+    assert_eq!(
+        reply.json()["message"],
+        json!("Request body must be valid JSON.")
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -436,7 +508,11 @@ fn a_cancel_kills_a_running_process_and_waits_for_it() {
     let srv = server(&[]);
     let inst = instance(&srv.addr);
     let id = new_id();
-    let body = tracked(json!({"command": "trap '' TERM; sleep 60 & wait"}), &id, &inst);
+    let body = tracked(
+        json!({"command": "trap '' TERM; sleep 60 & wait"}),
+        &id,
+        &inst,
+    );
     let started = post(&srv.addr, "start", &body, &[]);
     assert_eq!(started.status, 200);
     let pgid = started.json()["pid"].as_i64().expect("pid") as i32;
@@ -470,29 +546,71 @@ fn output_tracked_answers_the_output_then_410_once_forgotten() {
     assert_eq!(post(&srv.addr, "start", &body, &chat_header).status, 200);
     let digest = body["input_digest"].as_str().unwrap().to_string();
     let target = |instance: &str, digest: &str, extra: &str| {
-        format!("/api/v0/processes/{id}/output-tracked?agent_instance_id={instance}&input_digest={digest}{extra}")
+        format!(
+            "/api/v0/processes/{id}/output-tracked?agent_instance_id={instance}&input_digest={digest}{extra}"
+        )
     };
-    let out = request(&srv.addr, "GET", &target(&inst, &digest, "&wait=true&wait_ms=20000"), None, &chat_header);
+    let out = request(
+        &srv.addr,
+        "GET",
+        &target(&inst, &digest, "&wait=true&wait_ms=20000"),
+        None,
+        &chat_header,
+    );
     assert_eq!(out.status, 200, "{:?}", out.json());
     let out = out.json();
     assert_eq!(
-        (out["output"].clone(), out["exit_code"].clone(), out["command"].clone()),
+        (
+            out["output"].clone(),
+            out["exit_code"].clone(),
+            out["command"].clone()
+        ),
         (json!("tracked\n"), json!(3), json!("echo tracked; exit 3"))
     );
     // Another instance or digest conflicts; another chat (or none) does not see it.
-    let other = request(&srv.addr, "GET", &target(&new_id(), &digest, ""), None, &chat_header);
+    let other = request(
+        &srv.addr,
+        "GET",
+        &target(&new_id(), &digest, ""),
+        None,
+        &chat_header,
+    );
     assert_tracked_error(&other, 409, CONFLICT);
-    let other = request(&srv.addr, "GET", &target(&inst, &"0".repeat(64), ""), None, &chat_header);
+    let other = request(
+        &srv.addr,
+        "GET",
+        &target(&inst, &"0".repeat(64), ""),
+        None,
+        &chat_header,
+    );
     assert_tracked_error(&other, 409, CONFLICT);
-    assert_eq!(request(&srv.addr, "GET", &target(&inst, &digest, ""), None, &[]).status, 404);
+    assert_eq!(
+        request(&srv.addr, "GET", &target(&inst, &digest, ""), None, &[]).status,
+        404
+    );
     let stranger = new_id();
-    let reply = request(&srv.addr, "GET", &target(&inst, &digest, ""), None, &[("Coder-Chat-Id", &stranger)]);
+    let reply = request(
+        &srv.addr,
+        "GET",
+        &target(&inst, &digest, ""),
+        None,
+        &[("Coder-Chat-Id", &stranger)],
+    );
     assert_eq!(reply.status, 404);
     // Another exit evicts the record (--max-exited 1): the receipt answers 410.
     let (other_id, _) = common::http::start_command(&srv.addr, "true");
     wait_exit(&srv.addr, &other_id);
-    assert_eq!(get(&srv.addr, &format!("/api/v0/processes/{id}/output")).status, 404);
-    let gone = request(&srv.addr, "GET", &target(&inst, &digest, ""), None, &chat_header);
+    assert_eq!(
+        get(&srv.addr, &format!("/api/v0/processes/{id}/output")).status,
+        404
+    );
+    let gone = request(
+        &srv.addr,
+        "GET",
+        &target(&inst, &digest, ""),
+        None,
+        &chat_header,
+    );
     assert_eq!(gone.status, 410, "{:?}", gone.json());
     let gone = gone.json();
     assert_eq!(gone["agent_instance_id"], json!(inst));
@@ -500,13 +618,23 @@ fn output_tracked_answers_the_output_then_410_once_forgotten() {
     assert_eq!(gone["output_unavailable"], json!(true));
     let process = &gone["process"];
     assert_eq!(
-        (process["id"].clone(), process["command"].clone(), process["workdir"].clone()),
+        (
+            process["id"].clone(),
+            process["command"].clone(),
+            process["workdir"].clone()
+        ),
         (json!(id), json!(""), json!(""))
     );
-    assert_eq!((process["running"].clone(), process["exit_code"].clone()), (json!(false), json!(3)));
+    assert_eq!(
+        (process["running"].clone(), process["exit_code"].clone()),
+        (json!(false), json!(3))
+    );
     // Without the digest the receipt does not answer; a replay of the start is "expired";
     // a cancel reports the final state.
-    assert_eq!(request(&srv.addr, "GET", &target(&inst, "", ""), None, &chat_header).status, 404);
+    assert_eq!(
+        request(&srv.addr, "GET", &target(&inst, "", ""), None, &chat_header).status,
+        404
+    );
     assert_tracked_error(&post(&srv.addr, "start", &body, &chat_header), 410, EXPIRED);
     let cancel = json!({"process_id": id, "agent_instance_id": inst, "input_digest": digest});
     let reply = post(&srv.addr, "cancel-tracked", &cancel, &chat_header);
@@ -514,7 +642,17 @@ fn output_tracked_answers_the_output_then_410_once_forgotten() {
     assert_eq!(reply.json()["fenced"], json!(false));
     assert_eq!(reply.json()["process"]["exit_code"], json!(3));
     // An id never seen is 404.
-    assert_eq!(request(&srv.addr, "GET", &target(&inst, &digest, "").replace(&id, &new_id()), None, &[]).status, 404);
+    assert_eq!(
+        request(
+            &srv.addr,
+            "GET",
+            &target(&inst, &digest, "").replace(&id, &new_id()),
+            None,
+            &[]
+        )
+        .status,
+        404
+    );
 }
 
 #[test]
@@ -523,16 +661,24 @@ fn receipts_are_bounded_and_distinct_from_the_running_limit() {
     let inst = instance(&srv.addr);
     let first = tracked(json!({"command": "true"}), &new_id(), &inst);
     assert_eq!(post(&srv.addr, "start", &first, &[]).status, 200);
-    let fence = json!({"process_id": new_id(), "agent_instance_id": inst, "input_digest": "a".repeat(64)});
+    let fence =
+        json!({"process_id": new_id(), "agent_instance_id": inst, "input_digest": "a".repeat(64)});
     assert_eq!(post(&srv.addr, "cancel-tracked", &fence, &[]).status, 200);
     let third = tracked(json!({"command": "true"}), &new_id(), &inst);
     assert_tracked_error(&post(&srv.addr, "start", &third, &[]), 429, CAPACITY);
     let mut fence2 = fence.clone();
     fence2["process_id"] = json!(new_id());
-    assert_tracked_error(&post(&srv.addr, "cancel-tracked", &fence2, &[]), 429, CAPACITY);
+    assert_tracked_error(
+        &post(&srv.addr, "cancel-tracked", &fence2, &[]),
+        429,
+        CAPACITY,
+    );
     // A known identity still replays, and ordinary starts are not limited by receipts.
     assert_eq!(post(&srv.addr, "start", &first, &[]).status, 200);
-    assert_eq!(post(&srv.addr, "start", &json!({"command": "true"}), &[]).status, 200);
+    assert_eq!(
+        post(&srv.addr, "start", &json!({"command": "true"}), &[]).status,
+        200
+    );
 }
 
 #[test]
@@ -541,16 +687,32 @@ fn output_answers_carry_the_command_and_accept_wait_ms() {
     let (id, pgid) = common::http::start_command(&srv.addr, "sleep 30");
     let begun = Instant::now();
     let out = output(&srv.addr, &id, "wait=true&wait_ms=300");
-    assert!(begun.elapsed() < Duration::from_secs(10), "wait_ms bounds the wait");
-    assert_eq!((out["running"].clone(), out["command"].clone()), (json!(true), json!("sleep 30")));
+    assert!(
+        begun.elapsed() < Duration::from_secs(10),
+        "wait_ms bounds the wait"
+    );
+    assert_eq!(
+        (out["running"].clone(), out["command"].clone()),
+        (json!(true), json!("sleep 30"))
+    );
     // The smaller of timeout_ms and wait_ms wins.
     let begun = Instant::now();
     output(&srv.addr, &id, "wait=true&wait_ms=100000&timeout_ms=200");
     assert!(begun.elapsed() < Duration::from_secs(10));
     // Without wait=true wait_ms is not even read.
-    assert_eq!(get(&srv.addr, &format!("/api/v0/processes/{id}/output?wait_ms=x")).status, 200);
+    assert_eq!(
+        get(
+            &srv.addr,
+            &format!("/api/v0/processes/{id}/output?wait_ms=x")
+        )
+        .status,
+        200
+    );
     for bad in ["x", "-5", "1.5", "99999999999999999999"] {
-        let reply = get(&srv.addr, &format!("/api/v0/processes/{id}/output?wait=true&wait_ms={bad}"));
+        let reply = get(
+            &srv.addr,
+            &format!("/api/v0/processes/{id}/output?wait=true&wait_ms={bad}"),
+        );
         assert_tracked_error(&reply, 400, INVALID);
     }
     common::http::signal(&srv.addr, &id, &json!({"signal": "kill"}));
@@ -559,7 +721,10 @@ fn output_answers_carry_the_command_and_accept_wait_ms() {
     let (short, _) = common::http::start_command(&srv.addr, "sleep 1; echo done");
     for value in ["", "0"] {
         let out = output(&srv.addr, &short, &format!("wait=true&wait_ms={value}"));
-        assert_eq!((out["running"].clone(), out["output"].clone()), (json!(false), json!("done\n")));
+        assert_eq!(
+            (out["running"].clone(), out["output"].clone()),
+            (json!(false), json!("done\n"))
+        );
     }
 }
 
@@ -595,7 +760,11 @@ impl DroppingProxy {
                 });
             }
         });
-        DroppingProxy { addr, starts, dropped }
+        DroppingProxy {
+            addr,
+            starts,
+            dropped,
+        }
     }
 }
 
@@ -638,8 +807,8 @@ fn relay(
     server.write_all(&body)?;
     let mut answer = Vec::new();
     server.read_to_end(&mut answer)?;
-    let drop_it = request_line.contains("/start-tracked")
-        && starts.fetch_add(1, Ordering::SeqCst) % 2 == 0;
+    let drop_it =
+        request_line.contains("/start-tracked") && starts.fetch_add(1, Ordering::SeqCst) % 2 == 0;
     let mut client = client;
     if drop_it {
         dropped.fetch_add(1, Ordering::SeqCst);
@@ -674,8 +843,16 @@ fn execute_retries_a_lost_start_and_runs_the_command_once() {
         assert_eq!(result["success"], json!(true), "run {run}: {result}");
         assert_eq!(result["output"], json!("ok\n"), "run {run}: {result}");
     }
-    assert_eq!(proxy.dropped.load(Ordering::SeqCst), RUNS, "every first answer was lost");
-    assert_eq!(proxy.starts.load(Ordering::SeqCst), 2 * RUNS, "one retry each");
+    assert_eq!(
+        proxy.dropped.load(Ordering::SeqCst),
+        RUNS,
+        "every first answer was lost"
+    );
+    assert_eq!(
+        proxy.starts.load(Ordering::SeqCst),
+        2 * RUNS,
+        "one retry each"
+    );
     let lines: Vec<String> = std::fs::read_to_string(&file)
         .expect("runs")
         .lines()
@@ -716,10 +893,16 @@ fn execute_fences_a_start_whose_every_answer_was_lost() {
     let client = Client::new(format!("http://{proxy_addr}"));
     let dir = tempdir("fenced");
     let file = format!("{dir}/ran");
-    let result = tools::call(&client, "execute", &json!({"command": format!("touch {file}")}));
+    let result = tools::call(
+        &client,
+        "execute",
+        &json!({"command": format!("touch {file}")}),
+    );
     assert_eq!(result["success"], json!(false), "{result}");
     let error = result["error"].as_str().unwrap_or_default();
     assert!(error.contains("did not run, and will not"), "{result}");
-    assert!(!eventually(Duration::from_millis(300), || std::path::Path::new(&file).exists()));
+    assert!(!eventually(Duration::from_millis(300), || {
+        std::path::Path::new(&file).exists()
+    }));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -189,9 +189,9 @@ impl ProcessApi for LocalApi {
             .manager
             .output_tracked(&pid, self.chat, digest, self.query(None, wait))
         {
-            Ok(TrackedOutput::Output(out)) => Ok(TrackedOutputResponse::Output(
-                OutputResponse::from(&out),
-            )),
+            Ok(TrackedOutput::Output(out)) => {
+                Ok(TrackedOutputResponse::Output(OutputResponse::from(&out)))
+            }
             Ok(TrackedOutput::Unavailable {
                 input_digest,
                 process,

@@ -136,7 +136,10 @@ pub const TRACKED_FAILED: &str = "Tracked process request failed.";
 pub fn is_tracked(request: &StartRequest) -> bool {
     request.process_id.is_some_and(|id| !id.is_nil())
         || request.agent_instance_id.is_some_and(|id| !id.is_nil())
-        || request.input_digest.as_deref().is_some_and(|d| !d.is_empty())
+        || request
+            .input_digest
+            .as_deref()
+            .is_some_and(|d| !d.is_empty())
         || request.deadline.is_some_and(|d| !d.is_zero())
 }
 
@@ -186,7 +189,10 @@ pub fn tracked_error(error: &Error) -> (u16, Message) {
         Error::TrackedCapacity { .. } => 429,
         _ => 500,
     };
-    (status, Message::with_detail(TRACKED_FAILED, error.to_string()))
+    (
+        status,
+        Message::with_detail(TRACKED_FAILED, error.to_string()),
+    )
 }
 
 /// The library's tracking of a tracked start request (checked by the caller: see
@@ -396,7 +402,7 @@ mod tests {
     #[test]
     fn every_error_has_its_status_and_sentence() {
         let id = ProcessId::from(Uuid::from_u128(0x0b6f_4a1e_0000_4000_8000_0000_0000_0001));
-        let cases: [(Error, u16, &str); 17] = [
+        let cases: [(Error, u16, &str); 21] = [
             (Error::CommandRequired, 400, "Command is required."),
             (
                 Error::CommandAndArgv,
@@ -485,6 +491,10 @@ mod tests {
                 500,
                 "Failed to signal process.",
             ),
+            (Error::TrackedInvalid, 400, TRACKED_FAILED),
+            (Error::TrackedConflict, 409, TRACKED_FAILED),
+            (Error::TrackedExpired, 410, TRACKED_FAILED),
+            (Error::TrackedCapacity { limit: 1 }, 429, TRACKED_FAILED),
         ];
         for (error, status, sentence) in cases {
             let (got, message) = error_answer(&error, None);
@@ -501,6 +511,10 @@ mod tests {
                     | Error::ProgramNotFound { .. }
                     | Error::ProgramNotExecutable { .. }
                     | Error::WorkdirNotEnterable { .. }
+                    | Error::TrackedInvalid
+                    | Error::TrackedConflict
+                    | Error::TrackedExpired
+                    | Error::TrackedCapacity { .. }
             );
             assert_eq!(message.detail.is_some(), has_source, "{error:?}");
         }
@@ -527,6 +541,54 @@ mod tests {
     fn detail_is_the_source() {
         let (_, message) = error_answer(&Error::Spawn(io::Error::other("boom")), None);
         assert_eq!(message.detail.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn the_all_zero_rule_and_an_identified_request() {
+        let plain = StartRequest {
+            command: Some("echo hi".into()),
+            ..StartRequest::default()
+        };
+        let zero = StartRequest {
+            process_id: Some(Uuid::nil()),
+            agent_instance_id: Some(Uuid::nil()),
+            input_digest: Some(String::new()),
+            deadline: Some(GoTime::ZERO),
+            ..plain.clone()
+        };
+        assert!(!is_tracked(&plain) && !is_tracked(&zero));
+        assert!(tracking_of(&zero).is_none());
+        // Go's vector "plain command".
+        let digest = "12d549f9ef80bf4b94c5a92f1556c3e96bebc5eb250537454c33ea8cfa181408";
+        assert_eq!(input_digest(&plain), digest);
+        assert_eq!(input_digest(&zero), digest);
+        let identity = Identity::new_random();
+        let instance = Uuid::new_v4();
+        let tracked = identified(&plain, instance, &identity);
+        assert!(is_tracked(&tracked));
+        assert_eq!(tracked.process_id, Some(identity.process_id));
+        assert_eq!(tracked.agent_instance_id, Some(instance));
+        assert_eq!(tracked.input_digest.as_deref(), Some(digest));
+        let tracking = tracking_of(&tracked).expect("tracked");
+        assert_eq!(tracking.process_id(), identity.process_id);
+        assert_eq!(tracking.deadline_at(), None);
+        assert_eq!(tracking.digest(), Some(digest));
+    }
+
+    #[test]
+    fn go_times_become_system_times() {
+        let t = GoTime::parse_rfc3339("2026-12-01T23:30:05.123456789+01:30").expect("time");
+        let at = system_time(&t);
+        let since = at.duration_since(UNIX_EPOCH).expect("after 1970");
+        assert_eq!(since.as_secs(), 1_796_162_405);
+        assert_eq!(since.subsec_nanos(), 123_456_789);
+        let before = GoTime::parse_rfc3339("1969-12-31T23:59:59.5Z").expect("time");
+        assert_eq!(
+            UNIX_EPOCH
+                .duration_since(system_time(&before))
+                .expect("before"),
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

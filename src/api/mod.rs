@@ -203,9 +203,9 @@ mod go_time_serde {
         let Some(text) = Option::<String>::deserialize(deserializer)? else {
             return Ok(None);
         };
-        GoTime::parse_rfc3339(&text).map(Some).ok_or_else(|| {
-            serde::de::Error::custom(format!("parsing time {text:?} as RFC 3339"))
-        })
+        GoTime::parse_rfc3339(&text)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("parsing time {text:?} as RFC 3339")))
     }
 }
 

@@ -330,6 +330,7 @@ mod tests {
             signal: signal.map(str::to_string),
             timed_out: timed_out.then_some(true),
             next_cursor: 0,
+            command: String::new(),
         }
     }
 

@@ -18,10 +18,10 @@ use std::time::{Duration, SystemTime};
 use parking_lot::{Condvar, Mutex};
 use uuid::Uuid;
 
+use crate::command::Tracking;
 use crate::command::{Command, Signal};
 use crate::error::Error;
 use crate::id::ProcessId;
-use crate::command::Tracking;
 use crate::info::{Cancelled, Output, OutputQuery, ProcessInfo, Started, TrackedOutput};
 use crate::interrupt::Interrupt;
 use crate::pool::{PoolConfig, ReaderPool};
@@ -38,8 +38,8 @@ pub(crate) mod table;
 pub(crate) use builder::Config;
 pub use builder::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
-    DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
-    DEFAULT_MAX_TRACKED, DEFAULT_THREAD_STACK_BYTES, ManagerBuilder,
+    DEFAULT_MAX_TRACKED, DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE,
+    DEFAULT_RETENTION, DEFAULT_SHELL, DEFAULT_THREAD_STACK_BYTES, ManagerBuilder,
 };
 use prepare::{Prepared, chat_suffix, cmd_label};
 use receipts::{Claim, Found};
@@ -558,10 +558,10 @@ impl Manager {
             deadline: tracking.deadline,
             own: None,
         };
-        let found =
-            self.shared
-                .receipts
-                .fence_or_find(&claim, self.shared.is_closing(), |id| self.shared.get(id))?;
+        let found = self
+            .shared
+            .receipts
+            .fence_or_find(&claim, self.shared.is_closing(), |id| self.shared.get(id))?;
         let Some(proc) = found.proc else {
             return Ok(Cancelled {
                 fenced: found.fenced,
@@ -575,7 +575,9 @@ impl Manager {
                 let waiting = Arc::clone(&proc);
                 i.on_interrupt(move || waiting.wake_waiters())
             });
-            proc.wait_exit(deadline, || interrupt.is_some_and(Interrupt::is_interrupted));
+            proc.wait_exit(deadline, || {
+                interrupt.is_some_and(Interrupt::is_interrupted)
+            });
         }
         Ok(Cancelled {
             fenced: found.fenced,
