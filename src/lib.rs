@@ -52,6 +52,26 @@
 //!
 //! Scope: every call takes the caller's chat (`None` for none). See [`Manager`] for the rules.
 //!
+//! # Tracked starts
+//!
+//! A start can carry an identity chosen before it is made ([`Tracking`], coder's tracked
+//! processes): the process gets that id, the same start again answers the process already
+//! started instead of running a second one, [`Manager::cancel_tracked`] fences an identity
+//! whose start has not arrived (it will never run) or kills its process, a deadline SIGKILLs
+//! the group, and [`Manager::output_tracked`] still gives the final state once the output is
+//! gone. The manager remembers at most [`DEFAULT_MAX_TRACKED`] identities.
+//!
+//! ```
+//! use procwarden::{Command, Manager, Tracking, Uuid};
+//!
+//! let manager = Manager::new()?;
+//! let id = Uuid::new_v4();
+//! let first = manager.start(Command::shell("echo once").tracked(Tracking::new(id)))?;
+//! let again = manager.start(Command::shell("echo once").tracked(Tracking::new(id)))?;
+//! assert_eq!(first.id, again.id); // one process
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # The output buffer on its own
 //!
 //! [`HeadTailBuffer`] keeps the first and last 16 KiB of a stream and counts every byte. It

@@ -730,7 +730,7 @@ pub fn definitions() -> Value {
                 "output": {"type": "string", "description": format!("The combined stdout and stderr (the first and last 16 KiB when longer, with an omission marker), at most {MAX_TOOL_OUTPUT_BYTES} bytes.")},
                 "exit_code": {"type": "integer", "description": "The exit code; -1 when a signal ended it, when its status is unknown, or on a timeout; 0 for a background start."},
                 "wall_duration_ms": {"type": "integer", "minimum": 0, "description": "Milliseconds from the start to the exit (0 for a background start)."},
-                "background_process_id": {"type": "string", "description": "The id of a process that runs on: started in the background, or still running when the call ended. Use it with process_output and process_signal."},
+                "background_process_id": {"type": "string", "description": "The id of a process that runs on: started in the background, or still running when the call ended; or, when the start's answers were lost, the id it has or would have. Use it with process_output and process_signal."},
                 "truncated": truncation_schema(),
                 "note": {"type": "string", "description": "Advice about the result."}
             })),

@@ -176,8 +176,9 @@ pub enum TrackedOutputResponse {
     Unavailable(OutputUnavailable),
 }
 
-/// (De)serializes a [`GoTime`] as Go writes a `time.Time` (RFC 3339 in UTC; `null` or absent:
-/// none).
+/// (De)serializes a [`GoTime`] as RFC 3339 (in UTC, as Go writes a `time.Time` there, unless
+/// the year is out of RFC 3339's range in UTC: see [`GoTime::to_rfc3339`]); `null` or absent:
+/// none.
 mod go_time_serde {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -189,11 +190,9 @@ mod go_time_serde {
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         let time = time.unwrap_or(GoTime::ZERO);
-        match time.to_rfc3339_utc() {
+        match time.to_rfc3339() {
             Some(text) => serializer.serialize_str(&text),
-            None => Err(serde::ser::Error::custom(
-                "a deadline year outside 0..=9999",
-            )),
+            None => Err(serde::ser::Error::custom("a time RFC 3339 cannot write")),
         }
     }
 
