@@ -395,7 +395,12 @@ fn usage_errors_exit_2_with_one_line() {
         &["--url", "localhost:7717", "ps"],
         &["--url", "http://127.0.0.1:port", "ps"],
         &["--url", "https://127.0.0.1:1", "ps"],
-        &["--url", "http://127.0.0.1:1/api/v0/processes", "kill", "abcd"],
+        &[
+            "--url",
+            "http://127.0.0.1:1/api/v0/processes",
+            "kill",
+            "abcd",
+        ],
         &["serve", "--bogus"],
         &["serve", "--listen", "not an address"],
         &["serve", "--listen", "0.0.0.0:0"],
@@ -418,7 +423,10 @@ fn usage_errors_exit_2_with_one_line() {
     // A malformed $PROCWARDEN_URL is a usage error too.
     let (code, _, stderr) = run_to_end(&["ps"], &[("PROCWARDEN_URL", "127.0.0.1:7717")]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("$PROCWARDEN_URL: --url takes http://"), "{stderr}");
+    assert!(
+        stderr.contains("$PROCWARDEN_URL: --url takes http://"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -497,7 +505,9 @@ fn no_answer_exits_1_with_one_line() {
         "{stderr:?}"
     );
     assert!(
-        stderr.trim_end().ends_with("Is procwarden serve running at http://127.0.0.1:1?"),
+        stderr
+            .trim_end()
+            .ends_with("Is procwarden serve running at http://127.0.0.1:1?"),
         "the next step: {stderr:?}"
     );
 }
@@ -526,7 +536,15 @@ fn the_token_comes_from_the_environment() {
     std::fs::write(&file, "s3cret\n").expect("token file");
     let file_arg = file.display().to_string();
     let (code, stdout, stderr) = run_to_end(
-        &["--token-file", &file_arg, "--url", &url, "exec", "--", "echo file"],
+        &[
+            "--token-file",
+            &file_arg,
+            "--url",
+            &url,
+            "exec",
+            "--",
+            "echo file",
+        ],
         &[],
     );
     assert_eq!((code, stdout.as_str()), (0, "file\n"), "{stderr}");
@@ -540,7 +558,9 @@ fn the_token_comes_from_the_environment() {
     let (code, _, stderr) = run_to_end(&["--url", &format!("{url}/api/v0"), "ps"], &[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains(&format!("--url should be the agent's base URL, e.g. {url} (without /api/v0)")),
+        stderr.contains(&format!(
+            "--url should be the agent's base URL, e.g. {url} (without /api/v0)"
+        )),
         "{stderr}"
     );
 }
@@ -640,35 +660,49 @@ fn ids_take_unique_prefixes_and_kill_takes_several() {
             "Signal \"kill\" sent to process \"{first}\".\nSignal \"kill\" sent to process \"{second}\".\n"
         )
     );
-    assert!(eventually(Duration::from_secs(5), || dead(first_pid) && dead(second_pid)));
+    assert!(eventually(Duration::from_secs(5), || dead(first_pid)
+        && dead(second_pid)));
     // Every id is tried; one that fails makes the exit code 1, with one line each.
     let (third, third_pid) = agent.background("sleep 30");
-    let (code, stdout, stderr) = agent.run(&["kill", "ffffffff-ffff-4fff-bfff-ffffffffffff", &third]);
+    let (code, stdout, stderr) =
+        agent.run(&["kill", "ffffffff-ffff-4fff-bfff-ffffffffffff", &third]);
     assert_eq!(code, 1, "{stderr}");
-    assert_eq!(stdout, format!("Signal \"terminate\" sent to process \"{third}\".\n"));
-    assert!(one_line(&stderr) && stderr.contains("not found"), "{stderr:?}");
+    assert_eq!(
+        stdout,
+        format!("Signal \"terminate\" sent to process \"{third}\".\n")
+    );
+    assert!(
+        one_line(&stderr) && stderr.contains("not found"),
+        "{stderr:?}"
+    );
     assert!(eventually(Duration::from_secs(5), || dead(third_pid)));
     // A prefix that matches nothing.
     let (code, _, stderr) = agent.run(&["output", "zzzz"]);
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("No process ID starts with \"zzzz\""), "{stderr}");
+    assert!(
+        stderr.contains("No process ID starts with \"zzzz\""),
+        "{stderr}"
+    );
 }
 
 /// `exec` says on stderr when the output it printed was cut, and where the rest is named.
 #[test]
 fn exec_reports_truncated_output_on_stderr() {
     let agent = Agent::start();
-    let (code, stdout, stderr) = agent.run(&[
-        "exec",
-        "--",
-        "head -c 100000 /dev/zero | tr '\\0' x; echo",
-    ]);
+    let (code, stdout, stderr) =
+        agent.run(&["exec", "--", "head -c 100000 /dev/zero | tr '\\0' x; echo"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("[omitted 67233 bytes]"), "{}", &stdout[..100]);
+    assert!(
+        stdout.contains("[omitted 67233 bytes]"),
+        "{}",
+        &stdout[..100]
+    );
     let id = agent.newest()["id"].as_str().expect("id").to_string();
     assert_eq!(
         stderr,
-        format!("procwarden: output truncated (67233 bytes omitted); see: procwarden output {id}\n")
+        format!(
+            "procwarden: output truncated (67233 bytes omitted); see: procwarden output {id}\n"
+        )
     );
     // Output that fits says nothing.
     let (_, _, stderr) = agent.run(&["exec", "--", "echo short"]);

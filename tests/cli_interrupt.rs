@@ -10,7 +10,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-
 use serde_json::{Value, json};
 
 use common::http::{Addr, ServerProc, binary, request, serve, signal, wait_exit, wait_for_text};
@@ -260,7 +259,10 @@ fn detach_on_interrupt_leaves_the_process_running() {
     .json();
     assert_eq!(snapshot["running"], true, "{snapshot}");
     assert!(!dead(pid));
-    assert_eq!(signal(&agent.server.addr, &id, &json!({"signal": "kill"})), 200);
+    assert_eq!(
+        signal(&agent.server.addr, &id, &json!({"signal": "kill"})),
+        200
+    );
     assert_group_empties(pid, Duration::from_secs(5), "the detached group");
 }
 
@@ -312,8 +314,7 @@ impl Drop for Tmux {
 fn ctrl_c_in_a_terminal_leaves_it_as_found() {
     let Some(_) = tmux() else { return };
     let mut agent = Agent::start();
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("procwarden-tmux-{}", std::process::id()));
+    let dir: PathBuf = std::env::temp_dir().join(format!("procwarden-tmux-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let script = dir.join("run.sh");
     // bash, not sh: a non-interactive bash waits for a foreground child that handles SIGINT
@@ -364,7 +365,11 @@ fn ctrl_c_in_a_terminal_leaves_it_as_found() {
     );
     let record = wait_exit(&agent.server.addr, &id);
     assert_eq!(record["signal"], "SIGINT", "{record}");
-    assert_group_empties(pid, Duration::from_secs(5), "the group interrupted from tmux");
+    assert_group_empties(
+        pid,
+        Duration::from_secs(5),
+        "the group interrupted from tmux",
+    );
     drop(tmux);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -340,8 +340,18 @@ pub(super) const FLAGS: &[Spec] = &[
         )],
         Positional::Ids,
     ),
-    spec("tools", true, &[flag(&["--schema"], Value::None)], Positional::Nothing),
-    spec("completions", false, &[], Positional::OneOf(&["bash", "zsh", "fish"])),
+    spec(
+        "tools",
+        true,
+        &[flag(&["--schema"], Value::None)],
+        Positional::Nothing,
+    ),
+    spec(
+        "completions",
+        false,
+        &[],
+        Positional::OneOf(&["bash", "zsh", "fish"]),
+    ),
     spec("manpage", false, &[], Positional::Nothing),
 ];
 
@@ -636,9 +646,9 @@ pub(super) fn parse(args: &[String]) -> Result<Invocation, Usage> {
     };
     words.command = Some(command);
     if command == "serve" && options != ClientOptions::default() {
-        return Err(words.error(
-            "serve takes no --url, --token-file or --json (it listens with --listen)",
-        ));
+        return Err(
+            words.error("serve takes no --url, --token-file or --json (it listens with --listen)")
+        );
     }
     if command == "mcp" && options.token_file.is_some() {
         return Err(words.error("mcp takes no --token-file (it reads $PROCWARDEN_TOKEN)"));
@@ -887,7 +897,8 @@ fn required_id(words: &Words<'_>, id: Option<String>) -> Result<String, Usage> {
 /// Refuses client options given to a subcommand that talks to no agent.
 fn no_client_options(words: &Words<'_>, options: &ClientOptions) -> Result<(), Usage> {
     if *options != ClientOptions::default() {
-        return Err(words.error("this command talks to no agent: it takes no --url, --token-file or --json"));
+        return Err(words
+            .error("this command talks to no agent: it takes no --url, --token-file or --json"));
     }
     Ok(())
 }
@@ -927,7 +938,8 @@ pub(super) fn check_url(url: &str) -> Result<(), String> {
     let (host, port) = match authority.strip_prefix('[') {
         Some(v6) => {
             let (host, after) = v6.split_once(']').ok_or_else(malformed)?;
-            host.parse::<std::net::Ipv6Addr>().map_err(|_| malformed())?;
+            host.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| malformed())?;
             match after {
                 "" => (host, None),
                 _ => (host, Some(after.strip_prefix(':').ok_or_else(malformed)?)),
@@ -1268,8 +1280,14 @@ mod tests {
             (&["output", "abc"], "process ID \"abc\" is too short"),
             (&["kill", "abcd", "ab"], "process ID \"ab\" is too short"),
             (&["kill", "abcd", "-HUP"], "unknown option \"-HUP\""),
-            (&["--url", "http://h:1/api/v0", "ps"], "--url should be the agent's base URL, e.g. http://h:1 (without /api/v0)"),
-            (&["--url", "localhost:7717", "ps"], "--url takes http://HOST:PORT or unix:/path"),
+            (
+                &["--url", "http://h:1/api/v0", "ps"],
+                "--url should be the agent's base URL, e.g. http://h:1 (without /api/v0)",
+            ),
+            (
+                &["--url", "localhost:7717", "ps"],
+                "--url takes http://HOST:PORT or unix:/path",
+            ),
             (&["--url", "http://h:port", "ps"], "is not a valid URL"),
             (&["--url", "https://h:1", "ps"], "HTTPS is not supported"),
             (&["--url", "unix:", "ps"], "needs a socket path"),
@@ -1278,7 +1296,10 @@ mod tests {
             (&["completions", "tcsh"], "unknown shell \"tcsh\""),
             (&["--json", "manpage"], "talks to no agent"),
             (&["manpage", "x"], "unexpected argument \"x\""),
-            (&["exec", "--interrupt-grace", "x", "--", "ls"], "invalid duration"),
+            (
+                &["exec", "--interrupt-grace", "x", "--", "ls"],
+                "invalid duration",
+            ),
             (
                 &["kill", "abcd", "--signal", "hup"],
                 "--signal takes terminate",

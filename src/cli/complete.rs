@@ -41,10 +41,24 @@ pub(super) fn describe(flag: &Flag, help: &str) -> String {
             if after.starts_with("  ") {
                 Some(after.trim().to_string())
             } else {
-                after.split_once("  ").map(|(_, text)| text.trim().to_string())
+                after
+                    .split_once("  ")
+                    .map(|(_, text)| text.trim().to_string())
             }
         })
         .unwrap_or_default()
+}
+
+/// The description of a flag of a subcommand whose help is `help`: from that help, else (a
+/// client flag) from the overview; without a trailing comma or semicolon of a cut sentence.
+fn description(flag: &Flag, help: &str) -> String {
+    let text = describe(flag, help);
+    let text = if text.is_empty() {
+        describe(flag, OVERVIEW)
+    } else {
+        text
+    };
+    text.trim_end_matches([',', ';', ':']).to_string()
 }
 
 /// The help text of a subcommand.
@@ -84,11 +98,15 @@ fn bash() -> String {
     let mut s = String::new();
     s.push_str("# bash completion for procwarden (made by `procwarden completions bash`)\n");
     s.push_str("_procwarden_ids() {\n");
-    s.push_str("    procwarden ${1:+--url \"$1\"} ps --wide 2>/dev/null | while read -r id _; do\n");
+    s.push_str(
+        "    procwarden ${1:+--url \"$1\"} ps --wide 2>/dev/null | while read -r id _; do\n",
+    );
     s.push_str("        [[ $id != ID ]] && printf '%s\\n' \"$id\"\n");
     s.push_str("    done\n}\n\n");
     s.push_str("_procwarden() {\n");
-    s.push_str("    local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n");
+    s.push_str(
+        "    local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n",
+    );
     s.push_str("    local sub=\"\" url=\"\" i dashdash=0 rest=0\n");
     s.push_str("    for ((i = 1; i < COMP_CWORD; i++)); do\n");
     s.push_str("        case \"${COMP_WORDS[i]}\" in\n");
@@ -96,7 +114,9 @@ fn bash() -> String {
     s.push_str(&format!("            {client_values}) ((i++)) ;;\n"));
     s.push_str("            --) [[ -n $sub ]] && dashdash=1 ;;\n");
     s.push_str("            -*) ;;\n");
-    s.push_str("            *) if [[ -z $sub ]]; then sub=\"${COMP_WORDS[i]}\"; else rest=1; fi ;;\n");
+    s.push_str(
+        "            *) if [[ -z $sub ]]; then sub=\"${COMP_WORDS[i]}\"; else rest=1; fi ;;\n",
+    );
     s.push_str("        esac\n    done\n");
     s.push_str("    if [[ -z $sub ]]; then\n");
     s.push_str(&format!(
@@ -217,7 +237,7 @@ fn zsh() -> String {
         let help = help_of(spec.name);
         s.push_str(&format!("    {})\n      _arguments -s \\\n", spec.name));
         for flag in flags_of(spec) {
-            let text = quoted(&describe(&flag, help).replace([':', '[', ']'], " "));
+            let text = quoted(&description(&flag, help).replace([':', '[', ']'], " "));
             let value = match flag.value {
                 Value::OneOf(words) => format!(":value:({})", words.join(" ")),
                 _ => zsh_value(&flag).to_string(),
@@ -272,7 +292,7 @@ fn fish() -> String {
         let when = format!("__fish_seen_subcommand_from {}", spec.name);
         let help = help_of(spec.name);
         for flag in flags_of(spec) {
-            s.push_str(&fish_flag(&when, &flag, &describe(&flag, help)));
+            s.push_str(&fish_flag(&when, &flag, &description(&flag, help)));
         }
         match spec.positional {
             Positional::Ids => s.push_str(&format!(
@@ -327,7 +347,11 @@ mod tests {
         let known: Vec<&str> = SUBCOMMANDS.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, known, "one FLAGS entry per subcommand, in order");
         for spec in FLAGS {
-            assert!(!summary(spec.name).is_empty(), "{} has a summary", spec.name);
+            assert!(
+                !summary(spec.name).is_empty(),
+                "{} has a summary",
+                spec.name
+            );
             let help = help_of(spec.name);
             let listed: Vec<&str> = flags_of(spec)
                 .iter()
@@ -337,7 +361,11 @@ mod tests {
             for word in help.split(|c: char| c.is_whitespace() || "[]|()`,".contains(c)) {
                 let word = word.split('=').next().unwrap_or_default();
                 if word.starts_with("--") && word.len() > 2 && word != "--help" {
-                    assert!(listed.contains(&word), "{}: {word} is not in FLAGS", spec.name);
+                    assert!(
+                        listed.contains(&word),
+                        "{}: {word} is not in FLAGS",
+                        spec.name
+                    );
                 }
             }
             // Every flag in the table is named in the help (or the overview, for client
@@ -381,7 +409,10 @@ mod tests {
 
     #[test]
     fn descriptions_come_from_the_help() {
-        assert_eq!(summary("exec"), "run a command, print its output, exit with its status");
+        assert_eq!(
+            summary("exec"),
+            "run a command, print its output, exit with its status"
+        );
         assert_eq!(summary("ps"), "list processes");
         let wait = Flag {
             names: &["--wait"],

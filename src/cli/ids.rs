@@ -21,7 +21,11 @@ pub const MAX_CANDIDATES_SHOWN: usize = 8;
 ///
 /// A usage error (exit code 2) when several IDs start with `word`, listing them; an error
 /// answer (exit code 1) when none does, or when the list cannot be had.
-pub(super) fn resolve(client: &Client, word: &str, command: &'static str) -> Result<String, Failure> {
+pub(super) fn resolve(
+    client: &Client,
+    word: &str,
+    command: &'static str,
+) -> Result<String, Failure> {
     if let Ok(id) = Uuid::try_parse(word) {
         return Ok(id.hyphenated().to_string());
     }

@@ -29,7 +29,10 @@ pub(super) fn page() -> String {
         ".TH PROCWARDEN 1 \"\" \"procwarden {version}\" \"User Commands\"\n"
     ));
     s.push_str(".SH NAME\n");
-    s.push_str(&format!("procwarden \\- {}\n", roff(description).trim_end()));
+    s.push_str(&format!(
+        "procwarden \\- {}\n",
+        roff(description).trim_end()
+    ));
     s.push_str(".SH SYNOPSIS\n.nf\n");
     s.push_str(&roff(overview));
     s.push_str(".fi\n");
@@ -53,13 +56,19 @@ pub(super) fn page() -> String {
     }
     s.push_str(".SH ENVIRONMENT\n");
     for (name, text) in [
-        ("PROCWARDEN_URL", "the agent's base URL when \\-\\-url is not given"),
+        (
+            "PROCWARDEN_URL",
+            "the agent's base URL when \\-\\-url is not given",
+        ),
         (
             "PROCWARDEN_TOKEN",
             "the bearer token (for serve: the token to require, unless \\-\\-token-file)",
         ),
         ("RUST_LOG", "the log level of serve and mcp (default info)"),
-        ("COLUMNS", "the width that ps fits its table to (default 120)"),
+        (
+            "COLUMNS",
+            "the width that ps fits its table to (default 120)",
+        ),
     ] {
         s.push_str(&format!(".TP\n.B {name}\n{text}\n"));
     }

@@ -86,9 +86,9 @@ pub(super) fn with_hint(e: &ApiError, url: &str) -> String {
             "{text} Set {TOKEN_ENV} or --token-file to the agent's token (procwarden serve \
              --token-file)."
         ),
-        Some(404) if e.message == "Not found." => format!(
-            "{text} --url should be the agent's base URL, e.g. {DEFAULT_URL} (got {url})."
-        ),
+        Some(404) if e.message == "Not found." => {
+            format!("{text} --url should be the agent's base URL, e.g. {DEFAULT_URL} (got {url}).")
+        }
         _ => text,
     }
 }
@@ -319,24 +319,32 @@ impl Exec<'_> {
             }
         };
         let started_at = Instant::now();
-        let started = client.start(&request).map_err(|e| match &implicit_workdir {
-            Some(dir) if e.status == Some(400) && e.message.contains("does not exist") => {
-                ApiError {
-                    message: format!(
-                        "{} (exec sends the current directory, {dir}, to an agent on this \
+        let started = client
+            .start(&request)
+            .map_err(|e| match &implicit_workdir {
+                Some(dir) if e.status == Some(400) && e.message.contains("does not exist") => {
+                    ApiError {
+                        message: format!(
+                            "{} (exec sends the current directory, {dir}, to an agent on this \
                          host; pass --workdir DIR)",
-                        e.message
-                    ),
-                    ..e
+                            e.message
+                        ),
+                        ..e
+                    }
                 }
-            }
-            _ => e,
-        })?;
+                _ => e,
+            })?;
         if self.background {
             answer(out, self.json, &started, &format!("{}\n", started.id))?;
             return Ok(0);
         }
-        self.wait(client, &started.id, started_at, interrupts.unwrap_or_else(never), out)
+        self.wait(
+            client,
+            &started.id,
+            started_at,
+            interrupts.unwrap_or_else(never),
+            out,
+        )
     }
 
     /// Waits for the exit of the foreground process `id`, taking Ctrl-C and the timeout
@@ -362,9 +370,9 @@ impl Exec<'_> {
         let mut stage = Stage::Running;
         let mut interrupted = false;
         let mut guard_killed = false;
-        let mut deadline = self
-            .timeout
-            .map(|(d, _)| crate::time::deadline_from(started_at, d.saturating_add(EXEC_TIMEOUT_GUARD)));
+        let mut deadline = self.timeout.map(|(d, _)| {
+            crate::time::deadline_from(started_at, d.saturating_add(EXEC_TIMEOUT_GUARD))
+        });
         let answer = loop {
             let timer = deadline.map_or_else(never, crossbeam_channel::at);
             select! {
@@ -473,7 +481,10 @@ fn human_grace(d: Duration) -> String {
 
 /// Waits for the exit of `id` on a thread of its own (long polls, one after another) and sends
 /// the final answer, or the error that ended the wait, on the returned channel.
-fn wait_in_background(client: &Client, id: &str) -> Receiver<Result<api::OutputResponse, ApiError>> {
+fn wait_in_background(
+    client: &Client,
+    id: &str,
+) -> Receiver<Result<api::OutputResponse, ApiError>> {
     let (tx, rx) = bounded(1);
     let client = client.clone();
     let id = id.to_string();
