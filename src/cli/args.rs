@@ -1205,6 +1205,45 @@ mod tests {
             client(&["tools", "--schema"]).1,
             Command::Tools { schema: true }
         );
+        assert_eq!(
+            client(&["kill", "abcd", "-9", "ef01", "0b6f1c2d"]).1,
+            Command::Kill {
+                ids: vec!["abcd".into(), "ef01".into(), "0b6f1c2d".into()],
+                signal: "kill".into()
+            }
+        );
+        let (options, command) = client(&[
+            "exec",
+            "--token-file=/t",
+            "--detach-on-interrupt",
+            "--interrupt-grace",
+            "250ms",
+            "--",
+            "sleep 1",
+        ]);
+        assert_eq!(options.token_file, Some(PathBuf::from("/t")));
+        assert!(matches!(
+            command,
+            Command::Exec {
+                detach_on_interrupt: true,
+                interrupt_grace,
+                ..
+            } if interrupt_grace == Duration::from_millis(250)
+        ));
+        assert_eq!(
+            parse(&args(&["completions", "zsh"])),
+            Ok(Invocation::Completions("zsh"))
+        );
+        assert_eq!(parse(&args(&["manpage"])), Ok(Invocation::Manpage));
+        for good in [
+            "http://127.0.0.1:7717",
+            "http://[::1]:7717/",
+            "HTTP://h",
+            "http://proxy:8080/agent",
+            "unix:/run/p.sock",
+        ] {
+            assert_eq!(check_url(good), Ok(()), "{good}");
+        }
         assert_eq!(parse(&args(&["ps", "-h"])), Ok(Invocation::Help(PS_USAGE)));
         assert_eq!(
             parse(&args(&["help", "kill"])),

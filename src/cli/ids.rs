@@ -29,10 +29,18 @@ pub(super) fn resolve(
     if let Ok(id) = Uuid::try_parse(word) {
         return Ok(id.hyphenated().to_string());
     }
-    let prefix = word.to_ascii_lowercase();
     let list = client.list(api::MAX_LIST_LIMIT as usize)?;
-    let candidates: Vec<&api::ProcessInfo> = list
-        .processes
+    pick(&list.processes, word, command)
+}
+
+/// The one process in `processes` whose ID starts with `word` (in any case).
+fn pick(
+    processes: &[api::ProcessInfo],
+    word: &str,
+    command: &'static str,
+) -> Result<String, Failure> {
+    let prefix = word.to_ascii_lowercase();
+    let candidates: Vec<&api::ProcessInfo> = processes
         .iter()
         .filter(|p| p.id.to_ascii_lowercase().starts_with(&prefix))
         .collect();
@@ -81,8 +89,76 @@ mod tests {
         );
         // A prefix needs the list, which this agent cannot give.
         assert!(matches!(
+            resolve(&client, "0b6f1c2d-0000", "kill"),
+            Err(Failure::Api(ApiError { status: None, .. }))
+        ));
+        assert!(matches!(
             resolve(&client, "0b6f", "kill"),
             Err(Failure::Api(ApiError { status: None, .. }))
         ));
+    }
+
+    fn info(id: &str) -> api::ProcessInfo {
+        api::ProcessInfo {
+            id: id.into(),
+            command: "true".into(),
+            workdir: "/".into(),
+            background: false,
+            running: true,
+            exit_code: None,
+            started_at_unix: 0,
+            exited_at_unix: None,
+            pid: None,
+            signal: None,
+            timed_out: None,
+            duration_ms: None,
+            members_alive: None,
+        }
+    }
+
+    #[test]
+    fn a_prefix_names_one_process_or_is_refused() {
+        let list: Vec<api::ProcessInfo> = [
+            "0b6f1c2d-0000-4000-8000-000000000001",
+            "0b6f9999-0000-4000-8000-000000000002",
+            "7c1d0000-0000-4000-8000-000000000003",
+        ]
+        .into_iter()
+        .map(info)
+        .collect();
+        assert_eq!(
+            pick(&list, "7C1D", "kill").ok().as_deref(),
+            Some("7c1d0000-0000-4000-8000-000000000003")
+        );
+        assert_eq!(
+            pick(&list, "0b6f1", "output").ok().as_deref(),
+            Some("0b6f1c2d-0000-4000-8000-000000000001")
+        );
+        let Err(Failure::Usage(usage)) = pick(&list, "0b6f", "kill") else {
+            panic!("ambiguous");
+        };
+        assert_eq!(usage.exit_code(), 2);
+        assert_eq!(
+            usage.to_string(),
+            "process ID prefix \"0b6f\" is ambiguous: 2 processes match \
+             (0b6f1c2d-0000-4000-8000-000000000001, 0b6f9999-0000-4000-8000-000000000002); give \
+             more of the ID (see procwarden kill --help)"
+        );
+        let Err(Failure::Api(e)) = pick(&list, "ffff", "kill") else {
+            panic!("no match");
+        };
+        assert_eq!(
+            e.message,
+            "No process ID starts with \"ffff\" (see procwarden ps)."
+        );
+        // Many candidates: the first few are named, the rest counted.
+        let many: Vec<api::ProcessInfo> = (0..12)
+            .map(|n| info(&format!("aaaa{n:04}-0000-4000-8000-000000000000")))
+            .collect();
+        let Err(Failure::Usage(usage)) = pick(&many, "aaaa", "output") else {
+            panic!("ambiguous");
+        };
+        assert!(usage.to_string().contains("12 processes match"), "{usage}");
+        assert!(usage.to_string().contains(", and 4 more)"), "{usage}");
     }
 }

@@ -598,6 +598,56 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_on_this_host_is_loopback_or_a_unix_socket() {
+        for url in [
+            "unix:/run/procwarden.sock",
+            "http://127.0.0.1:7717",
+            "http://127.1.2.3",
+            "HTTP://LOCALHOST:1/prefix",
+            "http://[::1]:7717",
+        ] {
+            assert!(agent_on_this_host(url), "{url}");
+        }
+        for url in [
+            "http://10.0.0.1:7717",
+            "http://[2001:db8::1]:7717",
+            "http://agent.example:7717",
+            "http://localhost.example",
+        ] {
+            assert!(!agent_on_this_host(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn errors_say_what_to_do_next() {
+        let e = |status, message: &str| ApiError {
+            status,
+            message: message.into(),
+            detail: None,
+        };
+        let url = "http://127.0.0.1:1";
+        assert_eq!(
+            with_hint(&e(None, "No answer from http://127.0.0.1:1."), url),
+            "No answer from http://127.0.0.1:1. Is procwarden serve running at http://127.0.0.1:1?"
+        );
+        assert!(
+            with_hint(&e(Some(401), "Unauthorized."), url)
+                .starts_with("Unauthorized. Set PROCWARDEN_TOKEN or --token-file")
+        );
+        assert_eq!(
+            with_hint(&e(Some(404), "Not found."), "http://h:1/agent"),
+            "Not found. --url should be the agent's base URL, e.g. http://127.0.0.1:7717 (got \
+             http://h:1/agent)."
+        );
+        assert_eq!(
+            with_hint(&e(Some(404), "Process \"x\" not found."), url),
+            "Process \"x\" not found."
+        );
+        assert_eq!(human_grace(Duration::from_secs(2)), "2s");
+        assert_eq!(human_grace(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
     fn exit_statuses_map_like_a_shell() {
         assert_eq!(exit_status(&exited(Some(0), None, false)), 0);
         assert_eq!(exit_status(&exited(Some(42), None, false)), 42);
