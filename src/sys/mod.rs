@@ -78,8 +78,6 @@ pub(crate) use fd::open_fd_count;
 pub(crate) use fd::{open_dev_null, set_nonblocking};
 pub(crate) use platform::{live_groups, pipe_cloexec, pipe_reader};
 pub(crate) use poll::{Interest, Waker, poll_fds, poll_readable};
-#[cfg_attr(not(test), allow(unused_imports))] // tests read the size back
-pub(crate) use pty::window_size;
 pub(crate) use pty::{eof_char, open_pty, set_window_size};
 #[cfg_attr(not(feature = "server"), allow(unused_imports))] // the server binary's, at start
 pub(crate) use rlimit::raise_fd_limit;

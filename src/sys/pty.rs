@@ -77,7 +77,7 @@ pub(crate) fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::R
 }
 
 /// The terminal's window size `(rows, cols)` (`TIOCGWINSZ`).
-#[cfg_attr(not(test), allow(dead_code))] // tests check what resize set
+#[cfg(test)] // tests check what resize set
 pub(crate) fn window_size(fd: BorrowedFd<'_>) -> io::Result<(u16, u16)> {
     let mut size = libc::winsize {
         ws_row: 0,
