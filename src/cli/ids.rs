@@ -113,6 +113,8 @@ mod tests {
             timed_out: None,
             duration_ms: None,
             members_alive: None,
+            stdin_open: None,
+            tty: None,
         }
     }
 
