@@ -8,6 +8,8 @@ use sha2::{Digest as _, Sha256};
 
 use uuid::Uuid;
 
+use crate::info::TerminalSize;
+
 /// What to run and how. Build one with [`Command::shell`] or [`Command::argv`].
 ///
 /// ```
@@ -30,6 +32,8 @@ pub struct Command {
     pub(crate) timeout: Option<Duration>,
     pub(crate) chat: Option<Uuid>,
     pub(crate) tracking: Option<Tracking>,
+    pub(crate) stdin_pipe: bool,
+    pub(crate) tty: Option<TerminalSize>,
 }
 
 /// The identity a caller gives a start before it is made, so that a start retried after a lost
@@ -108,6 +112,9 @@ impl Tracking {
         self.input_digest.as_deref()
     }
 }
+
+/// Largest number of rows or columns a terminal may have (and the smallest is 1).
+pub const MAX_TERMINAL_DIMENSION: u16 = 1000;
 
 impl Command {
     /// Run `command` with `sh -c`.
@@ -194,6 +201,26 @@ impl Command {
         self
     }
 
+    /// Gives the process a pipe as its stdin (instead of `/dev/null`), written through
+    /// [`Manager::write_input`](crate::Manager::write_input) and closed (end of file) with
+    /// [`Manager::close_input`](crate::Manager::close_input). Ignored with [`tty`](Self::tty).
+    pub fn stdin_pipe(mut self) -> Self {
+        self.stdin_pipe = true;
+        self
+    }
+
+    /// Runs the process under a new pseudo-terminal of `rows` x `cols` (each 1 to
+    /// [`MAX_TERMINAL_DIMENSION`], else the start fails with
+    /// [`Error::InvalidTerminalSize`](crate::Error::InvalidTerminalSize)). The process leads a
+    /// new session with the terminal as its controlling terminal, and still leads its own
+    /// process group; its stdin, stdout and stderr are the terminal, so the output is what the
+    /// terminal shows (escape sequences and `\r\n` included). It always takes input. `TERM`
+    /// is the manager's [terminal `TERM`](crate::ManagerBuilder::terminal_term) unless the
+    /// command's own environment sets it.
+    pub fn tty(mut self, rows: u16, cols: u16) -> Self {
+        self.tty = Some(TerminalSize { rows, cols });
+        self
+    }
     /// Makes this a tracked start (see [`Tracking`]).
     pub fn tracked(mut self, tracking: Tracking) -> Self {
         self.tracking = Some(tracking);

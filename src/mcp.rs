@@ -1262,6 +1262,9 @@ mod tests {
                 timed_out: None,
                 next_cursor: 5,
                 command: "c".into(),
+                stdin_open: None,
+                tty: None,
+                input_dropped_bytes: None,
             })
         }
         fn list(&self, _: usize) -> Result<api::ListResponse, crate::api::ApiError> {

@@ -200,6 +200,9 @@ fn out(running: bool) -> api::OutputResponse {
         timed_out: None,
         next_cursor: 7,
         command: "c".into(),
+        stdin_open: None,
+        tty: None,
+        input_dropped_bytes: None,
     }
 }
 

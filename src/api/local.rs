@@ -9,9 +9,10 @@ use uuid::Uuid;
 use super::map::{system_time, tracking_of};
 use super::process_api::{ApiError, ListEntries, ProcessApi};
 use super::{
-    CancelRequest, CancelResponse, ListResponse, Message, OutputResponse, OutputUnavailable,
-    ProcessInfo, StartRequest, StartResponse, TRACKED_PROTOCOL_VERSION, TrackedOutputResponse,
-    command_from_start, error_answer, input_digest, is_tracked, parse_signal, signal_name,
+    CancelRequest, CancelResponse, InputRequest, InputResponse, ListResponse, Message,
+    OutputResponse, OutputUnavailable, ProcessInfo, StartRequest, StartResponse,
+    TRACKED_PROTOCOL_VERSION, TrackedOutputResponse, command_from_start, decode_input,
+    error_answer, input_digest, is_tracked, parse_signal, signal_name, stdin_pipe_of,
     tracked_error, unsupported_signal_message,
 };
 use crate::command::Tracking;
@@ -103,6 +104,9 @@ impl LocalApi {
 
 impl ProcessApi for LocalApi {
     fn start(&self, request: &StartRequest) -> Result<StartResponse, ApiError> {
+        if let Err(message) = stdin_pipe_of(request) {
+            return Err(ApiError::answer(400, Message::new(message)));
+        }
         if is_tracked(request) {
             self.check_tracked(request)?;
         }
@@ -209,6 +213,29 @@ impl ProcessApi for LocalApi {
     fn list_entries(&self, limit: usize) -> Result<ListEntries, ApiError> {
         let listing = self.manager.listing(self.chat, limit);
         Ok(Box::new(listing.map(|info| ProcessInfo::from(&info))))
+    }
+
+    fn input(&self, id: &str, request: &InputRequest) -> Result<InputResponse, ApiError> {
+        // The contract's order: the process, then the body's own checks.
+        let pid = parse_id(id)?;
+        self.manager
+            .info(&pid, self.chat)
+            .map_err(|e| answer(&e, Some(id)))?;
+        let (bytes, close) = decode_input(request).map_err(|m| ApiError::answer(400, m))?;
+        self.manager
+            .input(&pid, self.chat, &bytes, close)
+            .map(|queued| InputResponse::from(&queued))
+            .map_err(|e| answer(&e, Some(id)))
+    }
+
+    fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<Message, ApiError> {
+        let pid = parse_id(id)?;
+        self.manager
+            .resize(&pid, self.chat, rows, cols)
+            .map_err(|e| answer(&e, Some(id)))?;
+        Ok(Message::new(format!(
+            "Resized process \"{id}\" to {rows}x{cols}."
+        )))
     }
 
     fn signal(&self, id: &str, signal: &str) -> Result<Message, ApiError> {

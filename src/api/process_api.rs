@@ -7,8 +7,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    CancelRequest, CancelResponse, Identity, ListResponse, Message, OutputResponse, ProcessInfo,
-    StartRequest, StartResponse, TrackedOutputResponse,
+    CancelRequest, CancelResponse, Identity, InputRequest, InputResponse, ListResponse, Message,
+    OutputResponse, ProcessInfo, StartRequest, StartResponse, TrackedOutputResponse,
 };
 
 /// Most bytes of output a tool result carries back to the model.
@@ -144,11 +144,7 @@ pub trait ProcessApi {
     ) -> Result<Message, ApiError> {
         match grace {
             None => self.signal(id, signal),
-            Some(_) => Err(ApiError {
-                status: None,
-                message: "This process API cannot send a signal with a kill grace.".into(),
-                detail: None,
-            }),
+            Some(_) => Err(unsupported("send a signal with a kill grace")),
         }
     }
 
@@ -190,7 +186,7 @@ pub trait ProcessApi {
         identity: &Identity,
     ) -> Result<StartResponse, ApiError> {
         let Some(instance) = self.agent_instance_id()? else {
-            return Err(unsupported("tracked starts"));
+            return Err(unsupported("make tracked starts"));
         };
         self.start(&super::identified(request, instance, identity))
     }
@@ -204,7 +200,7 @@ pub trait ProcessApi {
     /// unsupported.
     fn cancel_tracked(&self, request: &CancelRequest) -> Result<CancelResponse, ApiError> {
         let _ = request;
-        Err(unsupported("tracked cancels"))
+        Err(unsupported("cancel tracked starts"))
     }
 
     /// Reads a tracked process's output, or its final state once the output is gone. The
@@ -222,15 +218,42 @@ pub trait ProcessApi {
         wait: Option<Duration>,
     ) -> Result<TrackedOutputResponse, ApiError> {
         let _ = (id, agent_instance_id, input_digest, wait);
-        Err(unsupported("tracked output"))
+        Err(unsupported("read tracked output"))
+    }
+    /// Queues input for a process started with `stdin: "pipe"` or `tty` (see
+    /// [`InputRequest`]), and with `close: true` closes it after. Answers at once, without
+    /// waiting for the process to read. The provided implementation refuses (an API of a
+    /// third party that predates input); both of the crate's implement it.
+    ///
+    /// # Errors
+    ///
+    /// 404 for an id this caller cannot see; 400 for both `data` and `data_base64`, invalid
+    /// base64, or neither data nor `close`; 409 when the process has no open input or its
+    /// pending input would exceed the bound; or a transport error.
+    fn input(&self, id: &str, request: &InputRequest) -> Result<InputResponse, ApiError> {
+        let _ = (id, request);
+        Err(unsupported("write input"))
+    }
+
+    /// Sets the size of a terminal process's terminal (`rows` and `cols` 1..=1000); the
+    /// process gets SIGWINCH. The provided implementation refuses, as for
+    /// [`input`](Self::input).
+    ///
+    /// # Errors
+    ///
+    /// 404 for an id this caller cannot see; 400 for a size out of range; 409 when the
+    /// process has no terminal or has exited; or a transport error.
+    fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<Message, ApiError> {
+        let _ = (id, rows, cols);
+        Err(unsupported("resize a terminal"))
     }
 }
 
-/// The error of a provided method that an implementation does not support.
+/// The provided answer of an API that lacks a call: a transport-style error (no status).
 fn unsupported(what: &str) -> ApiError {
     ApiError {
         status: None,
-        message: format!("This process API does not support {what}."),
+        message: format!("This process API cannot {what}."),
         detail: None,
     }
 }
