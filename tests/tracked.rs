@@ -328,9 +328,15 @@ fn a_replay_answers_the_same_process_and_runs_nothing_new() {
         changed["input_digest"] = json!(digest);
         assert_tracked_error(&post(&srv.addr, "start", &changed, &[]), 409, CONFLICT);
     }
-    let mut own = body.clone();
-    own["timeout_ms"] = json!(60_000);
-    assert_tracked_error(&post(&srv.addr, "start", &own, &[]), 409, CONFLICT);
+    for (field, value) in [
+        ("timeout_ms", json!(60_000)),
+        ("stdin", json!("pipe")),
+        ("tty", json!({"rows": 24, "cols": 80})),
+    ] {
+        let mut own = body.clone();
+        own[field] = value;
+        assert_tracked_error(&post(&srv.addr, "start", &own, &[]), 409, CONFLICT);
+    }
     let chat = new_id();
     let reply = post(&srv.addr, "start", &body, &[("Coder-Chat-Id", &chat)]);
     assert_tracked_error(&reply, 409, CONFLICT);

@@ -292,6 +292,8 @@ pub(super) const FLAGS: &[Spec] = &[
             flag(&["--env"], Value::Text),
             flag(&["--max-running"], Value::Text),
             flag(&["--max-connections"], Value::Text),
+            flag(&["--max-exited"], Value::Text),
+            flag(&["--max-tracked"], Value::Text),
         ],
         Positional::Nothing,
     ),
