@@ -63,6 +63,34 @@ pub struct ProcessInfo {
     pub members_alive: bool,
     /// How it ended; `None` while running.
     pub exit: Option<Exit>,
+    /// For a process started with input ([`Command::stdin_pipe`](crate::Command::stdin_pipe)
+    /// or [`Command::tty`](crate::Command::tty)): whether it still takes input (until the
+    /// input is closed or the process exits). `None` for a process without input.
+    pub stdin_open: Option<bool>,
+    /// For a terminal process: the terminal's current size.
+    pub tty: Option<TerminalSize>,
+}
+
+/// The size of a process's terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TerminalSize {
+    /// Rows (lines), 1 to [`MAX_TERMINAL_DIMENSION`](crate::MAX_TERMINAL_DIMENSION).
+    pub rows: u16,
+    /// Columns, 1 to [`MAX_TERMINAL_DIMENSION`](crate::MAX_TERMINAL_DIMENSION).
+    pub cols: u16,
+}
+
+/// What [`Manager::write_input`](crate::Manager::write_input) (and the other input calls)
+/// return: the bytes were queued, the process reads them when it will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InputQueued {
+    /// Bytes this call queued.
+    pub queued_bytes: u64,
+    /// Bytes queued and not yet read by the process, this call's included: for a pipe also
+    /// what sits unread in the kernel's pipe buffer; for a terminal only the manager's own
+    /// queue.
+    pub pending_bytes: u64,
 }
 
 /// What [`Manager::output`](crate::Manager::output) returns.
@@ -88,6 +116,44 @@ pub struct Output {
     pub log_truncated: bool,
     /// Why writing the full log failed, if it did (a full disk).
     pub log_error: Option<String>,
+    /// The command (the whole of it; a list cuts long ones).
+    pub command: String,
+    /// As [`ProcessInfo::stdin_open`].
+    pub stdin_open: Option<bool>,
+    /// As [`ProcessInfo::tty`].
+    pub tty: Option<TerminalSize>,
+    /// Input bytes the process never read (still queued, or unread in its pipe, when it
+    /// exited or closed its end).
+    pub input_dropped_bytes: u64,
+}
+
+/// What [`Manager::output_tracked`](crate::Manager::output_tracked) returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrackedOutput {
+    /// The process record exists: its output, as [`Manager::output`](crate::Manager::output)
+    /// reads it.
+    Output(Output),
+    /// The record and its output are gone; the receipt keeps the final state (command and
+    /// workdir blanked), so "output gone" is never mistaken for "never ran".
+    Unavailable {
+        /// The receipt's digest.
+        input_digest: String,
+        /// The final state.
+        process: ProcessInfo,
+    },
+}
+
+/// What [`Manager::cancel_tracked`](crate::Manager::cancel_tracked) returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cancelled {
+    /// The identity never started: it was fenced (now or before) or its start failed. No start
+    /// with it will run.
+    pub fenced: bool,
+    /// The process as observed after the kill and the wait (it may still be running if the
+    /// wait ended first), or the final state its receipt kept; `None` when neither is known.
+    pub process: Option<ProcessInfo>,
 }
 
 /// One range read of a process's full log ([`Manager::log_read`](crate::Manager::log_read)).

@@ -18,8 +18,9 @@ use uuid::Uuid;
 use crate::buffer::{BufferConfig, HeadTailBuffer};
 use crate::id::ProcessId;
 use crate::info::{Exit, ProcessInfo};
+use crate::input::{Input, Service};
+use crate::sys::{self, Interest};
 use crate::log::LogFile;
-use crate::sys;
 use crate::time::deadline_in;
 
 /// Bytes read from a child's pipe at once (the default pipe capacity on Linux). The read buffer
@@ -57,6 +58,10 @@ pub(crate) struct ProcSpec {
     pub(crate) pipe_grace: Duration,
     /// The full log, when the start asked for one.
     pub(crate) log: Option<Arc<LogFile>>,
+    /// A tracked start: its receipt keeps its final state.
+    pub(crate) tracked: bool,
+    /// Its input, when started with a stdin pipe or a terminal.
+    pub(crate) input: Option<Input>,
 }
 
 /// The manager's record of one process. Immutable fields, the output buffer, and the mutable
@@ -69,6 +74,8 @@ pub(crate) struct Proc {
     pub(crate) command: String,
     pub(crate) workdir: PathBuf,
     pub(crate) background: bool,
+    /// A tracked start (see [`crate::Tracking`]).
+    pub(crate) tracked: bool,
     /// The leader's pid, which is also its process group id.
     pub(crate) pid: u32,
     pub(crate) started_at: SystemTime,
@@ -79,6 +86,8 @@ pub(crate) struct Proc {
     pub(crate) log: Option<Arc<LogFile>>,
     pub(crate) state: Mutex<ProcState>,
     exited: Condvar,
+    /// Its input (a stdin pipe or a terminal), written by its watcher.
+    pub(crate) input: Option<Input>,
 }
 
 /// The leader's status as its watcher saw it.
@@ -121,6 +130,7 @@ impl Proc {
             command: spec.command,
             workdir: spec.workdir,
             background: spec.background,
+            tracked: spec.tracked,
             pid,
             started_at: SystemTime::now(),
             started: Instant::now(),
@@ -136,6 +146,7 @@ impl Proc {
                 lingers: false,
             }),
             exited: Condvar::new(),
+            input: spec.input,
         })
     }
 
@@ -155,6 +166,28 @@ impl Proc {
             pid: self.pid,
             started_at: self.started_at,
             exit,
+            stdin_open: self.input.as_ref().map(Input::is_open),
+            tty: self.input.as_ref().and_then(Input::size),
+        }
+    }
+
+    /// The snapshot of a process that has just been marked `exit`, made without its lock
+    /// (the caller holds it).
+    pub(crate) fn info_at_exit(&self, exit: &Exit) -> ProcessInfo {
+        ProcessInfo {
+            members_alive: false,
+            id: self.id,
+            chat: self.chat,
+            command: self.command.clone(),
+            workdir: self.workdir.clone(),
+            background: self.background,
+            running: false,
+            pid: self.pid,
+            started_at: self.started_at,
+            exit: Some(exit.clone()),
+            // Lock order: the process's state (held), then its input's.
+            stdin_open: self.input.as_ref().map(|_| false),
+            tty: self.input.as_ref().and_then(Input::size),
         }
     }
 
@@ -319,6 +352,11 @@ impl Proc {
     fn output_closed(self: &Arc<Self>, sink: &dyn ExitSink) {
         let mut state = self.state.lock();
         state.pipe_open = false;
+        // A terminal's output ends when its last slave side closes: nothing reads its input
+        // any more either.
+        if let Some(input) = self.input.as_ref().filter(|i| i.is_terminal()) {
+            input.end();
+        }
         if state.leader != Leader::Alive {
             self.mark_exited(state, sink);
         }
@@ -353,6 +391,9 @@ impl Proc {
             duration: self.started.elapsed(),
         };
         state.exit = Some(exit.clone());
+        if let Some(input) = &self.input {
+            input.end();
+        }
         let lingers = self.group_may_have_members_locked(&mut state);
         state.lingers = lingers;
         sink.exited(self, &exit, lingers);
@@ -372,7 +413,8 @@ impl Proc {
     }
 }
 
-/// The reader thread's body: copies the pipe into the buffer until end of file, and, when the
+/// The reader thread's body: copies the pipe into the buffer until end of file, writes the
+/// process's queued input (if it has any) as the child makes room for it, and, when the
 /// child has a pidfd, watches it too: reaps the leader when it exits, runs the pipe grace as its
 /// poll timeout, and marks the process exited as soon as both the leader and the output are
 /// done. So an exit wakes this one thread, which wakes the waiters: no hop through the
@@ -388,29 +430,50 @@ pub(crate) fn watch(
     sys::set_nonblocking(pipe.as_fd(), true)?;
     let mut pipe = Some(File::from(pipe));
     let mut grace_until: Option<Instant> = None;
-    let mut ready = Vec::with_capacity(3);
+    let mut input = proc.input.as_ref();
+    let mut ready = Vec::with_capacity(5);
     let mut chunk: Vec<u8> = Vec::new();
     let result = loop {
-        if pipe.is_none() && pidfd.is_none() && grace_until.is_none() {
+        // The input first: write what the child has room for, and learn what to wait for.
+        let input_fd = match input.map(Input::service) {
+            None => None,
+            Some(Service::Done) => {
+                input = None;
+                None
+            }
+            Some(Service::Idle) => None,
+            Some(Service::Write(fd)) => Some(fd),
+        };
+        if pipe.is_none() && pidfd.is_none() && grace_until.is_none() && input.is_none() {
             break Ok(());
         }
-        // Index 0: stop; then the pipe and the pidfd while they matter.
-        let mut fds = [stop; 3];
+        // Index 0: stop; then the pipe, the pidfd and the input's waker and fd while they
+        // matter.
+        let mut fds = [(stop, Interest::Read); 5];
         let mut n = 1;
         let pipe_at = pipe.as_ref().map(|p| {
-            fds[n] = p.as_fd();
+            fds[n] = (p.as_fd(), Interest::Read);
             n += 1;
             n - 1
         });
         let pidfd_at = pidfd.as_ref().map(|p| {
-            fds[n] = p.as_fd();
+            fds[n] = (p.as_fd(), Interest::Read);
             n += 1;
             n - 1
         });
+        if let Some(input) = input {
+            fds[n] = (input.waker(), Interest::Read);
+            n += 1;
+        }
+        if let Some(fd) = &input_fd {
+            fds[n] = (fd.as_fd(), Interest::Write);
+            n += 1;
+        }
         let timeout = grace_until.map(|at| at.saturating_duration_since(Instant::now()));
-        if let Err(e) = sys::poll_readable(&fds[..n], timeout, &mut ready) {
+        if let Err(e) = sys::poll_fds(&fds[..n], timeout, &mut ready) {
             break Err(e);
         }
+        drop(input_fd);
         if ready.contains(&0) {
             break Ok(());
         }
@@ -508,6 +571,14 @@ fn drain(proc: &Proc, pipe: &mut File, chunk: &mut Vec<u8>) -> io::Result<bool> 
                 }
                 return Ok(true);
             }
+            // A terminal's master answers EIO once the last slave side has closed: its end
+            // of file. (A pipe never does.)
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                if let Some(log) = &proc.log {
+                    log.flush();
+                }
+                return Ok(false);
+            }
             Err(e) => return Err(e),
         }
     }
@@ -550,6 +621,8 @@ mod tests {
             buffer: BufferConfig::default(),
             pipe_grace: Duration::from_secs(2),
             log: None,
+            tracked: false,
+            input: None,
         };
         let proc = Proc::new(spec, child.id(), 1, None);
         let stop = sys::Waker::new().expect("waker");

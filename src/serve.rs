@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::handler::Handler;
 use crate::http::{self, Limits, Listen, Server};
-use crate::manager::{DEFAULT_MAX_RUNNING, Manager};
+use crate::manager::{DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING, DEFAULT_MAX_TRACKED, Manager};
 use crate::sys;
 
 /// Where `serve` listens unless told otherwise.
@@ -46,6 +46,10 @@ pub struct ServeOptions {
     pub log_max_bytes: u64,
     /// Most bytes all log files together may hold.
     pub log_max_total_bytes: u64,
+    /// Most exited processes kept.
+    pub max_exited: usize,
+    /// Most tracked-start identities remembered.
+    pub max_tracked: usize,
 }
 
 impl Default for ServeOptions {
@@ -61,6 +65,8 @@ impl Default for ServeOptions {
             log_dir: None,
             log_max_bytes: crate::DEFAULT_LOG_MAX_BYTES,
             log_max_total_bytes: crate::DEFAULT_LOG_MAX_TOTAL_BYTES,
+            max_exited: DEFAULT_MAX_EXITED,
+            max_tracked: DEFAULT_MAX_TRACKED,
         }
     }
 }
@@ -198,6 +204,8 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let mut builder = Manager::builder()
         .env_remove(TOKEN_ENV)
         .max_running(opts.max_running)
+        .max_exited(opts.max_exited)
+        .max_tracked(opts.max_tracked)
         .log_max_bytes(opts.log_max_bytes)
         .log_max_total_bytes(opts.log_max_total_bytes);
     if let Some(dir) = &opts.log_dir {
@@ -205,6 +213,10 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     }
     for (key, value) in &opts.env {
         builder = builder.env(key, value);
+        // The contract: a terminal process's TERM is `--env`'s, if given; never the server's.
+        if key == "TERM" {
+            builder = builder.terminal_term(value);
+        }
     }
     // The contract's chain: `--workdir` if it is a directory, else `$HOME` (the library's own
     // fallback, the current directory, is not the server's).

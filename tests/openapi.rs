@@ -45,6 +45,12 @@ fn schemas_match_the_wire_types() {
         background: Some(true),
         timeout_ms: Some(1),
         log: Some(true),
+        process_id: Some(procwarden::Uuid::nil()),
+        agent_instance_id: Some(procwarden::Uuid::nil()),
+        input_digest: Some(String::new()),
+        deadline: Some(api::digest::GoTime::ZERO),
+        stdin: Some("pipe".into()),
+        tty: Some(api::TtySize { rows: 1, cols: 1 }),
     };
     let info = api::ProcessInfo {
         id: "i".into(),
@@ -60,6 +66,8 @@ fn schemas_match_the_wire_types() {
         timed_out: Some(true),
         duration_ms: Some(1),
         members_alive: Some(true),
+        stdin_open: Some(true),
+        tty: Some(api::TtySize { rows: 1, cols: 1 }),
     };
     let truncation = api::Truncation {
         original_bytes: 1,
@@ -75,6 +83,10 @@ fn schemas_match_the_wire_types() {
         signal: Some("SIGKILL".into()),
         timed_out: Some(true),
         next_cursor: 0,
+        command: "c".into(),
+        stdin_open: Some(true),
+        tty: Some(api::TtySize { rows: 1, cols: 1 }),
+        input_dropped_bytes: Some(1),
         matched: Some(true),
         line_match: Some(api::LineMatch {
             line: "l".into(),
@@ -118,8 +130,45 @@ fn schemas_match_the_wire_types() {
         started: true,
         pid: Some(1),
     };
-    let list = api::ListResponse { processes: vec![] };
+    let list = api::ListResponse {
+        processes: vec![],
+        protocol_version: Some(1),
+        agent_instance_id: Some(procwarden::Uuid::nil()),
+    };
+    let cancel = api::CancelRequest {
+        process_id: Some(procwarden::Uuid::nil()),
+        agent_instance_id: Some(procwarden::Uuid::nil()),
+        input_digest: Some(String::new()),
+        deadline: Some(api::digest::GoTime::ZERO),
+        wait_ms: Some(1),
+    };
+    let cancelled = api::CancelResponse {
+        agent_instance_id: procwarden::Uuid::nil(),
+        fenced: false,
+        process: Some(info.clone()),
+    };
+    let gone = api::OutputUnavailable {
+        agent_instance_id: procwarden::Uuid::nil(),
+        input_digest: String::new(),
+        output_unavailable: true,
+        process: info.clone(),
+    };
     let message = api::Message::with_detail("m", "d");
+    let input = api::InputRequest {
+        data: Some("a".into()),
+        data_base64: Some("YQ==".into()),
+        close: Some(true),
+    };
+    let queued = api::InputResponse {
+        queued_bytes: 1,
+        pending_bytes: 1,
+    };
+    let resize = api::ResizeRequest { rows: 1, cols: 1 };
+    let size = api::TtySize { rows: 1, cols: 1 };
+    assert_eq!(properties(&spec, "InputRequest"), keys(&input));
+    assert_eq!(properties(&spec, "InputResponse"), keys(&queued));
+    assert_eq!(properties(&spec, "ResizeRequest"), keys(&resize));
+    assert_eq!(properties(&spec, "TtySize"), keys(&size));
     assert_eq!(properties(&spec, "StartRequest"), keys(&start));
     assert_eq!(properties(&spec, "StartResponse"), keys(&started));
     assert_eq!(properties(&spec, "ProcessInfo"), keys(&info));
@@ -133,6 +182,9 @@ fn schemas_match_the_wire_types() {
     assert_eq!(properties(&spec, "LogResponse"), keys(&log));
     assert_eq!(properties(&spec, "LogMatch"), keys(&log_match));
     assert_eq!(properties(&spec, "LogSearchResponse"), keys(&search));
+    assert_eq!(properties(&spec, "CancelRequest"), keys(&cancel));
+    assert_eq!(properties(&spec, "CancelResponse"), keys(&cancelled));
+    assert_eq!(properties(&spec, "OutputUnavailable"), keys(&gone));
 }
 
 #[test]
@@ -176,8 +228,8 @@ fn routes_and_methods_match_the_handler() {
     }
     assert_eq!(
         paths.len(),
-        8,
-        "the four routes, wait, log, log search, and GET /"
+        13,
+        "the four routes, input, resize, the three tracked ones, wait, log, log search and GET /"
     );
 }
 
@@ -231,7 +283,9 @@ fn every_operation_documents_what_the_front_end_and_handler_answer() {
                 schema.is_object() && !schema.as_object().expect("schema").is_empty(),
                 "{method} {path} {status} has a JSON body schema"
             );
-            if status != "200" {
+            // The one error that is not a message: output-tracked's 410 (the final state).
+            let gone = path.ends_with("/output-tracked") && status == "410";
+            if status != "200" && !gone {
                 assert_eq!(
                     response["content"]["application/json"]["schema"]["$ref"],
                     "#/components/schemas/Message",

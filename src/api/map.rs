@@ -11,11 +11,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
-use super::{Message, OutputResponse, ProcessInfo, StartRequest, StartResponse, Truncation};
+use super::digest::{DigestInput, GoTime, start_digest};
+use super::{
+    Identity, InputRequest, InputResponse, Message, OutputResponse, ProcessInfo, StartRequest,
+    StartResponse, Truncation, TtySize,
+};
 use crate::buffer::TRUNCATION_STRATEGY;
-use crate::command::{Command, Signal};
+use crate::command::{Command, Signal, Tracking};
 use crate::error::Error;
-use crate::info::{Exit, Output, ProcessInfo as Info, Started};
+use crate::info::{Exit, InputQueued, Output, ProcessInfo as Info, Started, TerminalSize};
 
 /// The wire name of every signal the API accepts, in the order the answers list them. The one
 /// table of signal names: [`Signal::name`], its `FromStr`, the handler, the tools and the CLI
@@ -122,6 +126,110 @@ fn timed_out(exit: &Exit) -> Option<bool> {
     exit.timed_out.then_some(true)
 }
 
+/// The message of every tracked-process error answer (its `detail` says which), as coder's
+/// agent writes it.
+pub const TRACKED_FAILED: &str = "Tracked process request failed.";
+
+/// Whether a start request is tracked: any of its four tracked fields is set to something
+/// other than its zero (the nil UUID, an empty digest, Go's zero time). A request whose four
+/// fields are all zero or absent is an ordinary start.
+#[must_use]
+pub fn is_tracked(request: &StartRequest) -> bool {
+    request.process_id.is_some_and(|id| !id.is_nil())
+        || request.agent_instance_id.is_some_and(|id| !id.is_nil())
+        || request
+            .input_digest
+            .as_deref()
+            .is_some_and(|d| !d.is_empty())
+        || request.deadline.is_some_and(|d| !d.is_zero())
+}
+
+/// The `input_digest` of a start request, as coder's `StartProcessDigest` makes it (see
+/// [`digest`](super::digest)): coder's fields only, ids nil, the deadline in UTC, an empty
+/// `env` as none.
+#[must_use]
+pub fn input_digest(request: &StartRequest) -> String {
+    let env = request
+        .env
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+        .collect();
+    start_digest(&DigestInput {
+        command: request.command.as_deref().unwrap_or_default().as_bytes(),
+        workdir: request.workdir.as_deref().unwrap_or_default().as_bytes(),
+        env,
+        background: request.background.unwrap_or(false),
+        deadline: request.deadline.filter(|d| !d.is_zero()),
+    })
+}
+
+/// `request` as a tracked start of `identity` for the agent instance `instance`: the four
+/// tracked fields set, the digest computed.
+#[must_use]
+pub fn identified(request: &StartRequest, instance: Uuid, identity: &Identity) -> StartRequest {
+    let mut tracked = StartRequest {
+        process_id: Some(identity.process_id),
+        agent_instance_id: Some(instance),
+        deadline: Some(identity.deadline.unwrap_or(GoTime::ZERO)),
+        input_digest: None,
+        ..request.clone()
+    };
+    tracked.input_digest = Some(input_digest(&tracked));
+    tracked
+}
+
+/// The wire answer of a tracked-process error: `{"message": TRACKED_FAILED, "detail": ...}`
+/// with the status coder's agent gives it (400, 409, 410, 429).
+#[must_use]
+pub fn tracked_error(error: &Error) -> (u16, Message) {
+    let status = match error {
+        Error::TrackedInvalid => 400,
+        Error::TrackedConflict => 409,
+        Error::TrackedExpired => 410,
+        Error::TrackedCapacity { .. } => 429,
+        _ => 500,
+    };
+    (
+        status,
+        Message::with_detail(TRACKED_FAILED, error.to_string()),
+    )
+}
+
+/// The library's tracking of a tracked start request (checked by the caller: see
+/// [`LocalApi`](super::LocalApi)).
+pub(crate) fn tracking_of(request: &StartRequest) -> Option<Tracking> {
+    if !is_tracked(request) {
+        return None;
+    }
+    let deadline = request
+        .deadline
+        .filter(|d| !d.is_zero())
+        .map(|d| system_time(&d));
+    Some(
+        Tracking::new(request.process_id.unwrap_or_default())
+            .deadline_opt(deadline)
+            .input_digest(request.input_digest.clone().unwrap_or_default()),
+    )
+}
+
+/// The instant of a Go time, saturating at what `SystemTime` can hold.
+pub(crate) fn system_time(time: &GoTime) -> SystemTime {
+    let nanos = Duration::from_nanos(u64::from(time.nanos));
+    let at = match u64::try_from(time.unix_seconds) {
+        Ok(secs) => UNIX_EPOCH.checked_add(Duration::from_secs(secs)),
+        Err(_) => UNIX_EPOCH.checked_sub(Duration::from_secs(time.unix_seconds.unsigned_abs())),
+    };
+    at.and_then(|t| t.checked_add(nanos)).unwrap_or_else(|| {
+        if time.unix_seconds < 0 {
+            UNIX_EPOCH
+        } else {
+            // A deadline too far ahead to hold: never, in effect.
+            UNIX_EPOCH + crate::time::NEVER + crate::time::NEVER
+        }
+    })
+}
+
 /// The command a start request asks for, acting for `chat`. An empty `workdir` counts as
 /// absent; the request's own checks (command or argv, NUL bytes, the workdir) are the
 /// manager's, so they answer the same whoever builds the command.
@@ -142,7 +250,58 @@ pub fn command_from_start(request: &StartRequest, chat: Option<Uuid>) -> Command
     if let Some(ms) = request.timeout_ms.filter(|&ms| ms > 0) {
         cmd = cmd.timeout(Duration::from_millis(ms));
     }
+    if let Some(size) = request.tty {
+        cmd = cmd.tty(size.rows, size.cols);
+    } else if stdin_pipe_of(request) == Ok(true) {
+        cmd = cmd.stdin_pipe();
+    }
     cmd
+}
+
+/// The answer to a terminal size outside 1..=1000.
+pub(crate) const TERMINAL_SIZE_MESSAGE: &str =
+    "Terminal size must be 1 to 1000 rows and 1 to 1000 columns.";
+
+/// Whether a start request asks for a stdin pipe: `Ok(false)` for `"null"` or no `stdin`,
+/// `Ok(true)` for `"pipe"`.
+///
+/// # Errors
+///
+/// Any other value: the 400 answer's message.
+pub fn stdin_pipe_of(request: &StartRequest) -> Result<bool, String> {
+    match request.stdin.as_deref() {
+        None | Some("null") => Ok(false),
+        Some("pipe") => Ok(true),
+        Some(_) => Err("Field stdin must be \"null\" or \"pipe\".".to_string()),
+    }
+}
+
+/// The bytes and the close an input request asks for, checked in the contract's order: both
+/// `data` and `data_base64` (400), invalid base64 (400, the decoder's message as detail),
+/// neither data nor `close: true` (400 `Input is required.`).
+///
+/// # Errors
+///
+/// The 400 answer's body.
+pub fn decode_input(request: &InputRequest) -> Result<(Vec<u8>, bool), Message> {
+    use base64::Engine as _;
+    let close = request.close == Some(true);
+    let bytes = match (&request.data, &request.data_base64) {
+        (Some(_), Some(_)) => {
+            return Err(Message::new(
+                "Give either \"data\" or \"data_base64\", not both.",
+            ));
+        }
+        (Some(text), None) => text.as_bytes().to_vec(),
+        (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| {
+                Message::with_detail("Field data_base64 must be standard base64.", e.to_string())
+            })?,
+        (None, None) if close => Vec::new(),
+        (None, None) => return Err(Message::new("Input is required.")),
+    };
+    Ok((bytes, close))
 }
 
 /// The wire status and message of a library error. `id` is the process id as the caller spelled
@@ -206,6 +365,18 @@ pub fn error_answer(error: &Error, id: Option<&str>) -> (u16, Message) {
         Error::LogUnavailable(_) => (507, "Log directory is not usable.".to_string()),
         Error::NoLog(parsed) => (409, format!("Process \"{}\" has no log.", id(parsed))),
         Error::LogRead(_) => (500, "Failed to read log.".to_string()),
+        Error::TrackedInvalid
+        | Error::TrackedConflict
+        | Error::TrackedExpired
+        | Error::TrackedCapacity { .. } => return tracked_error(error),
+        Error::InvalidTerminalSize { .. } => (400, TERMINAL_SIZE_MESSAGE.to_string()),
+        Error::NoInput(parsed) => (
+            409,
+            format!("Process \"{}\" has no open input.", id(parsed)),
+        ),
+        Error::InputFull(parsed) => (409, format!("Input of process \"{}\" is full.", id(parsed))),
+        Error::NoTerminal(parsed) => (409, format!("Process \"{}\" has no terminal.", id(parsed))),
+        Error::Terminal(_) => (500, "Failed to resize terminal.".to_string()),
     };
     let detail = std::error::Error::source(error).map(ToString::to_string);
     (status, Message { message, detail })
@@ -249,6 +420,26 @@ impl From<&Info> for ProcessInfo {
             timed_out: exit.and_then(timed_out),
             duration_ms: exit.map(|e| duration_ms(e.duration)),
             members_alive: info.members_alive.then_some(true),
+            stdin_open: info.stdin_open,
+            tty: info.tty.map(TtySize::from),
+        }
+    }
+}
+
+impl From<TerminalSize> for TtySize {
+    fn from(size: TerminalSize) -> Self {
+        TtySize {
+            rows: size.rows,
+            cols: size.cols,
+        }
+    }
+}
+
+impl From<&InputQueued> for InputResponse {
+    fn from(queued: &InputQueued) -> Self {
+        InputResponse {
+            queued_bytes: queued.queued_bytes,
+            pending_bytes: queued.pending_bytes,
         }
     }
 }
@@ -290,6 +481,10 @@ impl From<&Output> for OutputResponse {
             }),
             log_truncated: out.log_truncated.then_some(true),
             log_error: out.log_error.clone(),
+            command: out.command.clone(),
+            stdin_open: out.stdin_open,
+            tty: out.tty.map(TtySize::from),
+            input_dropped_bytes: (out.input_dropped_bytes > 0).then_some(out.input_dropped_bytes),
         }
     }
 }
@@ -345,7 +540,32 @@ mod tests {
     #[test]
     fn every_error_has_its_status_and_sentence() {
         let id = ProcessId::from(Uuid::from_u128(0x0b6f_4a1e_0000_4000_8000_0000_0000_0001));
-        let cases: [(Error, u16, &str); 17] = [
+        let cases: [(Error, u16, &str); 26] = [
+            (
+                Error::InvalidTerminalSize { rows: 0, cols: 80 },
+                400,
+                "Terminal size must be 1 to 1000 rows and 1 to 1000 columns.",
+            ),
+            (
+                Error::NoInput(id),
+                409,
+                "Process \"0b6f4a1e-0000-4000-8000-000000000001\" has no open input.",
+            ),
+            (
+                Error::InputFull(id),
+                409,
+                "Input of process \"0b6f4a1e-0000-4000-8000-000000000001\" is full.",
+            ),
+            (
+                Error::NoTerminal(id),
+                409,
+                "Process \"0b6f4a1e-0000-4000-8000-000000000001\" has no terminal.",
+            ),
+            (
+                Error::Terminal(io::Error::other("denied")),
+                500,
+                "Failed to resize terminal.",
+            ),
             (Error::CommandRequired, 400, "Command is required."),
             (
                 Error::CommandAndArgv,
@@ -434,6 +654,10 @@ mod tests {
                 500,
                 "Failed to signal process.",
             ),
+            (Error::TrackedInvalid, 400, TRACKED_FAILED),
+            (Error::TrackedConflict, 409, TRACKED_FAILED),
+            (Error::TrackedExpired, 410, TRACKED_FAILED),
+            (Error::TrackedCapacity { limit: 1 }, 429, TRACKED_FAILED),
         ];
         for (error, status, sentence) in cases {
             let (got, message) = error_answer(&error, None);
@@ -447,9 +671,14 @@ mod tests {
                 Error::Spawn(_)
                     | Error::Signal(_)
                     | Error::TooLarge(_)
+                    | Error::Terminal(_)
                     | Error::ProgramNotFound { .. }
                     | Error::ProgramNotExecutable { .. }
                     | Error::WorkdirNotEnterable { .. }
+                    | Error::TrackedInvalid
+                    | Error::TrackedConflict
+                    | Error::TrackedExpired
+                    | Error::TrackedCapacity { .. }
             );
             assert_eq!(message.detail.is_some(), has_source, "{error:?}");
         }
@@ -476,6 +705,96 @@ mod tests {
     fn detail_is_the_source() {
         let (_, message) = error_answer(&Error::Spawn(io::Error::other("boom")), None);
         assert_eq!(message.detail.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn the_all_zero_rule_and_an_identified_request() {
+        let plain = StartRequest {
+            command: Some("echo hi".into()),
+            ..StartRequest::default()
+        };
+        let zero = StartRequest {
+            process_id: Some(Uuid::nil()),
+            agent_instance_id: Some(Uuid::nil()),
+            input_digest: Some(String::new()),
+            deadline: Some(GoTime::ZERO),
+            ..plain.clone()
+        };
+        assert!(!is_tracked(&plain) && !is_tracked(&zero));
+        assert!(tracking_of(&zero).is_none());
+        // Go's vector "plain command".
+        let digest = "12d549f9ef80bf4b94c5a92f1556c3e96bebc5eb250537454c33ea8cfa181408";
+        assert_eq!(input_digest(&plain), digest);
+        assert_eq!(input_digest(&zero), digest);
+        let identity = Identity::new_random();
+        let instance = Uuid::new_v4();
+        let tracked = identified(&plain, instance, &identity);
+        assert!(is_tracked(&tracked));
+        assert_eq!(tracked.process_id, Some(identity.process_id));
+        assert_eq!(tracked.agent_instance_id, Some(instance));
+        assert_eq!(tracked.input_digest.as_deref(), Some(digest));
+        let tracking = tracking_of(&tracked).expect("tracked");
+        assert_eq!(tracking.process_id(), identity.process_id);
+        assert_eq!(tracking.deadline_at(), None);
+        assert_eq!(tracking.digest(), Some(digest));
+    }
+
+    #[test]
+    fn go_times_become_system_times() {
+        let t = GoTime::parse_rfc3339("2026-12-01T23:30:05.123456789+01:30").expect("time");
+        let at = system_time(&t);
+        let since = at.duration_since(UNIX_EPOCH).expect("after 1970");
+        assert_eq!(since.as_secs(), 1_796_162_405);
+        assert_eq!(since.subsec_nanos(), 123_456_789);
+        let before = GoTime::parse_rfc3339("1969-12-31T23:59:59.5Z").expect("time");
+        assert_eq!(
+            UNIX_EPOCH
+                .duration_since(system_time(&before))
+                .expect("before"),
+            Duration::from_millis(500)
+        );
+    }
+
+    #[test]
+    fn input_requests_are_checked_in_the_contracts_order() {
+        let req = |data: Option<&str>, b64: Option<&str>, close: Option<bool>| InputRequest {
+            data: data.map(str::to_string),
+            data_base64: b64.map(str::to_string),
+            close,
+        };
+        let err = |r: InputRequest| decode_input(&r).expect_err("refused").message;
+        assert!(err(req(Some("a"), Some("!!"), None)).contains("not both"));
+        assert_eq!(
+            err(req(None, Some("!!"), Some(true))),
+            "Field data_base64 must be standard base64."
+        );
+        assert_eq!(err(req(None, None, None)), "Input is required.");
+        assert_eq!(err(req(None, None, Some(false))), "Input is required.");
+        assert_eq!(
+            decode_input(&req(None, None, Some(true))).ok(),
+            Some((Vec::new(), true))
+        );
+        assert_eq!(
+            decode_input(&req(None, Some("AP8K"), None)).ok(),
+            Some((vec![0, 0xff, b'\n'], false))
+        );
+        assert_eq!(
+            decode_input(&req(Some("hé"), None, None)).ok(),
+            Some(("hé".as_bytes().to_vec(), false))
+        );
+    }
+
+    #[test]
+    fn stdin_takes_null_or_pipe() {
+        let with = |stdin: Option<&str>| StartRequest {
+            stdin: stdin.map(str::to_string),
+            ..StartRequest::default()
+        };
+        assert_eq!(stdin_pipe_of(&with(None)), Ok(false));
+        assert_eq!(stdin_pipe_of(&with(Some("null"))), Ok(false));
+        assert_eq!(stdin_pipe_of(&with(Some("pipe"))), Ok(true));
+        assert!(stdin_pipe_of(&with(Some("PIPE"))).is_err());
+        assert!(stdin_pipe_of(&with(Some(""))).is_err());
     }
 
     #[test]

@@ -13,18 +13,23 @@ use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 use uuid::Uuid;
 
+use crate::command::Tracking;
 use crate::command::{Command, Signal};
 use crate::error::Error;
 use crate::id::ProcessId;
-use crate::info::{LogChunk, LogSearch, Output, OutputQuery, ProcessInfo, Started, WaitAny};
-use crate::interrupt::Interrupt;
-use crate::log::{LogFile, LogRefusal};
+use crate::info::{
+    Cancelled, InputQueued, LogChunk, LogSearch, Output, OutputQuery, ProcessInfo, Started,
+    TerminalSize, TrackedOutput, WaitAny,
+};
+use crate::log::LogRefusal;
 use crate::pattern::Pattern;
+use crate::input::{Input, InputKind, Refused};
+use crate::interrupt::Interrupt;
 use crate::pool::{PoolConfig, ReaderPool};
 use crate::process::{self, Proc, ProcSpec};
 use crate::reaper;
@@ -33,15 +38,18 @@ use crate::time::deadline_in;
 
 mod builder;
 mod prepare;
+mod receipts;
 pub(crate) mod table;
 
 pub(crate) use builder::Config;
 pub use builder::{
-    CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
-    DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
-    DEFAULT_THREAD_STACK_BYTES, ManagerBuilder,
+    CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED,
+    DEFAULT_MAX_PENDING_INPUT, DEFAULT_MAX_RUNNING, DEFAULT_MAX_TRACKED, DEFAULT_MAX_WAIT,
+    DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
+    DEFAULT_TERMINAL_TERM, DEFAULT_THREAD_STACK_BYTES, ManagerBuilder,
 };
 use prepare::{Prepared, chat_suffix, cmd_label};
+use receipts::{Claim, Found};
 use table::{Job, Shared, SpawnJob};
 
 /// Runs processes and answers questions about them. All methods block the calling thread only
@@ -65,6 +73,8 @@ pub struct Manager {
     dev_null: Arc<OwnedFd>,
     closed: Mutex<bool>,
     closed_cv: Condvar,
+    /// This manager's random id, which tracked starts must name (coder's agent instance).
+    instance_id: Uuid,
 }
 
 impl fmt::Debug for Manager {
@@ -109,6 +119,38 @@ impl ExactSizeIterator for Listing {}
 enum Failure {
     Unspawned(Error),
     Spawned(Error),
+}
+
+/// What a start answers for the process `proc`.
+fn started_of(proc: &Proc) -> Started {
+    Started {
+        id: proc.id,
+        pid: proc.pid,
+        workdir: proc.workdir.clone(),
+    }
+}
+
+/// The instant of a wall-clock deadline: now if it has passed, never if it is too far ahead.
+fn instant_of(deadline: SystemTime) -> std::time::Instant {
+    deadline_in(
+        deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// A child's stdin and output as [`Manager::child_io`] makes them.
+struct ChildIo {
+    /// The child's fds 1 and 2 (a pipe's write end, or the terminal's slave side).
+    output: OwnedFd,
+    /// The child's fd 0.
+    stdin: Arc<OwnedFd>,
+    /// What the watcher reads the output from.
+    read_end: OwnedFd,
+    /// Whether `output` is a terminal the child takes as its controlling terminal.
+    terminal: bool,
+    /// The input the manager writes, if any.
+    input: Option<Input>,
 }
 
 /// Whether a process of `owner` may be read and signalled by a caller acting for `caller`: a
@@ -182,6 +224,7 @@ impl Manager {
             dev_null,
             closed: Mutex::new(false),
             closed_cv: Condvar::new(),
+            instance_id: Uuid::new_v4(),
         })
     }
 
@@ -194,7 +237,16 @@ impl Manager {
     /// In the wire contract's order: the command's own problems ([`Error::CommandRequired`]
     /// and the other 400s), then [`Error::TooManyRunning`], then [`Error::ShuttingDown`], then
     /// [`Error::Spawn`] when the system could not create it.
-    pub fn start(&self, cmd: Command) -> Result<Started, Error> {
+    pub fn start(&self, mut cmd: Command) -> Result<Started, Error> {
+        let claim = match &cmd.tracking {
+            Some(_) => Some(self.tracked_claim(&mut cmd)?),
+            None => None,
+        };
+        if let Some(claim) = &claim
+            && let Found::Existing(proc) = self.check_claim(claim, false)?
+        {
+            return Ok(started_of(&proc));
+        }
         let prepared = prepare::prepare(&self.shared.config, &self.base_envp, &cmd)?;
         let limit = self.shared.config.max_running;
         if self.shared.running.fetch_add(1, Ordering::SeqCst) >= limit {
@@ -205,22 +257,22 @@ impl Manager {
             self.release_slot();
             return Err(Error::ShuttingDown);
         }
-        let id = ProcessId::new_random();
-        let log = if cmd.log {
-            match self.shared.logs.create(id) {
-                Ok(log) => Some(log),
-                Err(refusal) => {
+        // The last check and the reservation are one step under the receipts' lock, so a
+        // fence or a concurrent replay of the same identity sees either nothing or this start.
+        if let Some(claim) = &claim {
+            match self.check_claim(claim, true) {
+                Ok(Found::New) => {}
+                Ok(Found::Existing(proc)) => {
                     self.release_slot();
-                    return Err(match refusal {
-                        LogRefusal::Full => Error::LogSpaceFull,
-                        LogRefusal::Unusable(e) => Error::LogUnavailable(e),
-                    });
+                    return Ok(started_of(&proc));
+                }
+                Err(e) => {
+                    self.release_slot();
+                    return Err(e);
                 }
             }
-        } else {
-            None
-        };
-        match self.spawn(cmd, prepared, id, log) {
+        }
+        let result = match self.spawn(cmd, prepared) {
             Ok(started) => Ok(started),
             Err(Failure::Unspawned(e)) => {
                 self.release_slot();
@@ -228,7 +280,48 @@ impl Manager {
             }
             // The child exists and owns its slot until it is marked exited.
             Err(Failure::Spawned(e)) => Err(e),
+        };
+        if let Some(claim) = &claim {
+            self.shared
+                .receipts
+                .finish(&claim.id, result.as_ref().err());
         }
+        result
+    }
+
+    /// The receipt claim of a tracked start, after the checks that come before it on the
+    /// wire (a command is required; the process id must not be nil).
+    fn tracked_claim(&self, cmd: &mut Command) -> Result<Claim, Error> {
+        if cmd.shell.is_none() && cmd.argv.is_none() {
+            return Err(Error::CommandRequired);
+        }
+        let own = cmd.fingerprint();
+        let Some(tracking) = &cmd.tracking else {
+            return Err(Error::TrackedInvalid);
+        };
+        if tracking.process_id.is_nil() {
+            return Err(Error::TrackedInvalid);
+        }
+        let digest = tracking.input_digest.clone().unwrap_or_else(|| {
+            own.iter().fold(String::with_capacity(64), |mut hex, b| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{b:02x}");
+                hex
+            })
+        });
+        Ok(Claim {
+            id: ProcessId::from(tracking.process_id),
+            digest: Some(digest),
+            chat: cmd.chat,
+            deadline: tracking.deadline,
+            own: Some(own),
+        })
+    }
+
+    fn check_claim(&self, claim: &Claim, reserve: bool) -> Result<Found, Error> {
+        self.shared
+            .receipts
+            .check_start(claim, reserve, |id| self.shared.get(id))
     }
 
     fn release_slot(&self) {
@@ -237,13 +330,7 @@ impl Manager {
         self.shared.wake.wake();
     }
 
-    fn spawn(
-        &self,
-        cmd: Command,
-        prepared: Prepared,
-        id: ProcessId,
-        log: Option<Arc<LogFile>>,
-    ) -> Result<Started, Failure> {
+    fn spawn(&self, cmd: Command, prepared: Prepared) -> Result<Started, Failure> {
         let config = &self.shared.config;
         let unspawned = |e: io::Error| Failure::Unspawned(Error::Spawn(e));
         let to_cstring = |bytes: Vec<u8>| {
@@ -263,7 +350,7 @@ impl Manager {
                 })?
             }
         };
-        let (read_end, write_end) = sys::pipe_cloexec().map_err(unspawned)?;
+        let io = self.child_io(&cmd).map_err(unspawned)?;
         let spec = sys::SpawnSpec {
             path: to_cstring(program.into_os_string().into_vec())?,
             argv: prepared
@@ -273,28 +360,46 @@ impl Manager {
                 .collect::<Result<_, _>>()?,
             envp: prepared.envp,
             cwd: to_cstring(prepared.workdir.clone().into_os_string().into_vec())?,
-            output: write_end,
-            stdin: Some(Arc::clone(&self.dev_null)),
+            output: io.output,
+            stdin: Some(io.stdin),
             parent_death_signal: Some(libc::SIGKILL),
             method: config.spawn_method,
+            terminal: io.terminal,
         };
+        let read_end = io.read_end;
         let chat = cmd.chat;
         let workdir = prepared.workdir.clone();
+        let tracking = cmd.tracking.as_ref();
+        let id = tracking.map_or_else(ProcessId::new_random, |t| ProcessId::from(t.process_id));
+        let log = if cmd.log {
+            let log = self.shared.logs.create(id).map_err(|refusal| {
+                Failure::Unspawned(match refusal {
+                    LogRefusal::Full => Error::LogSpaceFull,
+                    LogRefusal::Unusable(e) => Error::LogUnavailable(e),
+                })
+            })?;
+            Some(log)
+        } else {
+            None
+        };
         let proc = ProcSpec {
             id,
             log,
+            tracked: tracking.is_some(),
             chat,
             command: prepared.display,
             workdir: prepared.workdir,
             background: cmd.background,
             buffer: config.buffer,
             pipe_grace: config.pipe_grace,
+            input: io.input,
         };
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         let job = Job::Spawn(Box::new(SpawnJob {
             spec,
             proc,
             timeout: cmd.timeout,
+            deadline: tracking.and_then(|t| t.deadline).map(instant_of),
             reply: reply_tx,
         }));
         if !self.shared.send(job) {
@@ -320,10 +425,41 @@ impl Manager {
         };
         self.start_reader(&proc, read_end)
             .map_err(Failure::Spawned)?;
-        Ok(Started {
-            id: proc.id,
-            pid: proc.pid,
-            workdir: proc.workdir.clone(),
+        Ok(started_of(&proc))
+    }
+
+    /// The child's stdin and output, and what the manager keeps of them: `/dev/null` and one
+    /// output pipe; a stdin pipe besides (its write end for the input); or a new terminal (its
+    /// master read for the output and written for the input).
+    fn child_io(&self, cmd: &Command) -> io::Result<ChildIo> {
+        let max_pending = self.shared.config.max_pending_input;
+        if let Some(size) = cmd.tty {
+            let pty = sys::open_pty(size.rows, size.cols)?;
+            let read_end = pty.master.try_clone()?;
+            let stdin = Arc::new(pty.slave.try_clone()?);
+            let input = Input::new(InputKind::Terminal, pty.master, Some(size), max_pending)?;
+            return Ok(ChildIo {
+                output: pty.slave,
+                stdin,
+                read_end,
+                terminal: true,
+                input: Some(input),
+            });
+        }
+        let (read_end, write_end) = sys::pipe_cloexec()?;
+        let (stdin, input) = if cmd.stdin_pipe {
+            let (stdin_read, stdin_write) = sys::pipe_cloexec()?;
+            let input = Input::new(InputKind::Pipe, stdin_write, None, max_pending)?;
+            (Arc::new(stdin_read), Some(input))
+        } else {
+            (Arc::clone(&self.dev_null), None)
+        };
+        Ok(ChildIo {
+            output: write_end,
+            stdin,
+            read_end,
+            terminal: false,
+            input,
         })
     }
 
@@ -412,21 +548,35 @@ impl Manager {
         chat: Option<Uuid>,
         query: OutputQuery,
     ) -> Result<Output, Error> {
-        let pattern = match query.pattern() {
-            Some(text) => Some(Arc::new(self.pattern(text)?)),
-            None => None,
-        };
+        let pattern = self.query_pattern(&query)?;
         let proc = self.find(id, chat)?;
+        Ok(self.output_of(&proc, &query, pattern.as_ref()))
+    }
+
+    /// The query's pattern, compiled.
+    fn query_pattern(&self, query: &OutputQuery) -> Result<Option<Arc<Pattern>>, Error> {
+        match query.pattern() {
+            Some(text) => Ok(Some(Arc::new(self.pattern(text)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn output_of(
+        &self,
+        proc: &Arc<Proc>,
+        query: &OutputQuery,
+        pattern: Option<&Arc<Pattern>>,
+    ) -> Output {
         let mut line_match = None;
         if let Some(wait) = query.wait() {
             let deadline = deadline_in(wait.min(self.shared.config.max_wait));
             let interrupt = query.interrupt().cloned();
             let _woken_by = interrupt.as_ref().map(|i| {
-                let waiting = Arc::clone(&proc);
+                let waiting = Arc::clone(proc);
                 i.on_interrupt(move || waiting.wake_waiters())
             });
             let stop = || interrupt.as_ref().is_some_and(Interrupt::is_interrupted);
-            match (&pattern, query.cursor()) {
+            match (pattern, query.cursor()) {
                 (Some(pattern), cursor) => {
                     line_match = proc.buffer.wait_for_line_unless(
                         pattern,
@@ -450,31 +600,35 @@ impl Manager {
                     proc.wait_exit(deadline, stop);
                 }
             }
-        } else if let Some(pattern) = &pattern {
+        } else if let Some(pattern) = pattern {
             line_match = proc.buffer.find_line(pattern, query.cursor().unwrap_or(0));
         }
         // State first, then output: if the state says exited, the buffer was already sealed.
         let exit = proc.state.lock().exit.clone();
         if line_match.is_none()
             && exit.is_some()
-            && let Some(pattern) = &pattern
+            && let Some(pattern) = pattern
         {
             // The wait ended at the exit: the last line without a line end now counts.
             line_match = proc.buffer.find_line(pattern, query.cursor().unwrap_or(0));
         }
         let rendered = proc.buffer.render_from(query.cursor().unwrap_or(0));
         let log = proc.log.as_ref().map(|log| log.state());
-        Ok(Output {
+        Output {
             log_truncated: log.as_ref().is_some_and(|l| l.truncated),
             log_error: log.and_then(|l| l.error),
+            matched: pattern.map(|_| line_match.is_some()),
+            line_match,
             output: rendered.output,
             truncated: rendered.truncated,
             next_cursor: rendered.next_cursor,
             running: exit.is_none(),
             exit,
-            matched: pattern.as_ref().map(|_| line_match.is_some()),
-            line_match,
-        })
+            command: proc.command.clone(),
+            stdin_open: proc.input.as_ref().map(Input::is_open),
+            tty: proc.input.as_ref().and_then(Input::size),
+            input_dropped_bytes: proc.input.as_ref().map_or(0, Input::dropped),
+        }
     }
 
     /// Reads stream bytes `[offset, offset + limit)` of a process's full log (`limit` at most
@@ -596,6 +750,211 @@ impl Manager {
             }
         }
         Ok(answer)
+    }
+
+    /// This manager's agent instance id: random, chosen when it was built. Tracked starts
+    /// made through the wire must name it (coder's `agent_instance_id`).
+    #[must_use]
+    pub fn instance_id(&self) -> Uuid {
+        self.instance_id
+    }
+
+    /// How many tracked identities this manager knows (started, failed or fenced); at most
+    /// [`ManagerBuilder::max_tracked`].
+    #[must_use]
+    pub fn tracked_identities(&self) -> usize {
+        self.shared.receipts.len()
+    }
+
+    /// Cancels a tracked start, for `chat`: an identity never seen is fenced (a start with it
+    /// that arrives later is refused with [`Error::TrackedConflict`]); a known process gets
+    /// SIGKILL to its whole group and is waited for up to `wait` (at most the manager's wait
+    /// limit; `interrupt` ends the wait early). `tracking` must match the start's: its
+    /// deadline, and its digest if it has one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TrackedInvalid`] for a nil process id; [`Error::TrackedConflict`] when the
+    /// manager is closing or the identity was used differently (or names an untracked
+    /// process); [`Error::TrackedCapacity`] when no more identities can be kept.
+    pub fn cancel_tracked(
+        &self,
+        tracking: &Tracking,
+        chat: Option<Uuid>,
+        wait: Duration,
+        interrupt: Option<&Interrupt>,
+    ) -> Result<Cancelled, Error> {
+        if tracking.process_id.is_nil() {
+            return Err(Error::TrackedInvalid);
+        }
+        let claim = Claim {
+            id: ProcessId::from(tracking.process_id),
+            digest: tracking.input_digest.clone(),
+            chat,
+            deadline: tracking.deadline,
+            own: None,
+        };
+        let found = self
+            .shared
+            .receipts
+            .fence_or_find(&claim, self.shared.is_closing(), |id| self.shared.get(id))?;
+        let Some(proc) = found.proc else {
+            return Ok(Cancelled {
+                fenced: found.fenced,
+                process: found.terminal,
+            });
+        };
+        proc.kill_if_alive();
+        if !wait.is_zero() {
+            let deadline = deadline_in(wait.min(self.shared.config.max_wait));
+            let _woken_by = interrupt.map(|i| {
+                let waiting = Arc::clone(&proc);
+                i.on_interrupt(move || waiting.wake_waiters())
+            });
+            proc.wait_exit(deadline, || {
+                interrupt.is_some_and(Interrupt::is_interrupted)
+            });
+        }
+        Ok(Cancelled {
+            fenced: found.fenced,
+            process: Some(proc.info()),
+        })
+    }
+
+    /// Reads a tracked process's output as coder's `output-tracked` does: while its record
+    /// exists, as [`output`](Self::output) (but only for exactly the chat it was started
+    /// for); once forgotten, the final state its receipt kept, when `digest` is the start's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an id this chat did not start (or never seen, or without a kept
+    /// final state); [`Error::TrackedConflict`] when `digest` is given and is not the start's.
+    pub fn output_tracked(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        digest: Option<&str>,
+        query: OutputQuery,
+    ) -> Result<TrackedOutput, Error> {
+        let known = self.shared.receipts.known(id);
+        let proc = self.shared.get(id);
+        if known.as_ref().is_some_and(|k| k.chat != chat)
+            || proc.as_ref().is_some_and(|p| p.chat != chat)
+        {
+            return Err(Error::NotFound(*id));
+        }
+        let digest = digest.filter(|d| !d.is_empty());
+        if let (Some(known), Some(digest)) = (&known, digest)
+            && known.digest != digest
+        {
+            return Err(Error::TrackedConflict);
+        }
+        if let Some(proc) = proc {
+            let pattern = self.query_pattern(&query)?;
+            return Ok(TrackedOutput::Output(self.output_of(
+                &proc,
+                &query,
+                pattern.as_ref(),
+            )));
+        }
+        match known {
+            Some(known) if digest == Some(known.digest.as_str()) => match known.terminal {
+                Some(process) => Ok(TrackedOutput::Unavailable {
+                    input_digest: known.digest,
+                    process,
+                }),
+                None => Err(Error::NotFound(*id)),
+            },
+            _ => Err(Error::NotFound(*id)),
+        }
+    }
+
+    /// Queues `bytes` for the process's input (see [`Command::stdin_pipe`] and
+    /// [`Command::tty`]) and returns at once: the process reads them when it will, in the
+    /// order they were queued, and a process that does not read never blocks this call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when there is no such process for this caller;
+    /// [`Error::NoInput`] when it was started without input, its input is closed, or it is no
+    /// longer running; [`Error::InputFull`] when the bytes would take its pending input past
+    /// the bound ([`ManagerBuilder::max_pending_input`]), in which case nothing was queued.
+    pub fn write_input(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        bytes: &[u8],
+    ) -> Result<InputQueued, Error> {
+        self.input(id, chat, bytes, false)
+    }
+
+    /// Closes the process's input once everything queued before has been written: end of
+    /// file for a pipe; for a terminal its end-of-file character (VEOF, normally ^D) at the
+    /// start of a line (twice when a line is open: the first hands over the line so far).
+    /// Later input fails with [`Error::NoInput`].
+    ///
+    /// # Errors
+    ///
+    /// As [`write_input`](Self::write_input).
+    pub fn close_input(&self, id: &ProcessId, chat: Option<Uuid>) -> Result<InputQueued, Error> {
+        self.input(id, chat, &[], true)
+    }
+
+    /// [`write_input`](Self::write_input), then with `close` [`close_input`](Self::close_input),
+    /// as one step: no other caller's input comes between, and when the bytes do not fit
+    /// neither happens.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_input`](Self::write_input).
+    pub fn input(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        bytes: &[u8],
+        close: bool,
+    ) -> Result<InputQueued, Error> {
+        let proc = self.find(id, chat)?;
+        let Some(input) = &proc.input else {
+            return Err(Error::NoInput(*id));
+        };
+        if proc.state.lock().exit.is_some() {
+            return Err(Error::NoInput(*id));
+        }
+        input.push(bytes, close).map_err(|refused| match refused {
+            Refused::NotOpen => Error::NoInput(*id),
+            Refused::Full => Error::InputFull(*id),
+        })
+    }
+
+    /// Sets the size of the process's terminal; the process gets SIGWINCH.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when there is no such process for this caller;
+    /// [`Error::InvalidTerminalSize`] for a size outside 1 to
+    /// [`MAX_TERMINAL_DIMENSION`](crate::MAX_TERMINAL_DIMENSION); [`Error::NoTerminal`] when
+    /// it has no terminal or has exited; [`Error::Terminal`] when the system refused.
+    pub fn resize(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), Error> {
+        let proc = self.find(id, chat)?;
+        prepare::check_terminal_size(u64::from(rows), u64::from(cols))?;
+        let Some(input) = proc.input.as_ref().filter(|i| i.is_terminal()) else {
+            return Err(Error::NoTerminal(*id));
+        };
+        if proc.state.lock().exit.is_some() {
+            return Err(Error::NoTerminal(*id));
+        }
+        match input.resize(TerminalSize { rows, cols }) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::NoTerminal(*id)),
+            Err(e) => Err(Error::Terminal(e)),
+        }
     }
 
     /// Sends a signal to the process's whole group; with `grace`, SIGKILL follows that much

@@ -15,6 +15,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::id::ProcessId;
 use crate::info::{Exit, ExitEvent};
 use crate::manager::builder::Config;
+use crate::manager::receipts::Receipts;
 use crate::pool::ReaderPool;
 use crate::process::{ExitSink, Proc, ProcSpec};
 use crate::sys;
@@ -43,6 +44,8 @@ pub(crate) struct SpawnJob {
     pub(crate) spec: sys::SpawnSpec,
     pub(crate) proc: ProcSpec,
     pub(crate) timeout: Option<Duration>,
+    /// A tracked start's deadline: SIGKILL to the group then.
+    pub(crate) deadline: Option<Instant>,
     pub(crate) reply: Sender<Result<Arc<Proc>, sys::SpawnFailure>>,
 }
 
@@ -73,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) exit_cv: Condvar,
     /// The full logs' directory and bounds.
     pub(crate) logs: Arc<crate::log::LogStore>,
+    /// The receipts of tracked starts.
+    pub(crate) receipts: Receipts,
 }
 
 #[derive(Default)]
@@ -107,6 +112,7 @@ impl Shared {
                 config.log_max_bytes,
                 config.log_max_total_bytes,
             )),
+            receipts: Receipts::new(config.max_tracked),
             config,
         })
     }
@@ -211,6 +217,11 @@ impl ExitSink for Shared {
         // list); nothing takes them the other way round.
         let first_expiry = self.record_exit(proc.id);
         self.wake_exit_waiters();
+        if proc.tracked {
+            // Lock order: the process's state (held), then the receipts.
+            self.receipts
+                .record_terminal(&proc.id, proc.info_at_exit(exit));
+        }
         if lingers {
             self.lingering.lock().push(Arc::clone(proc));
             self.lingering_added.store(true, Ordering::SeqCst);
