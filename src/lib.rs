@@ -165,7 +165,8 @@ pub use command::{Command, LOG_COMMAND_BYTES, MAX_TERMINAL_DIMENSION, Signal, Tr
 pub use error::Error;
 pub use id::ProcessId;
 pub use info::{
-    Exit, ExitEvent, LogChunk, LogMatch, LogSearch, Output, OutputQuery, ProcessInfo, Started, WaitAny, Cancelled, InputQueued, TerminalSize, TrackedOutput,
+    Cancelled, Exit, ExitEvent, InputQueued, LogChunk, LogMatch, LogSearch, Output, OutputQuery,
+    ProcessInfo, Started, TerminalSize, TrackedOutput, WaitAny,
 };
 pub use interrupt::Interrupt;
 pub use log::{

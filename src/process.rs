@@ -19,8 +19,8 @@ use crate::buffer::{BufferConfig, HeadTailBuffer};
 use crate::id::ProcessId;
 use crate::info::{Exit, ProcessInfo};
 use crate::input::{Input, Service};
-use crate::sys::{self, Interest};
 use crate::log::LogFile;
+use crate::sys::{self, Interest};
 use crate::time::deadline_in;
 
 /// Bytes read from a child's pipe at once (the default pipe capacity on Linux). The read buffer

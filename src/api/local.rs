@@ -9,7 +9,12 @@ use uuid::Uuid;
 use super::map::{system_time, tracking_of};
 use super::process_api::{ApiError, ListEntries, ProcessApi};
 use super::{
-    ListResponse, LogResponse, LogSearchResponse, MAX_LOG_LIMIT, MAX_LOG_SEARCH_LIMIT, MAX_WAIT_IDS, MAX_WAIT_MS, Message, OutputOptions, OutputResponse, ProcessInfo, StartRequest, StartResponse, WaitResponse, command_from_start, error_answer, parse_signal, signal_name, unsupported_signal_message, CancelRequest, CancelResponse, InputRequest, InputResponse, OutputUnavailable, TRACKED_PROTOCOL_VERSION, TrackedOutputResponse, decode_input, input_digest, is_tracked, stdin_pipe_of, tracked_error,
+    CancelRequest, CancelResponse, InputRequest, InputResponse, ListResponse, LogResponse,
+    LogSearchResponse, MAX_LOG_LIMIT, MAX_LOG_SEARCH_LIMIT, MAX_WAIT_IDS, MAX_WAIT_MS, Message,
+    OutputOptions, OutputResponse, OutputUnavailable, ProcessInfo, StartRequest, StartResponse,
+    TRACKED_PROTOCOL_VERSION, TrackedOutputResponse, WaitResponse, command_from_start,
+    decode_input, error_answer, input_digest, is_tracked, parse_signal, signal_name, stdin_pipe_of,
+    tracked_error, unsupported_signal_message,
 };
 use crate::command::Tracking;
 use crate::error::Error;

@@ -7,8 +7,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    CancelRequest, CancelResponse, LogResponse, LogSearchResponse, OutputOptions, WaitResponse, Identity, InputRequest, InputResponse, ListResponse, Message,
-    OutputResponse, ProcessInfo, StartRequest, StartResponse, TrackedOutputResponse,
+    CancelRequest, CancelResponse, Identity, InputRequest, InputResponse, ListResponse,
+    LogResponse, LogSearchResponse, Message, OutputOptions, OutputResponse, ProcessInfo,
+    StartRequest, StartResponse, TrackedOutputResponse, WaitResponse,
 };
 
 /// Most bytes of output a tool result carries back to the model.
@@ -114,7 +115,7 @@ pub trait ProcessApi {
     fn output_with(&self, id: &str, options: &OutputOptions) -> Result<OutputResponse, ApiError> {
         match options.until {
             None => self.output(id, options.cursor, options.wait),
-            Some(_) => Err(unsupported("This process API cannot wait for a pattern.")),
+            Some(_) => Err(unsupported("wait for a pattern")),
         }
     }
 
@@ -128,9 +129,7 @@ pub trait ProcessApi {
     /// transport-style error (`status: None`).
     fn wait_any(&self, ids: &[String], wait: Option<Duration>) -> Result<WaitResponse, ApiError> {
         let _ = (ids, wait);
-        Err(unsupported(
-            "This process API cannot wait for any of several processes.",
-        ))
+        Err(unsupported("wait for any of several processes"))
     }
 
     /// Reads stream bytes `[offset, offset + limit)` of a process's full log (`limit` at most
@@ -142,7 +141,7 @@ pub trait ProcessApi {
     /// failed, or a transport error; from the provided implementation, a transport-style error.
     fn log_read(&self, id: &str, offset: u64, limit: u64) -> Result<LogResponse, ApiError> {
         let _ = (id, offset, limit);
-        Err(unsupported("This process API cannot read full logs."))
+        Err(unsupported("read full logs"))
     }
 
     /// The first `limit` lines of a process's full log that match `pattern`. The provided
@@ -160,7 +159,7 @@ pub trait ProcessApi {
         limit: u64,
     ) -> Result<LogSearchResponse, ApiError> {
         let _ = (id, pattern, limit);
-        Err(unsupported("This process API cannot search full logs."))
+        Err(unsupported("search full logs"))
     }
 
     /// Lists at most `limit` processes (running first, then newest first).
@@ -316,15 +315,6 @@ fn unsupported(what: &str) -> ApiError {
     ApiError {
         status: None,
         message: format!("This process API cannot {what}."),
-        detail: None,
-    }
-}
-
-/// The error of a provided method that an implementation does not support.
-fn unsupported(message: &str) -> ApiError {
-    ApiError {
-        status: None,
-        message: message.into(),
         detail: None,
     }
 }

@@ -309,6 +309,9 @@ pub(super) const FLAGS: &[Spec] = &[
             flag(&["--max-connections"], Value::Text),
             flag(&["--max-exited"], Value::Text),
             flag(&["--max-tracked"], Value::Text),
+            flag(&["--log-dir"], Value::Dir),
+            flag(&["--log-max-bytes"], Value::Text),
+            flag(&["--log-max-total-bytes"], Value::Text),
         ],
         Positional::Nothing,
     ),
@@ -349,6 +352,7 @@ pub(super) const FLAGS: &[Spec] = &[
         &[
             flag(&["--wait"], Value::None),
             flag(&["--follow", "-f"], Value::None),
+            flag(&["--until"], Value::Text),
         ],
         Positional::Ids,
     ),
@@ -359,6 +363,17 @@ pub(super) const FLAGS: &[Spec] = &[
             &["--signal", "-s"],
             Value::OneOf(&["terminate", "kill", "interrupt", "TERM", "KILL", "INT"]),
         )],
+        Positional::Ids,
+    ),
+    spec("wait", true, &[], Positional::Ids),
+    spec(
+        "log",
+        true,
+        &[
+            flag(&["--offset"], Value::Text),
+            flag(&["--search"], Value::Text),
+            flag(&["--limit"], Value::Text),
+        ],
         Positional::Ids,
     ),
     spec(
@@ -491,7 +506,9 @@ impl Command {
         match self {
             Command::Exec { .. } => "exec",
             Command::Ps { .. } => "ps",
-            Command::Output { .. } => "output",
+            Command::Output { .. } | Command::OutputUntil { .. } => "output",
+            Command::Wait { .. } => "wait",
+            Command::Log { .. } => "log",
             Command::Kill { .. } => "kill",
             Command::Tools { .. } => "tools",
         }

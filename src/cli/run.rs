@@ -622,6 +622,7 @@ mod tests {
             stdin_open: None,
             tty: None,
             input_dropped_bytes: None,
+            ..api::OutputResponse::default()
         }
     }
 

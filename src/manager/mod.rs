@@ -26,10 +26,10 @@ use crate::info::{
     Cancelled, InputQueued, LogChunk, LogSearch, Output, OutputQuery, ProcessInfo, Started,
     TerminalSize, TrackedOutput, WaitAny,
 };
-use crate::log::LogRefusal;
-use crate::pattern::Pattern;
 use crate::input::{Input, InputKind, Refused};
 use crate::interrupt::Interrupt;
+use crate::log::LogRefusal;
+use crate::pattern::Pattern;
 use crate::pool::{PoolConfig, ReaderPool};
 use crate::process::{self, Proc, ProcSpec};
 use crate::reaper;
