@@ -118,14 +118,22 @@ pub(super) fn ps_table(
 /// `tools` without `--schema`: each tool's name and the first sentence of its description.
 pub(super) fn tools_summary(definitions: &serde_json::Value) -> String {
     let mut text = String::new();
-    for tool in definitions.as_array().into_iter().flatten() {
+    let tools = definitions.as_array().map_or(&[][..], Vec::as_slice);
+    // The names in one column, two spaces wider than the longest.
+    let width = tools
+        .iter()
+        .map(|t| t["name"].as_str().map_or(0, str::len))
+        .max()
+        .unwrap_or(0)
+        + 2;
+    for tool in tools {
         let name = tool["name"].as_str().unwrap_or_default();
         let description = tool["description"].as_str().unwrap_or_default();
         let first = description
             .split_once(". ")
             .map_or(description, |(first, _)| first)
             .trim_end_matches('.');
-        text.push_str(&format!("{name:<16}{first}.\n"));
+        text.push_str(&format!("{name:<width$}{first}.\n"));
     }
     text
 }
