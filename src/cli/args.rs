@@ -44,7 +44,7 @@ process's status: its exit code, 128+N for signal N, 124 for a timeout.";
 const SERVE_USAGE: &str = "\
 Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
                         [--workdir DIR] [--env KEY=VALUE]... [--max-running N]
-                        [--max-connections N]
+                        [--max-connections N] [--log-format human|json]
 
   --listen ADDR            HOST:PORT (default 127.0.0.1:7717; port 0 picks one) or unix:/path
   --token-file FILE        require `Authorization: Bearer <token>`; the token is read from FILE
@@ -56,6 +56,8 @@ Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthentic
   --max-connections N      most connections served at once (default 1024; lowered to fit
                            the file descriptor limit). At the limit an idle or slow
                            connection is closed, else the oldest blocked wait is answered
+  --log-format FORMAT      human (default) or json: one JSON object per log line; access
+                           lines carry method, route, status, duration_ms, chat_id, process_id
 
 Prints `listening on <address>` once listening. SIGTERM or SIGINT stops it gracefully.
 Logs go to stderr; RUST_LOG sets the level (default info).";
@@ -487,6 +489,10 @@ fn parse_serve(words: &mut Words<'_>) -> Result<ServeOptions, Usage> {
                         "--max-connections takes a whole number above 0, got \"{n}\""
                     ))
                 })?;
+            }
+            "--log-format" => {
+                let format = words.value(&arg)?;
+                opts.log_format = format.parse().map_err(|e: String| words.error(e))?;
             }
             _ => return Err(words.unknown(arg.word)),
         }

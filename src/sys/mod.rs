@@ -23,6 +23,8 @@
 //! - `wait.rs`: [`try_reap`], [`WaitOutcome`], [`wait_exit_no_reap`];
 //! - `poll.rs`: [`poll_readable`] and the [`Waker`];
 //! - `rlimit.rs`: [`raise_fd_limit`];
+//! - `socket.rs`: a listening socket inherited from a service manager, and its readiness
+//!   notifications (feature `server`);
 //! - `pid.rs`: the crate's one pid type, `u32` (as `std::process::Child::id`), and its checked
 //!   conversion to `pid_t`: every function here that takes or returns a pid uses `u32`.
 //!
@@ -63,6 +65,8 @@ mod rlimit;
 mod signal;
 #[cfg(feature = "server")]
 mod sigwait;
+#[cfg(feature = "server")]
+mod socket;
 mod spawn;
 mod wait;
 
@@ -79,6 +83,8 @@ pub(crate) use rlimit::raise_fd_limit;
 pub(crate) use signal::{signal_group, signal_name};
 #[cfg(feature = "server")]
 pub(crate) use sigwait::{block_signals, wait_for_signal};
+#[cfg(feature = "server")]
+pub(crate) use socket::{InheritedListener, inherited_listener, notify};
 #[cfg(test)]
 pub(crate) use spawn::SpawnedChild;
 pub(crate) use spawn::{SpawnFailure, SpawnMethod, SpawnSpec, SpawnStage, spawn};

@@ -13,7 +13,8 @@
 //! - `poll.rs`: an `eventfd` waker;
 //! - `procfs.rs`: one pass over `/proc` for the groups that still have live members;
 //! - `signal.rs`: the Linux-only signal names and the real-time signals;
-//! - `rlimit.rs`: no cap on the soft fd limit.
+//! - `rlimit.rs`: no cap on the soft fd limit;
+//! - `socket.rs`: abstract unix socket addresses for `$NOTIFY_SOCKET`.
 
 mod child;
 mod fd;
@@ -22,6 +23,8 @@ mod poll;
 mod procfs;
 mod rlimit;
 mod signal;
+#[cfg(feature = "server")]
+mod socket;
 mod spawn;
 
 pub(in crate::sys) use child::{
@@ -36,6 +39,8 @@ pub(in crate::sys) use poll::{WAKE_TOKEN, WakeFds};
 pub(crate) use procfs::live_groups;
 pub(in crate::sys) use rlimit::fd_limit_target;
 pub(in crate::sys) use signal::{extra_signal_name, realtime_signal_name};
+#[cfg(feature = "server")]
+pub(in crate::sys) use socket::send_to_abstract;
 #[cfg(test)]
 pub(in crate::sys) use spawn::spare_stack_base;
 pub(in crate::sys) use spawn::{DEFAULT_SPAWN_METHOD, start_vfork};

@@ -17,7 +17,8 @@
 //! - `poll.rs`: a nonblocking pipe as the waker;
 //! - `procfs.rs`: no `/proc` pass: groups are asked one by one;
 //! - `signal.rs`: the macOS-only signal names, no real-time signals;
-//! - `rlimit.rs`: the macOS cap on the soft fd limit.
+//! - `rlimit.rs`: the macOS cap on the soft fd limit;
+//! - `socket.rs`: no abstract unix socket addresses.
 
 mod child;
 mod fd;
@@ -26,6 +27,8 @@ mod poll;
 mod procfs;
 mod rlimit;
 mod signal;
+#[cfg(feature = "server")]
+mod socket;
 mod spawn;
 
 pub(in crate::sys) use child::{
@@ -38,4 +41,6 @@ pub(in crate::sys) use poll::{WAKE_TOKEN, WakeFds};
 pub(crate) use procfs::live_groups;
 pub(in crate::sys) use rlimit::fd_limit_target;
 pub(in crate::sys) use signal::{extra_signal_name, realtime_signal_name};
+#[cfg(feature = "server")]
+pub(in crate::sys) use socket::send_to_abstract;
 pub(in crate::sys) use spawn::{DEFAULT_SPAWN_METHOD, start_vfork};
