@@ -317,8 +317,9 @@ fn compare(buffer: &HeadTailBuffer, model: &NaiveBuffer, cursor: u64, data: &[u8
 
 /// Runs one arbitrary request through the HTTP request handler and panics if the answer breaks
 /// the contract's promises for malformed input: the status is one the contract names, the body
-/// is a JSON object (but a 200 of `/metrics` or `/ui`, in their own content types), every error carries a `message`, and nothing is ever a 5xx (the manager
-/// behind it runs nothing: its running limit is 0, so no input can start a process).
+/// is a JSON object (but a 200 of `/metrics` or `/ui`, in their own content types), every
+/// error carries a `message`, and nothing is ever a 5xx (the manager behind it runs nothing:
+/// its running limit is 0, so no input can start a process).
 ///
 /// Input layout: byte 0 picks the method and whether a token is required; then NUL-separated
 /// fields: the target, up to eight `name:value` headers, and the body.
