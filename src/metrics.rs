@@ -85,6 +85,10 @@ pub enum HttpRoute {
     Output,
     /// `POST /api/v0/processes/{id}/signal`.
     Signal,
+    /// `POST /api/v0/processes/{id}/input`.
+    Input,
+    /// `POST /api/v0/processes/{id}/resize`.
+    Resize,
     /// A path that names no route (answered 404), or a request refused before its path was
     /// looked at (401).
     Other,
@@ -92,7 +96,7 @@ pub enum HttpRoute {
 
 impl HttpRoute {
     /// Every route, in the order they are written.
-    pub const ALL: [HttpRoute; 9] = [
+    pub const ALL: [HttpRoute; 11] = [
         HttpRoute::Root,
         HttpRoute::Healthz,
         HttpRoute::Metrics,
@@ -101,6 +105,8 @@ impl HttpRoute {
         HttpRoute::List,
         HttpRoute::Output,
         HttpRoute::Signal,
+        HttpRoute::Input,
+        HttpRoute::Resize,
         HttpRoute::Other,
     ];
 
@@ -116,6 +122,8 @@ impl HttpRoute {
             HttpRoute::List => "/api/v0/processes/list",
             HttpRoute::Output => "/api/v0/processes/{id}/output",
             HttpRoute::Signal => "/api/v0/processes/{id}/signal",
+            HttpRoute::Input => "/api/v0/processes/{id}/input",
+            HttpRoute::Resize => "/api/v0/processes/{id}/resize",
             HttpRoute::Other => "other",
         }
     }

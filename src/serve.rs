@@ -267,6 +267,10 @@ const TERMINATION: [i32; 2] = [libc::SIGTERM, libc::SIGINT];
 /// everything. Call it from the main thread before starting any other thread: it blocks the
 /// termination signals so that only its signal thread receives them.
 ///
+/// It serves the socket a service manager passed ([`activation_fd`]) instead of
+/// [`ServeOptions::listen`] when there is one, and tells the service manager `READY=1` once
+/// serving and `STOPPING=1` when the shutdown begins when [`NOTIFY_SOCKET_ENV`] is set.
+///
 /// # Errors
 ///
 /// [`ServeError::Refused`] for a token file that cannot be read or is empty, a `--listen`
@@ -356,6 +360,10 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     }
     for (key, value) in &opts.env {
         builder = builder.env(key, value);
+        // The contract: a terminal process's TERM is `--env`'s, if given; never the server's.
+        if key == "TERM" {
+            builder = builder.terminal_term(value);
+        }
     }
     // The contract's chain: `--workdir` if it is a directory, else `$HOME` (the library's own
     // fallback, the current directory, is not the server's).

@@ -21,8 +21,10 @@
 //! - `sigwait.rs`: [`block_signals`] and [`wait_for_signal`] for the `serve` binary (feature
 //!   `server`);
 //! - `wait.rs`: [`try_reap`], [`WaitOutcome`], [`wait_exit_no_reap`];
-//! - `poll.rs`: [`poll_readable`] and the [`Waker`];
+//! - `poll.rs`: [`poll_readable`], [`poll_fds`] (readable or writable) and the [`Waker`];
 //! - `rlimit.rs`: [`raise_fd_limit`];
+//! - `pty.rs`: [`open_pty`], [`set_window_size`], [`eof_char`] (a terminal per process);
+//! - `stdin.rs`: [`write_input`] (no SIGPIPE in the host) and [`unread_bytes`] (`FIONREAD`);
 //! - `socket.rs`: a listening socket inherited from a service manager, and its readiness
 //!   notifications (feature `server`);
 //! - `pid.rs`: the crate's one pid type, `u32` (as `std::process::Child::id`), and its checked
@@ -61,6 +63,7 @@ mod child;
 mod fd;
 mod pid;
 mod poll;
+mod pty;
 mod rlimit;
 mod signal;
 #[cfg(feature = "server")]
@@ -68,6 +71,7 @@ mod sigwait;
 #[cfg(feature = "server")]
 mod socket;
 mod spawn;
+mod stdin;
 mod wait;
 
 #[cfg(test)]
@@ -76,16 +80,18 @@ mod tests;
 #[cfg_attr(not(test), allow(unused_imports))] // for tests and diagnostics
 pub(crate) use fd::open_fd_count;
 pub(crate) use fd::{open_dev_null, set_nonblocking};
-pub(crate) use platform::{live_groups, pipe_cloexec};
-pub(crate) use poll::{Waker, poll_readable};
+pub(crate) use platform::{live_groups, pipe_cloexec, pipe_reader};
+pub(crate) use poll::{Interest, Waker, poll_fds, poll_readable};
+pub(crate) use pty::{eof_char, open_pty, set_window_size};
 #[cfg_attr(not(feature = "server"), allow(unused_imports))] // the server binary's, at start
 pub(crate) use rlimit::raise_fd_limit;
 pub(crate) use signal::{signal_group, signal_name};
 #[cfg(feature = "server")]
-pub(crate) use sigwait::{block_signals, wait_for_signal};
+pub(crate) use sigwait::{block_signals, unblock_signals, wait_for_signal};
 #[cfg(feature = "server")]
 pub(crate) use socket::{InheritedListener, inherited_listener, notify};
 #[cfg(test)]
 pub(crate) use spawn::SpawnedChild;
 pub(crate) use spawn::{SpawnFailure, SpawnMethod, SpawnSpec, SpawnStage, spawn};
+pub(crate) use stdin::{unread_bytes, write_input};
 pub(crate) use wait::{WaitOutcome, try_reap, wait_exit_no_reap};
