@@ -79,10 +79,16 @@ pub enum HttpRoute {
     Ui,
     /// `POST /api/v0/processes/start`.
     Start,
+    /// `POST /api/v0/processes/start-tracked`.
+    StartTracked,
+    /// `POST /api/v0/processes/cancel-tracked`.
+    CancelTracked,
     /// `GET /api/v0/processes/list`.
     List,
     /// `GET /api/v0/processes/{id}/output`.
     Output,
+    /// `GET /api/v0/processes/{id}/output-tracked`.
+    OutputTracked,
     /// `POST /api/v0/processes/{id}/signal`.
     Signal,
     /// `POST /api/v0/processes/{id}/input`.
@@ -96,14 +102,17 @@ pub enum HttpRoute {
 
 impl HttpRoute {
     /// Every route, in the order they are written.
-    pub const ALL: [HttpRoute; 11] = [
+    pub const ALL: [HttpRoute; 14] = [
         HttpRoute::Root,
         HttpRoute::Healthz,
         HttpRoute::Metrics,
         HttpRoute::Ui,
         HttpRoute::Start,
+        HttpRoute::StartTracked,
+        HttpRoute::CancelTracked,
         HttpRoute::List,
         HttpRoute::Output,
+        HttpRoute::OutputTracked,
         HttpRoute::Signal,
         HttpRoute::Input,
         HttpRoute::Resize,
@@ -119,8 +128,11 @@ impl HttpRoute {
             HttpRoute::Metrics => "/metrics",
             HttpRoute::Ui => "/ui",
             HttpRoute::Start => "/api/v0/processes/start",
+            HttpRoute::StartTracked => "/api/v0/processes/start-tracked",
+            HttpRoute::CancelTracked => "/api/v0/processes/cancel-tracked",
             HttpRoute::List => "/api/v0/processes/list",
             HttpRoute::Output => "/api/v0/processes/{id}/output",
+            HttpRoute::OutputTracked => "/api/v0/processes/{id}/output-tracked",
             HttpRoute::Signal => "/api/v0/processes/{id}/signal",
             HttpRoute::Input => "/api/v0/processes/{id}/input",
             HttpRoute::Resize => "/api/v0/processes/{id}/resize",

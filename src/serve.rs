@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::handler::{Body, Handler};
 use crate::http::{self, Limits, Listen, Server};
-use crate::manager::{DEFAULT_MAX_RUNNING, Manager};
+use crate::manager::{DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING, DEFAULT_MAX_TRACKED, Manager};
 use crate::metrics::{HttpRoute, Metrics};
 use crate::sys;
 
@@ -40,6 +40,10 @@ pub struct ServeOptions {
     pub max_running: usize,
     /// Most connections served at once (before the file descriptor limit lowers it).
     pub max_connections: usize,
+    /// Most exited processes kept.
+    pub max_exited: usize,
+    /// Most tracked-start identities remembered.
+    pub max_tracked: usize,
     /// How log lines look on stderr.
     pub log_format: LogFormat,
 }
@@ -130,6 +134,8 @@ impl Default for ServeOptions {
             max_running: DEFAULT_MAX_RUNNING,
             max_connections: http::DEFAULT_MAX_CONNECTIONS,
             log_format: LogFormat::Human,
+            max_exited: DEFAULT_MAX_EXITED,
+            max_tracked: DEFAULT_MAX_TRACKED,
         }
     }
 }
@@ -354,7 +360,9 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     let mut builder = Manager::builder()
         .metrics(metrics)
         .env_remove(TOKEN_ENV)
-        .max_running(opts.max_running);
+        .max_running(opts.max_running)
+        .max_exited(opts.max_exited)
+        .max_tracked(opts.max_tracked);
     for name in SERVICE_MANAGER_ENV {
         builder = builder.env_remove(name);
     }
