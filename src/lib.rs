@@ -144,6 +144,7 @@ mod log;
 mod manager;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+pub mod metrics;
 #[cfg(any(test, feature = "model"))]
 #[doc(hidden)]
 pub mod model;
