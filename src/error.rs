@@ -76,6 +76,13 @@ pub enum Error {
     NotFound(ProcessId),
     /// The process has exited (409).
     NotRunning(ProcessId),
+    /// A start asked for a limit whose cgroup controller is not enabled here, or the manager
+    /// runs without cgroups (400). `limit` is its wire name: `memory_bytes`, `pids` or
+    /// `cpu_percent`.
+    LimitUnavailable {
+        /// The limit's name.
+        limit: &'static str,
+    },
     /// Sending a signal failed for a reason other than the group being gone (500).
     Signal(io::Error),
 }
@@ -120,6 +127,9 @@ impl fmt::Display for Error {
             Error::Spawn(_) => f.write_str("Failed to start process."),
             Error::NotFound(id) => write!(f, "Process \"{id}\" not found."),
             Error::NotRunning(id) => write!(f, "Process \"{id}\" is not running."),
+            Error::LimitUnavailable { limit } => {
+                write!(f, "Limit \"{limit}\" is not available on this host.")
+            }
             Error::Signal(_) => f.write_str("Failed to signal process."),
         }
     }

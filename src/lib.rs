@@ -138,11 +138,14 @@ pub mod tools;
 
 pub use api::ParseSignalError;
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};
-pub use command::{Command, LOG_COMMAND_BYTES, Signal};
+pub use command::{Command, LOG_COMMAND_BYTES, Limits, Signal};
 pub use error::Error;
 pub use id::ProcessId;
 pub use info::{Exit, ExitEvent, Output, OutputQuery, ProcessInfo, Started};
 pub use interrupt::Interrupt;
+pub use manager::{
+    AUTO_CGROUP_NAME, CGROUP_EMPTY_WAIT, CgroupMode, DEFAULT_CHILD_OOM_SCORE_ADJ, SERVER_LEAF_NAME,
+};
 pub use manager::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
     DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::handler::Handler;
 use crate::http::{self, Limits, Listen, Server};
-use crate::manager::{DEFAULT_MAX_RUNNING, Manager};
+use crate::manager::{CgroupMode, DEFAULT_CHILD_OOM_SCORE_ADJ, DEFAULT_MAX_RUNNING, Manager};
 use crate::sys;
 
 /// Where `serve` listens unless told otherwise.
@@ -39,6 +39,11 @@ pub struct ServeOptions {
     pub max_running: usize,
     /// Most connections served at once (before the file descriptor limit lowers it).
     pub max_connections: usize,
+    /// Where processes' cgroups go (default [`CgroupMode::Auto`]).
+    pub cgroup: CgroupMode,
+    /// Children's `oom_score_adj` over the server's own (default
+    /// [`DEFAULT_CHILD_OOM_SCORE_ADJ`]; 0 leaves it unchanged).
+    pub child_oom_score_adj: i32,
 }
 
 impl Default for ServeOptions {
@@ -51,6 +56,8 @@ impl Default for ServeOptions {
             env: Vec::new(),
             max_running: DEFAULT_MAX_RUNNING,
             max_connections: http::DEFAULT_MAX_CONNECTIONS,
+            cgroup: CgroupMode::Auto,
+            child_oom_score_adj: DEFAULT_CHILD_OOM_SCORE_ADJ,
         }
     }
 }
@@ -187,7 +194,11 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
 
     let mut builder = Manager::builder()
         .env_remove(TOKEN_ENV)
-        .max_running(opts.max_running);
+        .max_running(opts.max_running)
+        // The server owns every child: it adopts and reaps orphans, and contains.
+        .subreaper(true)
+        .cgroup(opts.cgroup.clone())
+        .child_oom_score_adj(opts.child_oom_score_adj);
     for (key, value) in &opts.env {
         builder = builder.env(key, value);
     }
@@ -211,6 +222,10 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
             .build()
             .map_err(|e| ServeError::Failed(format!("cannot start the process manager: {e}")))?,
     );
+    // Once, at start: what is degraded, what a sweep of a dead predecessor's cgroups did.
+    for note in manager.startup_notes() {
+        eprintln!("procwarden: {note}");
+    }
     let _ = service
         .handler
         .set(Handler::new(Arc::clone(&manager), token));

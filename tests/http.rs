@@ -356,6 +356,7 @@ fn the_server_falls_back_to_home_not_its_own_directory() {
         let mut cmd = std::process::Command::new(common::http::binary());
         cmd.arg("serve")
             .args(&args)
+            .args(["--cgroup", "off"])
             .current_dir("/")
             .env("HOME", &home_arg)
             .env_remove("PROCWARDEN_TOKEN");

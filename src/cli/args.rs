@@ -44,7 +44,8 @@ process's status: its exit code, 128+N for signal N, 124 for a timeout.";
 const SERVE_USAGE: &str = "\
 Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
                         [--workdir DIR] [--env KEY=VALUE]... [--max-running N]
-                        [--max-connections N]
+                        [--max-connections N] [--cgroup auto|off|PATH]
+                        [--child-oom-score-adj N]
 
   --listen ADDR            HOST:PORT (default 127.0.0.1:7717; port 0 picks one) or unix:/path
   --token-file FILE        require `Authorization: Bearer <token>`; the token is read from FILE
@@ -56,6 +57,11 @@ Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthentic
   --max-connections N      most connections served at once (default 1024; lowered to fit
                            the file descriptor limit). At the limit an idle or slow
                            connection is closed, else the oldest blocked wait is answered
+  --cgroup auto|off|PATH   a cgroup v2 directory per process (default auto: a `procwarden`
+                           child of the server's own cgroup when it may create one; PATH: a
+                           cgroup2 directory to use instead; off: process groups only)
+  --child-oom-score-adj N  children's oom_score_adj above the server's own (default 500,
+                           0 leaves it unchanged), so the OOM killer takes them first
 
 Prints `listening on <address>` once listening. SIGTERM or SIGINT stops it gracefully.
 Logs go to stderr; RUST_LOG sets the level (default info).";
@@ -121,9 +127,10 @@ does (exit code, 128+N for signal N, 124 for a timeout); while it runs, exits 0.
 const KILL_USAGE: &str = "\
 Usage: procwarden kill ID [--signal SIGNAL | -s SIGNAL | -SIGNAL] [--url URL] [--json]
 
-Sends a signal to the process's whole group: terminate (SIGTERM, the default), kill (SIGKILL)
-or interrupt (SIGINT). SIGNAL may also be spelled as kill(1) does, in any case: TERM, SIGTERM
-or 15; KILL, SIGKILL or 9; INT, SIGINT or 2 (so `kill -9 ID` and `kill -s KILL ID` work).
+Sends a signal to the process's whole group: terminate (SIGTERM, the default), kill (SIGKILL),
+interrupt (SIGINT), stop (freeze) or continue (thaw). SIGNAL may also be spelled as kill(1)
+does, in any case: TERM, SIGTERM or 15; KILL, SIGKILL or 9; INT, SIGINT or 2; STOP, SIGSTOP;
+CONT, SIGCONT (so `kill -9 ID` and `kill -s KILL ID` work).
 
   --json      print the answer as JSON";
 
@@ -488,6 +495,31 @@ fn parse_serve(words: &mut Words<'_>) -> Result<ServeOptions, Usage> {
                     ))
                 })?;
             }
+            "--cgroup" => {
+                let mode = words.value(&arg)?;
+                opts.cgroup = match mode.as_str() {
+                    "auto" => crate::CgroupMode::Auto,
+                    "off" => crate::CgroupMode::Off,
+                    path if path.starts_with('/') => crate::CgroupMode::Path(path.into()),
+                    _ => {
+                        return Err(words.error(format!(
+                            "--cgroup takes auto, off or an absolute path, got \"{mode}\""
+                        )));
+                    }
+                };
+            }
+            "--child-oom-score-adj" => {
+                let n = words.value(&arg)?;
+                opts.child_oom_score_adj = n
+                    .parse()
+                    .ok()
+                    .filter(|n: &i32| (-2000..=2000).contains(n))
+                    .ok_or_else(|| {
+                        words.error(format!(
+                            "--child-oom-score-adj takes a whole number from -2000 to 2000, got \"{n}\""
+                        ))
+                    })?;
+            }
             _ => return Err(words.unknown(arg.word)),
         }
     }
@@ -676,6 +708,9 @@ fn signal_alias(word: &str) -> Option<&'static str> {
         "TERM" | "15" | "TERMINATE" => Some("terminate"),
         "KILL" | "9" => Some("kill"),
         "INT" | "2" | "INTERRUPT" => Some("interrupt"),
+        // No numbers: SIGSTOP and SIGCONT differ between architectures.
+        "STOP" => Some("stop"),
+        "CONT" | "CONTINUE" => Some("continue"),
         _ => None,
     }
 }
@@ -820,6 +855,8 @@ mod tests {
             (&["kill", "abc", "-s", "int"], "interrupt"),
             (&["kill", "-SIGINT", "abc"], "interrupt"),
             (&["kill", "-2", "abc"], "interrupt"),
+            (&["kill", "-STOP", "abc"], "stop"),
+            (&["kill", "abc", "-s", "SIGCONT"], "continue"),
         ] {
             assert_eq!(
                 client(words).1,

@@ -30,6 +30,8 @@ use crate::sys;
 use crate::time::deadline_in;
 
 mod builder;
+mod contain;
+mod orphans;
 mod prepare;
 pub(crate) mod table;
 
@@ -39,6 +41,9 @@ pub use builder::{
     DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
     DEFAULT_THREAD_STACK_BYTES, ManagerBuilder,
 };
+pub use builder::{CgroupMode, DEFAULT_CHILD_OOM_SCORE_ADJ};
+use contain::Containment;
+pub use contain::{AUTO_CGROUP_NAME, CGROUP_EMPTY_WAIT, SERVER_LEAF_NAME};
 use prepare::{Prepared, chat_suffix, cmd_label};
 use table::{Job, Shared, SpawnJob};
 
@@ -63,6 +68,11 @@ pub struct Manager {
     dev_null: Arc<OwnedFd>,
     closed: Mutex<bool>,
     closed_cv: Condvar,
+    /// What setting up containment and the subreaper found worth telling (see
+    /// [`Manager::startup_notes`]).
+    notes: Vec<String>,
+    /// Every child's `oom_score_adj`, when it is to differ from ours.
+    child_oom_score_adj: Option<i32>,
 }
 
 impl fmt::Debug for Manager {
@@ -166,7 +176,47 @@ impl Manager {
                 retired_wake.wake();
             }),
         );
-        let shared = Arc::new(Shared::new(config, jobs_tx, wake, readers)?);
+        let setup = Containment::setup(&config.cgroup);
+        let mut notes = setup.notes;
+        let subreaper = config.subreaper;
+        let child_oom_score_adj = match config.child_oom_score_adj {
+            0 => None,
+            delta => sys::contain::own_oom_score_adj()
+                .map(|own| own.saturating_add(delta).clamp(-1000, 1000)),
+        };
+        let shared = Arc::new(Shared::new(
+            config,
+            jobs_tx,
+            wake,
+            readers,
+            setup.containment,
+        )?);
+        if subreaper {
+            match sys::contain::set_child_subreaper() {
+                Ok(()) => {
+                    let managed = Arc::clone(&shared.managed);
+                    let weak = Arc::downgrade(&shared);
+                    // A close without cgroups waits for adopted descendants too: tell it.
+                    let reaped_one = move || {
+                        if let Some(shared) = weak.upgrade()
+                            && shared.is_closing()
+                        {
+                            shared.wake.wake();
+                        }
+                    };
+                    std::thread::Builder::new()
+                        .name("procwarden-orphans".into())
+                        .stack_size(shared.config.thread_stack_bytes)
+                        .spawn(move || orphans::run(&managed, &reaped_one))?;
+                }
+                Err(e) => notes.push(format!(
+                    "not a child subreaper ({e}): orphaned descendants go to PID 1"
+                )),
+            }
+        }
+        for note in &notes {
+            log::debug!("{note}");
+        }
         let dev_null = Arc::new(sys::open_dev_null()?);
         let for_supervisor = Arc::clone(&shared);
         let supervisor = std::thread::Builder::new()
@@ -180,6 +230,8 @@ impl Manager {
             dev_null,
             closed: Mutex::new(false),
             closed_cv: Condvar::new(),
+            notes,
+            child_oom_score_adj,
         })
     }
 
@@ -194,6 +246,7 @@ impl Manager {
     /// [`Error::Spawn`] when the system could not create it.
     pub fn start(&self, cmd: Command) -> Result<Started, Error> {
         let prepared = prepare::prepare(&self.shared.config, &self.base_envp, &cmd)?;
+        self.check_limits(&cmd)?;
         let limit = self.shared.config.max_running;
         if self.shared.running.fetch_add(1, Ordering::SeqCst) >= limit {
             self.release_slot();
@@ -212,6 +265,27 @@ impl Manager {
             // The child exists and owns its slot until it is marked exited.
             Err(Failure::Spawned(e)) => Err(e),
         }
+    }
+
+    /// Every limit asked for must have its controller in the process's cgroup.
+    fn check_limits(&self, cmd: &Command) -> Result<(), Error> {
+        let limits = &cmd.limits;
+        let asked = [
+            ("memory_bytes", limits.memory_bytes.is_some(), "memory"),
+            ("pids", limits.pids.is_some(), "pids"),
+            ("cpu_percent", limits.cpu_percent.is_some(), "cpu"),
+        ];
+        for (limit, set, controller) in asked {
+            let available = self
+                .shared
+                .containment
+                .as_ref()
+                .is_some_and(|c| c.has_controller(controller));
+            if set && !available {
+                return Err(Error::LimitUnavailable { limit });
+            }
+        }
+        Ok(())
     }
 
     fn release_slot(&self) {
@@ -240,6 +314,22 @@ impl Manager {
                 })?
             }
         };
+        let id = ProcessId::new_random();
+        let cgroup = match &self.shared.containment {
+            Some(containment) => Some(Arc::new(
+                containment
+                    .create(
+                        &id,
+                        sys::contain::CgroupLimits {
+                            memory_bytes: cmd.limits.memory_bytes,
+                            pids: cmd.limits.pids,
+                            cpu_percent: cmd.limits.cpu_percent,
+                        },
+                    )
+                    .map_err(unspawned)?,
+            )),
+            None => None,
+        };
         let (read_end, write_end) = sys::pipe_cloexec().map_err(unspawned)?;
         let spec = sys::SpawnSpec {
             path: to_cstring(program.into_os_string().into_vec())?,
@@ -254,17 +344,20 @@ impl Manager {
             stdin: Some(Arc::clone(&self.dev_null)),
             parent_death_signal: Some(libc::SIGKILL),
             method: config.spawn_method,
+            cgroup: cgroup.clone(),
+            oom_score_adj: self.child_oom_score_adj,
         };
         let chat = cmd.chat;
         let workdir = prepared.workdir.clone();
         let proc = ProcSpec {
-            id: ProcessId::new_random(),
+            id,
             chat,
             command: prepared.display,
             workdir: prepared.workdir,
             background: cmd.background,
             buffer: config.buffer,
             pipe_grace: config.pipe_grace,
+            cgroup,
         };
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         let job = Job::Spawn(Box::new(SpawnJob {
@@ -424,7 +517,7 @@ impl Manager {
     }
 
     /// Sends a signal to the process's whole group; with `grace`, SIGKILL follows that much
-    /// later if the process still runs (ignored for [`Signal::Kill`]). A process that has
+    /// later if the process still runs (only for [`Signal::Terminate`] and [`Signal::Interrupt`]). A process that has
     /// exited but whose group still has live members ([`ProcessInfo::members_alive`]) is
     /// signalled too: the signal reaches what is left of the group.
     ///
@@ -449,6 +542,11 @@ impl Manager {
             return Err(Error::NotRunning(*id));
         }
         let sent = proc.signal_locked(&state, signal.number());
+        match (signal, &sent) {
+            (Signal::Stop, Ok(true)) => state.stopped = true,
+            (Signal::Continue, Ok(true)) => state.stopped = false,
+            _ => {}
+        }
         drop(state);
         match sent {
             Ok(false) if proc.state.lock().exit.is_some() => {
@@ -460,11 +558,36 @@ impl Manager {
                 return Err(Error::Signal(e));
             }
         }
-        if let Some(grace) = grace.filter(|_| signal != Signal::Kill) {
+        let escalates = matches!(signal, Signal::Terminate | Signal::Interrupt);
+        if let Some(grace) = grace.filter(|_| escalates) {
             self.shared
                 .send(Job::Escalate(Arc::clone(&proc), deadline_in(grace)));
         }
         Ok(())
+    }
+
+    /// What the manager could not set up as configured, and what it cleaned up at start, one
+    /// line each (no cgroups, and why; no subreaper; a dead predecessor's cgroups removed):
+    /// a server prints them once at start.
+    #[must_use]
+    pub fn startup_notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Whether processes run in cgroups of their own (see [`ManagerBuilder::cgroup`]).
+    #[must_use]
+    pub fn contained(&self) -> bool {
+        self.shared.containment.is_some()
+    }
+
+    /// The keeper's pid while cgroups are on (the process that kills them all should this one
+    /// die); for diagnostics and tests.
+    #[must_use]
+    pub fn keeper_pid(&self) -> Option<u32> {
+        self.shared
+            .containment
+            .as_ref()
+            .and_then(|c| c.keeper_pid())
     }
 
     /// Processes started and not yet marked exited.
