@@ -25,7 +25,11 @@ fn start_wait(manager: &Manager) -> Duration {
     let t = Instant::now();
     let started = manager.start(Command::shell("true")).expect("start");
     let out = manager
-        .output(&started.id, None, OutputQuery::until_exit(Duration::from_secs(10)))
+        .output(
+            &started.id,
+            None,
+            OutputQuery::until_exit(Duration::from_secs(10)),
+        )
         .expect("output");
     assert!(!out.running);
     t.elapsed()
@@ -36,7 +40,11 @@ fn wakeup(manager: &Manager) -> Duration {
         .start(Command::shell("exec date +%s%N"))
         .expect("start");
     let out = manager
-        .output(&started.id, None, OutputQuery::until_exit(Duration::from_secs(10)))
+        .output(
+            &started.id,
+            None,
+            OutputQuery::until_exit(Duration::from_secs(10)),
+        )
         .expect("output");
     let back = SystemTime::now()
         .duration_since(UNIX_EPOCH)

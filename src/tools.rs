@@ -737,7 +737,16 @@ fn process_info_schema() -> Value {
             "stopped": {"type": "boolean"},
             "cpu_ms": {"type": "integer", "minimum": 0},
             "memory_peak_bytes": {"type": "integer", "minimum": 0},
-            "oom_killed": {"type": "boolean"}
+            "oom_killed": {"type": "boolean"},
+            "stdin_open": {"type": "boolean"},
+            "tty": {
+                "type": "object",
+                "properties": {
+                    "rows": {"type": "integer", "minimum": 1},
+                    "cols": {"type": "integer", "minimum": 1}
+                },
+                "required": ["rows", "cols"]
+            }
         },
         "required": ["id", "command", "workdir", "background", "running", "started_at_unix"]
     })

@@ -172,6 +172,8 @@ mod tests {
             cpu_ms: None,
             memory_peak_bytes: None,
             oom_killed: None,
+            stdin_open: None,
+            tty: None,
         }
     }
 

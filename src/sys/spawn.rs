@@ -77,6 +77,10 @@ pub(crate) struct SpawnSpec {
     /// The child's `oom_score_adj` (-1000..=1000), set before `execve`; `None` leaves the
     /// inherited value.
     pub(crate) oom_score_adj: Option<i32>,
+    /// `output` is the slave side of a pseudo-terminal (opened `O_NOCTTY`; `stdin` should be
+    /// it too): the child leads a new session with it as its controlling terminal (`setsid`,
+    /// `TIOCSCTTY`) instead of calling `setpgid`. It still leads its own process group.
+    pub(crate) terminal: bool,
 }
 
 /// A started child. The caller owns reaping it (with `try_reap`); until then its pid, and
@@ -240,6 +244,7 @@ pub(super) fn start(spec: &SpawnSpec) -> Result<SpawnedChild, SpawnError> {
         empty_mask: empty_sigset(),
         oom_score_adj: oom_score_adj.as_ptr(),
         oom_score_adj_len: oom_score_adj.len(),
+        terminal: spec.terminal,
     };
 
     let (pid, pidfd, channel) = match &spec.cgroup {
