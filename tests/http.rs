@@ -392,6 +392,9 @@ fn serve_warns_when_its_workdir_does_not_exist() {
             "127.0.0.1:0",
             "--workdir",
             "/nonexistent/procwarden",
+            // Outside a test-owned cgroup parent: no cgroups (see common::cgroup).
+            "--cgroup",
+            "off",
         ])
         .env_remove("PROCWARDEN_TOKEN")
         .env("RUST_LOG", "off")

@@ -296,6 +296,8 @@ pub(super) const FLAGS: &[Spec] = &[
             flag(&["--env"], Value::Text),
             flag(&["--max-running"], Value::Text),
             flag(&["--max-connections"], Value::Text),
+            flag(&["--cgroup"], Value::Text),
+            flag(&["--child-oom-score-adj"], Value::Text),
         ],
         Positional::Nothing,
     ),
