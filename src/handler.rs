@@ -12,7 +12,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -21,6 +21,7 @@ use crate::api::{self, ApiError, LocalApi, Message, ProcessApi};
 use crate::id::ProcessId;
 use crate::interrupt::Interrupt;
 use crate::manager::Manager;
+use crate::metrics::HttpRoute;
 
 /// A request: what the HTTP front end (`procwarden::http`, feature `server`) parsed, and what the handler answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,8 +131,8 @@ impl PartialEq for Body {
     }
 }
 
-/// A response: a status and a JSON body. The front end adds `Content-Type: application/json`,
-/// `Content-Length` (or chunked framing for a stream), `Date` and `Connection` as needed.
+/// A response: a status and a body (JSON but for `/metrics` and `/ui`). The front end adds
+/// `Content-Type` (from [`Response::content_type`]), `Content-Length` (or chunked framing for a stream), `Date` and `Connection` as needed.
 #[derive(Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Response {
@@ -141,7 +142,18 @@ pub struct Response {
     pub body: Body,
     /// The `Allow` header field of a 405: the route's methods.
     pub allow: Option<&'static str>,
+    /// The `Content-Type` header field: [`JSON`] except for `/metrics` and `/ui`.
+    pub content_type: &'static str,
 }
+
+/// The `Content-Type` of every API answer.
+pub const JSON: &str = "application/json";
+/// The `Content-Type` of `GET /metrics` (the Prometheus text format, version 0.0.4).
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+/// The `Content-Type` of `GET /ui` (the document declares its UTF-8 encoding itself).
+pub const UI_CONTENT_TYPE: &str = "text/html";
+/// The status page, one self-contained HTML document.
+const UI_HTML: &str = include_str!("ui.html");
 
 impl Response {
     /// A response with this status and (JSON) body.
@@ -151,6 +163,7 @@ impl Response {
             status,
             body: Body::Full(body.into()),
             allow: None,
+            content_type: JSON,
         }
     }
 
@@ -161,6 +174,7 @@ impl Response {
             status: 200,
             body: Body::Stream(write),
             allow: None,
+            content_type: JSON,
         }
     }
 
@@ -181,6 +195,15 @@ impl Response {
         self.body.into_bytes()
     }
 
+    /// A 200 whose body is not JSON (the metrics' text, the status page).
+    #[must_use]
+    pub fn other(content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        Response {
+            content_type,
+            ..Response::new(200, body)
+        }
+    }
+
     /// A `{"message": ...}` response.
     #[must_use]
     pub fn message(status: u16, message: impl Into<String>) -> Self {
@@ -193,6 +216,8 @@ impl Response {
 pub struct Handler {
     manager: Arc<Manager>,
     token: Option<Vec<u8>>,
+    /// When the handler was made: the server's start, for `/healthz`'s uptime.
+    started: Instant,
 }
 
 impl std::fmt::Debug for Handler {
@@ -207,12 +232,55 @@ impl std::fmt::Debug for Handler {
 /// The route a path names.
 enum Route<'a> {
     Root,
+    Healthz,
+    Metrics,
+    Ui,
     Start,
+    StartTracked,
+    CancelTracked,
     List,
     Output(&'a str),
+    OutputTracked(&'a str),
     Signal(&'a str),
     Input(&'a str),
     Resize(&'a str),
+}
+
+impl Route<'_> {
+    /// How the metrics count it.
+    fn metric(&self) -> HttpRoute {
+        match self {
+            Route::Root => HttpRoute::Root,
+            Route::Healthz => HttpRoute::Healthz,
+            Route::Metrics => HttpRoute::Metrics,
+            Route::Ui => HttpRoute::Ui,
+            Route::Start => HttpRoute::Start,
+            Route::StartTracked => HttpRoute::StartTracked,
+            Route::CancelTracked => HttpRoute::CancelTracked,
+            Route::List => HttpRoute::List,
+            Route::Output(_) => HttpRoute::Output,
+            Route::OutputTracked(_) => HttpRoute::OutputTracked,
+            Route::Signal(_) => HttpRoute::Signal,
+            Route::Input(_) => HttpRoute::Input,
+            Route::Resize(_) => HttpRoute::Resize,
+        }
+    }
+
+    /// Whether it is served without the token: the health check (it tells nothing but that
+    /// the server is up) and the status page's document (it holds no data; every call it
+    /// makes carries the token the user typed).
+    fn is_open(&self) -> bool {
+        matches!(self, Route::Healthz | Route::Ui)
+    }
+}
+
+/// `GET /healthz`.
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    running: usize,
+    uptime_s: u64,
 }
 
 impl Handler {
@@ -222,6 +290,7 @@ impl Handler {
         Handler {
             manager,
             token: token.map(String::into_bytes),
+            started: Instant::now(),
         }
     }
 
@@ -231,28 +300,65 @@ impl Handler {
         &self.manager
     }
 
-    /// Answers one request. Never panics on any input.
+    /// Answers one request (and counts it in the manager's metrics). Never panics on any
+    /// input.
     #[must_use]
     pub fn handle(&self, req: &Request) -> Response {
-        if !self.authorized(req) {
-            return Response::message(401, "Unauthorized.");
-        }
+        let (route, response) = self.answer(req);
+        self.manager.metrics().http_request(route, response.status);
+        response
+    }
+
+    /// The answer, and the route it counts under.
+    fn answer(&self, req: &Request) -> (HttpRoute, Response) {
         let (path, query) = match origin_form(&req.target).split_once('?') {
             Some((path, query)) => (path, query),
             None => (origin_form(&req.target), ""),
         };
-        let Some(route) = route(path) else {
-            return Response::message(404, "Not found.");
+        let route = route(path);
+        let metric = route.as_ref().map_or(HttpRoute::Other, Route::metric);
+        let open = route.as_ref().is_some_and(Route::is_open);
+        if !open && !self.authorized(req) {
+            return (metric, Response::message(401, "Unauthorized."));
+        }
+        let Some(route) = route else {
+            return (metric, Response::message(404, "Not found."));
         };
+        (metric, self.route(req, route, query))
+    }
+
+    /// Method, chat header, then the route's own work.
+    fn route(&self, req: &Request, route: Route<'_>, query: &str) -> Response {
         let allowed = match route {
-            Route::Root | Route::List | Route::Output(_) => "GET",
-            Route::Start | Route::Signal(_) | Route::Input(_) | Route::Resize(_) => "POST",
+            Route::Root
+            | Route::Healthz
+            | Route::Metrics
+            | Route::Ui
+            | Route::List
+            | Route::Output(_)
+            | Route::OutputTracked(_) => "GET",
+            Route::Start
+            | Route::StartTracked
+            | Route::CancelTracked
+            | Route::Signal(_)
+            | Route::Input(_)
+            | Route::Resize(_) => "POST",
         };
         if req.method != allowed {
             let mut response = Response::message(405, "Method not allowed.");
             response.allow = Some(allowed);
             return response;
         }
+        match route {
+            Route::Healthz => self.health(),
+            Route::Ui => Response::other(UI_CONTENT_TYPE, UI_HTML),
+            Route::Metrics => self.metrics(),
+            route => self.api_route(req, route, query),
+        }
+    }
+
+    /// The routes that act for the request's chat.
+    fn api_route(&self, req: &Request, route: Route<'_>, query: &str) -> Response {
         let chat = match chat_of(req) {
             Ok(chat) => chat,
             Err(response) => return response,
@@ -263,12 +369,17 @@ impl Handler {
             Route::Root => {
                 Response::message(200, format!("procwarden {}", env!("CARGO_PKG_VERSION")))
             }
-            Route::Start => start(&api, req),
-            Route::List => list(&api, query),
+            Route::Start => start(&api, req, false),
+            Route::StartTracked => start(&api, req, true),
+            Route::CancelTracked => cancel_tracked(&api, req),
+            Route::List => list(&api, query, self.manager.instance_id()),
             Route::Output(id) => output(&api, id, query),
+            Route::OutputTracked(id) => output_tracked(&api, id, query),
             Route::Signal(id) => self.signal(&api, id, req, chat),
             Route::Input(id) => self.input(&api, id, req, chat),
             Route::Resize(id) => self.resize(&api, id, req, chat),
+            // Answered by `route` without a chat.
+            Route::Healthz | Route::Ui | Route::Metrics => Response::message(404, "Not found."),
         }
     }
 
@@ -320,6 +431,28 @@ impl Handler {
         }
     }
 
+    /// `GET /healthz`: up, which version, how many processes run, since when.
+    fn health(&self) -> Response {
+        Response::json(
+            200,
+            &Health {
+                status: "ok",
+                version: env!("CARGO_PKG_VERSION"),
+                running: self.manager.running(),
+                uptime_s: self.started.elapsed().as_secs(),
+            },
+        )
+    }
+
+    /// `GET /metrics`.
+    fn metrics(&self) -> Response {
+        let mut text = String::with_capacity(4096);
+        self.manager
+            .metrics()
+            .write_text(&mut text, self.manager.running());
+        Response::other(METRICS_CONTENT_TYPE, text)
+    }
+
     /// Compares the bearer token in constant time (for a given token length).
     fn authorized(&self, req: &Request) -> bool {
         let Some(token) = &self.token else {
@@ -368,16 +501,44 @@ impl Handler {
     }
 }
 
-/// `POST start`.
-fn start(api: &dyn ProcessApi, req: &Request) -> Response {
+/// `POST start` and `POST start-tracked` (which requires a `process_id`).
+fn start(api: &dyn ProcessApi, req: &Request, tracked: bool) -> Response {
     match json_object::<api::StartRequest>(&req.body) {
+        Ok(body) if tracked && body.process_id.is_none_or(|id| id.is_nil()) => {
+            let (status, message) = api::tracked_error(&crate::Error::TrackedInvalid);
+            Response::json(status, &message)
+        }
         Ok(body) => answer(api.start(&body)),
         Err(response) => response,
     }
 }
 
+/// `POST cancel-tracked`.
+fn cancel_tracked(api: &dyn ProcessApi, req: &Request) -> Response {
+    match json_object::<api::CancelRequest>(&req.body) {
+        Ok(body) => answer(api.cancel_tracked(&body)),
+        Err(response) => response,
+    }
+}
+
+/// `GET {id}/output-tracked?agent_instance_id=&input_digest=`: the output answer, or `410`
+/// with the final state once the output is gone.
+fn output_tracked(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
+    let instance = query_value(query, "agent_instance_id").unwrap_or_default();
+    let digest = query_value(query, "input_digest").unwrap_or_default();
+    let wait = match output_wait(query) {
+        Ok(wait) => wait,
+        Err(response) => return response,
+    };
+    match api.output_tracked(raw_id, &instance, &digest, wait) {
+        Ok(api::TrackedOutputResponse::Output(out)) => Response::json(200, &out),
+        Ok(api::TrackedOutputResponse::Unavailable(gone)) => Response::json(410, &gone),
+        Err(e) => error_response(&e),
+    }
+}
+
 /// `GET list`.
-fn list(api: &dyn ProcessApi, query: &str) -> Response {
+fn list(api: &dyn ProcessApi, query: &str, instance: Uuid) -> Response {
     let limit = match query_u64(query, "limit") {
         Ok(None) => api::DEFAULT_LIST_LIMIT,
         Ok(Some(n)) if (1..=api::MAX_LIST_LIMIT).contains(&n) => {
@@ -396,14 +557,19 @@ fn list(api: &dyn ProcessApi, query: &str) -> Response {
         Err(response) => return response,
     };
     match api.list_entries(limit) {
-        Ok(entries) => Response::stream(Box::new(move |out| write_list(out, entries))),
+        Ok(entries) => Response::stream(Box::new(move |out| write_list(out, entries, instance))),
         Err(e) => error_response(&e),
     }
 }
 
-/// Writes `{"processes":[...]}` an entry at a time, so that a list of long commands never sits
-/// whole in memory however slowly the client reads.
-fn write_list(out: &mut dyn io::Write, entries: api::ListEntries) -> io::Result<()> {
+/// Writes `{"processes":[...],"protocol_version":1,"agent_instance_id":...}` an entry at a
+/// time, so that a list of long commands never sits whole in memory however slowly the client
+/// reads.
+fn write_list(
+    out: &mut dyn io::Write,
+    entries: api::ListEntries,
+    instance: Uuid,
+) -> io::Result<()> {
     out.write_all(b"{\"processes\":[")?;
     for (i, entry) in entries.enumerate() {
         if i > 0 {
@@ -411,7 +577,11 @@ fn write_list(out: &mut dyn io::Write, entries: api::ListEntries) -> io::Result<
         }
         serde_json::to_writer(&mut *out, &entry).map_err(io::Error::other)?;
     }
-    out.write_all(b"]}")
+    write!(
+        out,
+        "],\"protocol_version\":{},\"agent_instance_id\":\"{instance}\"}}",
+        api::TRACKED_PROTOCOL_VERSION
+    )
 }
 
 /// `GET {id}/output`.
@@ -420,16 +590,49 @@ fn output(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
         Ok(cursor) => cursor,
         Err(response) => return response,
     };
-    let timeout_ms = match query_u64(query, "timeout_ms") {
-        Ok(ms) => ms.unwrap_or(api::MAX_WAIT_MS).min(api::MAX_WAIT_MS),
-        Err(response) => return response,
+    match output_wait(query) {
+        Ok(wait) => answer(api.output(raw_id, cursor, wait)),
+        Err(response) => response,
+    }
+}
+
+/// The wait of an output request: none without `wait=true`; else the shorter of `timeout_ms`
+/// (our extension) and coder's `wait_ms` (empty or `0`: the cap), at most the cap.
+fn output_wait(query: &str) -> Result<Option<Duration>, Response> {
+    let timeout_ms =
+        query_u64(query, "timeout_ms")?.map_or(api::MAX_WAIT_MS, |ms| ms.min(api::MAX_WAIT_MS));
+    if query_value(query, "wait").as_deref() != Some("true") {
+        return Ok(None);
+    }
+    let wait_ms = match query_value(query, "wait_ms") {
+        None => api::MAX_WAIT_MS,
+        Some(value) => coder_wait_ms(&value).ok_or_else(|| {
+            let (status, message) = api::tracked_error(&crate::Error::TrackedInvalid);
+            Response::json(status, &message)
+        })?,
     };
-    let wait = query_value(query, "wait").as_deref() == Some("true");
-    answer(api.output(
-        raw_id,
-        cursor,
-        wait.then(|| Duration::from_millis(timeout_ms)),
-    ))
+    Ok(Some(Duration::from_millis(timeout_ms.min(wait_ms))))
+}
+
+/// coder's `wait_ms` as its agent reads it: `""` or `"0"` is the cap; otherwise a base-10
+/// integer with an optional sign (Go's `strconv.ParseInt`) that is not negative, clamped to
+/// the cap. `None` when it is not one.
+fn coder_wait_ms(value: &str) -> Option<u64> {
+    if value.is_empty() || value == "0" {
+        return Some(api::MAX_WAIT_MS);
+    }
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    let negative = digits.starts_with('-');
+    let digits = digits.strip_prefix('-').unwrap_or(digits);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Beyond 64 bits ParseInt fails; "-0" is zero, not negative.
+    let n = digits.parse::<i64>().ok()?;
+    if negative && n != 0 {
+        return None;
+    }
+    Some(n.unsigned_abs().min(api::MAX_WAIT_MS))
 }
 
 /// A 200 with the answer, or the error's status and body.
@@ -461,14 +664,47 @@ fn origin_form(target: &str) -> &str {
     target
 }
 
+/// The route a request target names, as the metrics count it, and the process id its path
+/// carries (for access logs). The target's query is ignored.
+///
+/// ```
+/// use procwarden::handler::route_of;
+/// use procwarden::metrics::HttpRoute;
+///
+/// assert_eq!(route_of("/api/v0/processes/abc/output?wait=true"), (HttpRoute::Output, Some("abc")));
+/// assert_eq!(route_of("/healthz"), (HttpRoute::Healthz, None));
+/// assert_eq!(route_of("/nowhere"), (HttpRoute::Other, None));
+/// ```
+#[must_use]
+pub fn route_of(target: &str) -> (HttpRoute, Option<&str>) {
+    let path = origin_form(target).split('?').next().unwrap_or_default();
+    match route(path) {
+        Some(
+            route @ (Route::Output(id)
+            | Route::OutputTracked(id)
+            | Route::Signal(id)
+            | Route::Input(id)
+            | Route::Resize(id)),
+        ) => (route.metric(), Some(id)),
+        Some(route) => (route.metric(), None),
+        None => (HttpRoute::Other, None),
+    }
+}
+
 /// Which route a path names, if any.
 fn route(path: &str) -> Option<Route<'_>> {
-    if path == "/" {
-        return Some(Route::Root);
+    match path {
+        "/" => return Some(Route::Root),
+        "/healthz" => return Some(Route::Healthz),
+        "/metrics" => return Some(Route::Metrics),
+        "/ui" => return Some(Route::Ui),
+        _ => {}
     }
     let rest = path.strip_prefix(api::PREFIX)?.strip_prefix('/')?;
     match rest {
         "start" => Some(Route::Start),
+        "start-tracked" => Some(Route::StartTracked),
+        "cancel-tracked" => Some(Route::CancelTracked),
         "list" => Some(Route::List),
         _ => {
             let (id, action) = rest.split_once('/')?;
@@ -477,6 +713,7 @@ fn route(path: &str) -> Option<Route<'_>> {
             }
             match action {
                 "output" => Some(Route::Output(id)),
+                "output-tracked" => Some(Route::OutputTracked(id)),
                 "signal" => Some(Route::Signal(id)),
                 "input" => Some(Route::Input(id)),
                 "resize" => Some(Route::Resize(id)),
@@ -617,6 +854,18 @@ mod tests {
             Some(Route::Signal("abc"))
         ));
         assert!(matches!(
+            route("/api/v0/processes/start-tracked"),
+            Some(Route::StartTracked)
+        ));
+        assert!(matches!(
+            route("/api/v0/processes/cancel-tracked"),
+            Some(Route::CancelTracked)
+        ));
+        assert!(matches!(
+            route("/api/v0/processes/abc/output-tracked"),
+            Some(Route::OutputTracked("abc"))
+        ));
+        assert!(matches!(
             route("/api/v0/processes/abc/input"),
             Some(Route::Input("abc"))
         ));
@@ -669,6 +918,39 @@ mod tests {
         );
         assert_eq!(query_u64("cursor=007", "cursor").ok(), Some(Some(7)));
         assert!(query_u64("cursor=%zz", "cursor").is_err());
+    }
+
+    #[test]
+    fn wait_ms_is_read_as_coders_agent_reads_it() {
+        let cap = api::MAX_WAIT_MS;
+        for (value, expected) in [
+            ("", Some(cap)),
+            ("0", Some(cap)),
+            ("00", Some(0)),
+            ("+0", Some(0)),
+            ("-0", Some(0)),
+            ("250", Some(250)),
+            ("+250", Some(250)),
+            ("999999999999", Some(cap)),
+            ("9223372036854775807", Some(cap)),
+            ("9223372036854775808", None),
+            ("-1", None),
+            ("1.5", None),
+            ("+", None),
+            ("x", None),
+            (" 1", None),
+        ] {
+            assert_eq!(coder_wait_ms(value), expected, "{value:?}");
+        }
+        let wait = |q: &str| output_wait(q).ok().flatten();
+        assert_eq!(wait("wait_ms=5"), None, "no wait without wait=true");
+        assert_eq!(wait("wait=true&wait_ms=5"), Some(Duration::from_millis(5)));
+        assert_eq!(
+            wait("wait=true&wait_ms=500&timeout_ms=7"),
+            Some(Duration::from_millis(7))
+        );
+        assert_eq!(wait("wait=true"), Some(Duration::from_millis(cap)));
+        assert!(output_wait("wait=true&wait_ms=-3").is_err());
     }
 
     #[test]

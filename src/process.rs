@@ -35,6 +35,10 @@ pub(crate) trait ExitSink {
     /// leader (a background member), so a close must still end it.
     fn exited(&self, proc: &Arc<Proc>, exit: &Exit, lingers: bool);
 
+    /// `bytes` were just read from the process's output, `omitted` of them into the omitted
+    /// middle of its stream (for the metrics: called once per drained burst, not per read).
+    fn output_read(&self, bytes: u64, omitted: u64);
+
     /// A watcher reached the end of a process's output: a close waiting for groups to empty
     /// should look again.
     fn output_ended(&self);
@@ -64,6 +68,8 @@ pub(crate) struct ProcSpec {
     pub(crate) pipe_grace: Duration,
     /// The process's own cgroup (created before the spawn), when the manager contains.
     pub(crate) cgroup: Option<Arc<sys::contain::ProcCgroup>>,
+    /// A tracked start: its receipt keeps its final state.
+    pub(crate) tracked: bool,
     /// Its input, when started with a stdin pipe or a terminal.
     pub(crate) input: Option<Input>,
 }
@@ -78,6 +84,8 @@ pub(crate) struct Proc {
     pub(crate) command: String,
     pub(crate) workdir: PathBuf,
     pub(crate) background: bool,
+    /// A tracked start (see [`crate::Tracking`]).
+    pub(crate) tracked: bool,
     /// The leader's pid, which is also its process group id.
     pub(crate) pid: u32,
     pub(crate) started_at: SystemTime,
@@ -155,6 +163,7 @@ impl Proc {
             command: spec.command,
             workdir: spec.workdir,
             background: spec.background,
+            tracked: spec.tracked,
             pid,
             started_at: SystemTime::now(),
             started: Instant::now(),
@@ -205,6 +214,32 @@ impl Proc {
             started_at: self.started_at,
             exit,
             stdin_open: self.input.as_ref().map(Input::is_open),
+            tty: self.input.as_ref().and_then(Input::size),
+        }
+    }
+
+    /// The snapshot of a process that has just been marked `exit`, made without its lock
+    /// (the caller holds it).
+    pub(crate) fn info_at_exit(&self, exit: &Exit) -> ProcessInfo {
+        ProcessInfo {
+            members_alive: false,
+            // The cgroup's accounting is read once it has emptied, not here under the lock.
+            contained: self.cgroup.is_some(),
+            stopped: false,
+            cpu_ms: None,
+            memory_peak_bytes: None,
+            oom_killed: false,
+            id: self.id,
+            chat: self.chat,
+            command: self.command.clone(),
+            workdir: self.workdir.clone(),
+            background: self.background,
+            running: false,
+            pid: self.pid,
+            started_at: self.started_at,
+            exit: Some(exit.clone()),
+            // Lock order: the process's state (held), then its input's.
+            stdin_open: self.input.as_ref().map(|_| false),
             tty: self.input.as_ref().and_then(Input::size),
         }
     }
@@ -465,6 +500,10 @@ pub(crate) fn watch(
     // The cgroup is watched until it has emptied after the exit (`populated 0`); the watch's
     // fd is closed then.
     let mut cgroup = proc.cgroup.as_ref().and_then(|c| c.take_events());
+    // Bytes read so far and the most the buffer keeps, for the metrics' omitted bytes.
+    let mut total: u64 = 0;
+    let config = proc.buffer.config();
+    let kept = (config.head_bytes as u64).saturating_add(config.tail_bytes as u64);
     let result = loop {
         // The input first: write what the child has room for, and learn what to wait for.
         let input_fd = match input.map(Input::service) {
@@ -520,7 +559,18 @@ pub(crate) fn watch(
             break Ok(());
         }
         if pipe_at.is_some_and(|i| ready.contains(&i)) {
-            match drain(proc, pipe.as_mut().expect("polled pipe"), &mut chunk) {
+            let drained = drain(proc, pipe.as_mut().expect("polled pipe"), &mut chunk);
+            let read = match &drained {
+                Ok((_, read)) => *read,
+                Err((_, read)) => *read,
+            };
+            if read > 0 {
+                let after = total.saturating_add(read);
+                let omitted = after.saturating_sub(kept) - total.saturating_sub(kept);
+                sink.output_read(read, omitted);
+                total = after;
+            }
+            match drained.map(|(open, _)| open).map_err(|(e, _)| e) {
                 Ok(true) => {}
                 Ok(false) => {
                     pipe = None;
@@ -639,20 +689,30 @@ impl Proc {
 }
 
 /// Reads what the pipe holds into the buffer. `Ok(false)` at end of file.
-fn drain(proc: &Proc, pipe: &mut File, chunk: &mut Vec<u8>) -> io::Result<bool> {
+/// Reads what the pipe holds into the buffer: whether the pipe is still open, and how many
+/// bytes were read (also on an error, for what came before it).
+fn drain(
+    proc: &Proc,
+    pipe: &mut File,
+    chunk: &mut Vec<u8>,
+) -> Result<(bool, u64), (io::Error, u64)> {
     if chunk.is_empty() {
         *chunk = vec![0; READ_CHUNK_BYTES];
     }
+    let mut read: u64 = 0;
     loop {
         match pipe.read(chunk) {
-            Ok(0) => return Ok(false),
-            Ok(n) => proc.buffer.write(&chunk[..n]),
+            Ok(0) => return Ok((false, read)),
+            Ok(n) => {
+                proc.buffer.write(&chunk[..n]);
+                read += n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((true, read)),
             // A terminal's master answers EIO once the last slave side has closed: its end
             // of file. (A pipe never does.)
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(false),
-            Err(e) => return Err(e),
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok((false, read)),
+            Err(e) => return Err((e, read)),
         }
     }
 }
@@ -670,6 +730,7 @@ mod tests {
 
     impl ExitSink for PanickingSink {
         fn exited(&self, _: &Arc<Proc>, _: &Exit, _: bool) {}
+        fn output_read(&self, _: u64, _: u64) {}
         fn output_ended(&self) {
             panic!("a bug in the reader's path");
         }
@@ -696,6 +757,7 @@ mod tests {
             buffer: BufferConfig::default(),
             pipe_grace: Duration::from_secs(2),
             cgroup: None,
+            tracked: false,
             input: None,
         };
         let proc = Proc::new(spec, child.id(), 1, None);

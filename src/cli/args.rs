@@ -48,7 +48,8 @@ when Ctrl-C interrupted it.";
 const SERVE_USAGE: &str = "\
 Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
                         [--workdir DIR] [--env KEY=VALUE]... [--max-running N]
-                        [--max-connections N] [--cgroup auto|off|PATH]
+                        [--max-connections N] [--max-exited N] [--max-tracked N]
+                        [--log-format human|json] [--cgroup auto|off|PATH]
                         [--child-oom-score-adj N]
 
   --listen ADDR            HOST:PORT (default 127.0.0.1:7717; port 0 picks one) or unix:/path
@@ -66,6 +67,11 @@ Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthentic
                            cgroup2 directory to use instead; off: process groups only)
   --child-oom-score-adj N  children's oom_score_adj above the server's own (default 500,
                            0 leaves it unchanged), so the OOM killer takes them first
+  --max-exited N           most exited processes kept with their output (default 1024)
+  --max-tracked N          most tracked-start identities remembered (default 16384); past
+                           it new tracked starts are refused (429)
+  --log-format FORMAT      human (default) or json: one JSON object per log line; access
+                           lines carry method, route, status, duration_ms, chat_id, process_id
 
 Prints `listening on <address>` once listening. SIGTERM or SIGINT stops it gracefully.
 Logs go to stderr; RUST_LOG sets the level (default info).";
@@ -298,6 +304,9 @@ pub(super) const FLAGS: &[Spec] = &[
             flag(&["--max-connections"], Value::Text),
             flag(&["--cgroup"], Value::Text),
             flag(&["--child-oom-score-adj"], Value::Text),
+            flag(&["--log-format"], Value::OneOf(&["human", "json"])),
+            flag(&["--max-exited"], Value::Text),
+            flag(&["--max-tracked"], Value::Text),
         ],
         Positional::Nothing,
     ),
@@ -775,6 +784,22 @@ fn parse_serve(words: &mut Words<'_>) -> Result<ServeOptions, Usage> {
                             "--child-oom-score-adj takes a whole number from -2000 to 2000, got \"{n}\""
                         ))
                     })?;
+            }
+            "--max-exited" => {
+                let n = words.value(&arg)?;
+                opts.max_exited = n.parse().map_err(|_| {
+                    words.error(format!("--max-exited takes a whole number, got \"{n}\""))
+                })?;
+            }
+            "--max-tracked" => {
+                let n = words.value(&arg)?;
+                opts.max_tracked = n.parse().map_err(|_| {
+                    words.error(format!("--max-tracked takes a whole number, got \"{n}\""))
+                })?;
+            }
+            "--log-format" => {
+                let format = words.value(&arg)?;
+                opts.log_format = format.parse().map_err(|e: String| words.error(e))?;
             }
             _ => return Err(words.unknown(arg.word)),
         }

@@ -401,6 +401,8 @@ mod tests {
                                 "--limit"
                                 | "--max-running"
                                 | "--max-connections"
+                                | "--max-exited"
+                                | "--max-tracked"
                                 | "--child-oom-score-adj",
                                 _,
                             ) => "3",

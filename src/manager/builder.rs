@@ -8,10 +8,12 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::buffer::BufferConfig;
 use crate::info::ExitEvent;
+use crate::metrics::Metrics;
 use crate::sys;
 
 pub use super::contain::CgroupMode;
@@ -44,6 +46,11 @@ pub const DEFAULT_THREAD_STACK_BYTES: usize = 64 * 1024;
 /// How long a reader thread with no child to watch waits for the next one before it exits.
 /// Reusing readers saves creating a thread per start; idle ones cost a mostly untouched stack.
 pub const DEFAULT_READER_IDLE: Duration = Duration::from_secs(5);
+/// Default number of tracked identities a manager keeps receipts for. Receipts are small and
+/// outlive the process records (an id is never reused within a manager); past this many, new
+/// tracked starts and fences are refused
+/// ([`Error::TrackedCapacity`](crate::Error::TrackedCapacity)), as coder's agent does.
+pub const DEFAULT_MAX_TRACKED: usize = 16384;
 /// Default bound on a process's pending input (bytes queued and not yet read by it): a write
 /// that would go past it queues nothing and fails with
 /// [`Error::InputFull`](crate::Error::InputFull).
@@ -78,6 +85,8 @@ pub(crate) struct Config {
     pub(crate) cgroup: CgroupMode,
     pub(crate) subreaper: bool,
     pub(crate) child_oom_score_adj: i32,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) max_tracked: usize,
     pub(crate) max_pending_input: usize,
     pub(crate) terminal_term: String,
 }
@@ -130,6 +139,8 @@ impl Default for ManagerBuilder {
                 cgroup: CgroupMode::Off,
                 subreaper: false,
                 child_oom_score_adj: 0,
+                metrics: Arc::new(Metrics::new()),
+                max_tracked: DEFAULT_MAX_TRACKED,
                 max_pending_input: DEFAULT_MAX_PENDING_INPUT,
                 terminal_term: DEFAULT_TERMINAL_TERM.to_string(),
             },
@@ -266,6 +277,13 @@ impl ManagerBuilder {
         self
     }
 
+    /// Counts into `metrics` (shared with, say, the HTTP front end) instead of a set of the
+    /// manager's own; see [`Manager::metrics`](crate::Manager::metrics).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.config.metrics = metrics;
+        self
+    }
+
     /// Uses the portable fork-based spawn instead of the default vfork-style clone on Linux.
     /// Slower (fork copies the parent's page tables); there for testing and odd platforms.
     pub fn portable_spawn(mut self, portable: bool) -> Self {
@@ -309,6 +327,14 @@ impl ManagerBuilder {
     /// [`DEFAULT_CHILD_OOM_SCORE_ADJ`].
     pub fn child_oom_score_adj(mut self, delta: i32) -> Self {
         self.config.child_oom_score_adj = delta;
+        self
+    }
+
+    /// Most tracked identities kept (default [`DEFAULT_MAX_TRACKED`]); past it a tracked start
+    /// or fence of a new identity fails with
+    /// [`Error::TrackedCapacity`](crate::Error::TrackedCapacity).
+    pub fn max_tracked(mut self, n: usize) -> Self {
+        self.config.max_tracked = n;
         self
     }
 

@@ -17,6 +17,8 @@ use crate::info::{Exit, ExitEvent};
 use crate::manager::builder::Config;
 use crate::manager::contain::Containment;
 use crate::manager::orphans::Managed;
+use crate::manager::receipts::Receipts;
+use crate::metrics::ExitReason;
 use crate::pool::ReaderPool;
 use crate::process::{ExitSink, Proc, ProcSpec};
 use crate::sys;
@@ -45,6 +47,8 @@ pub(crate) struct SpawnJob {
     pub(crate) spec: sys::SpawnSpec,
     pub(crate) proc: ProcSpec,
     pub(crate) timeout: Option<Duration>,
+    /// A tracked start's deadline: SIGKILL to the group then.
+    pub(crate) deadline: Option<Instant>,
     pub(crate) reply: Sender<Result<Arc<Proc>, sys::SpawnFailure>>,
 }
 
@@ -72,6 +76,8 @@ pub(crate) struct Shared {
     pub(crate) containment: Option<Containment>,
     /// The leaders not reaped yet, for the orphan reaper (and the lock spawns hold).
     pub(crate) managed: Arc<Managed>,
+    /// The receipts of tracked starts.
+    pub(crate) receipts: Receipts,
 }
 
 #[derive(Default)]
@@ -91,7 +97,6 @@ impl Shared {
         containment: Option<Containment>,
     ) -> io::Result<Shared> {
         Ok(Shared {
-            config,
             table: Mutex::new(Table::default()),
             running: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
@@ -103,6 +108,8 @@ impl Shared {
             readers,
             containment,
             managed: Arc::new(Managed::default()),
+            receipts: Receipts::new(config.max_tracked),
+            config,
         })
     }
 
@@ -195,10 +202,23 @@ impl ExitSink for Shared {
     fn exited(&self, proc: &Arc<Proc>, exit: &Exit, lingers: bool) {
         // The slot first: a waiter woken by this exit may start the next process at once.
         self.running.fetch_sub(1, Ordering::SeqCst);
+        let reason = if exit.timed_out {
+            ExitReason::Timeout
+        } else if exit.signal.is_some() {
+            ExitReason::Signal
+        } else {
+            ExitReason::Exit
+        };
+        self.config.metrics.process_exited(reason);
         // Recorded (and the oldest exited process evicted past the limit) before anyone can
         // see this exit. Lock order: a process's state, then the table (or the lingering
         // list); nothing takes them the other way round.
         let first_expiry = self.record_exit(proc.id);
+        if proc.tracked {
+            // Lock order: the process's state (held), then the receipts.
+            self.receipts
+                .record_terminal(&proc.id, proc.info_at_exit(exit));
+        }
         if lingers {
             self.lingering.lock().push(Arc::clone(proc));
             self.lingering_added.store(true, Ordering::SeqCst);
@@ -217,6 +237,10 @@ impl ExitSink for Shared {
         } else if first_expiry || lingers || self.is_closing() {
             self.wake.wake();
         }
+    }
+
+    fn output_read(&self, bytes: u64, omitted: u64) {
+        self.config.metrics.output_read(bytes, omitted);
     }
 
     fn output_ended(&self) {

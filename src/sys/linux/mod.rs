@@ -18,6 +18,7 @@
 //! - `cgroup.rs`: cgroup v2, one cgroup per process (`clone3(CLONE_INTO_CGROUP)` in
 //!   `spawn.rs`); `keeper.rs`: the process that kills them all if the manager dies;
 //! - `reap.rs`: the child subreaper and the reaping of adopted orphans.
+//! - `socket.rs`: abstract unix socket addresses for `$NOTIFY_SOCKET`.
 
 mod cgroup;
 mod child;
@@ -30,6 +31,8 @@ mod pty;
 mod reap;
 mod rlimit;
 mod signal;
+#[cfg(feature = "server")]
+mod socket;
 mod spawn;
 
 pub(crate) use cgroup::*;
@@ -48,6 +51,8 @@ pub(in crate::sys) use pty::{OPENPT_FLAGS, set_cloexec_if_needed, slave_name};
 pub(crate) use reap::*;
 pub(in crate::sys) use rlimit::fd_limit_target;
 pub(in crate::sys) use signal::{extra_signal_name, realtime_signal_name};
+#[cfg(feature = "server")]
+pub(in crate::sys) use socket::send_to_abstract;
 #[cfg(test)]
 pub(in crate::sys) use spawn::spare_stack_base;
 pub(in crate::sys) use spawn::{

@@ -20,6 +20,7 @@
 //! - `signal.rs`: the macOS-only signal names, no real-time signals;
 //! - `rlimit.rs`: the macOS cap on the soft fd limit;
 //! - `cgroup.rs`, `keeper.rs`, `reap.rs`: no cgroups, no keeper, no subreaper.
+//! - `socket.rs`: no abstract unix socket addresses.
 
 mod cgroup;
 mod child;
@@ -32,6 +33,8 @@ mod pty;
 mod reap;
 mod rlimit;
 mod signal;
+#[cfg(feature = "server")]
+mod socket;
 mod spawn;
 
 pub(crate) use cgroup::*;
@@ -48,6 +51,8 @@ pub(in crate::sys) use pty::{OPENPT_FLAGS, set_cloexec_if_needed, slave_name};
 pub(crate) use reap::*;
 pub(in crate::sys) use rlimit::fd_limit_target;
 pub(in crate::sys) use signal::{extra_signal_name, realtime_signal_name};
+#[cfg(feature = "server")]
+pub(in crate::sys) use socket::send_to_abstract;
 pub(in crate::sys) use spawn::{
     CLONE_INTO_CGROUP_SUPPORTED, DEFAULT_SPAWN_METHOD, start_vfork, start_vfork_into_cgroup,
 };
