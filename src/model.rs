@@ -481,6 +481,24 @@ mod tests {
 
     /// The same for the wire types' corpus.
     #[test]
+    fn the_operations_routes_pass_the_handler_check() {
+        // Byte 0: the method (low bits) and whether a token is required (0x80); then the
+        // target and NUL-separated `name:value` headers.
+        for method in 0..8u8 {
+            for guarded in [0, 0x80] {
+                for target in ["/healthz", "/metrics", "/ui", "/metrics?x=1", "/ui/"] {
+                    for headers in ["", "\0Authorization:Bearer t0ken", "\0Coder-Chat-Id:x"] {
+                        let mut bytes = vec![method | guarded];
+                        bytes.extend_from_slice(target.as_bytes());
+                        bytes.extend_from_slice(headers.as_bytes());
+                        super::check_handler_request(&bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn committed_wire_corpus_replays() {
         replay("wire", super::check_wire);
     }
