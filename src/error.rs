@@ -77,6 +77,13 @@ pub enum Error {
     NotFound(ProcessId),
     /// The process has exited (409).
     NotRunning(ProcessId),
+    /// A start asked for a limit whose cgroup controller is not enabled here, or the manager
+    /// runs without cgroups (400). `limit` is its wire name: `memory_bytes`, `pids` or
+    /// `cpu_percent`.
+    LimitUnavailable {
+        /// The limit's name.
+        limit: &'static str,
+    },
     /// Sending a signal failed for a reason other than the group being gone (500).
     Signal(io::Error),
     /// A pattern to wait for or search with is too long or does not compile (400).
@@ -164,6 +171,7 @@ impl Error {
             Error::Spawn(e) => Error::Spawn(io(e)),
             Error::NotFound(id) => Error::NotFound(*id),
             Error::NotRunning(id) => Error::NotRunning(*id),
+            Error::LimitUnavailable { limit } => Error::LimitUnavailable { limit },
             Error::Signal(e) => Error::Signal(io(e)),
             Error::TrackedInvalid => Error::TrackedInvalid,
             Error::TrackedConflict => Error::TrackedConflict,
@@ -226,6 +234,9 @@ impl fmt::Display for Error {
             Error::Spawn(_) => f.write_str("Failed to start process."),
             Error::NotFound(id) => write!(f, "Process \"{id}\" not found."),
             Error::NotRunning(id) => write!(f, "Process \"{id}\" is not running."),
+            Error::LimitUnavailable { limit } => {
+                write!(f, "Limit \"{limit}\" is not available on this host.")
+            }
             Error::Signal(_) => f.write_str("Failed to signal process."),
             Error::InvalidPattern(_) => f.write_str("Invalid pattern."),
             Error::LogSpaceFull => f.write_str("Log space is full."),

@@ -162,7 +162,7 @@ pub mod tools;
 
 pub use api::ParseSignalError;
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};
-pub use command::{Command, LOG_COMMAND_BYTES, MAX_TERMINAL_DIMENSION, Signal, Tracking};
+pub use command::{Command, LOG_COMMAND_BYTES, Limits, MAX_TERMINAL_DIMENSION, Signal, Tracking};
 pub use error::Error;
 pub use id::ProcessId;
 pub use info::{
@@ -173,6 +173,9 @@ pub use interrupt::Interrupt;
 pub use log::{
     DEFAULT_LOG_MAX_BYTES, DEFAULT_LOG_MAX_TOTAL_BYTES, DEFAULT_LOG_SEARCH_MATCHES,
     LOG_WRITE_BUFFER_BYTES, MAX_LOG_READ_BYTES, MAX_LOG_SEARCH_MATCHES,
+};
+pub use manager::{
+    AUTO_CGROUP_NAME, CGROUP_EMPTY_WAIT, CgroupMode, DEFAULT_CHILD_OOM_SCORE_ADJ, SERVER_LEAF_NAME,
 };
 pub use manager::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED,
