@@ -197,19 +197,46 @@ impl Client {
         cursor: Option<u64>,
         wait: Option<Duration>,
     ) -> Result<api::OutputResponse, ApiError> {
+        self.output_with(
+            id,
+            &api::OutputOptions {
+                cursor,
+                wait,
+                ..api::OutputOptions::default()
+            },
+        )
+    }
+
+    /// `GET /api/v0/processes/{id}/output` with every query parameter `options` sets
+    /// (`cursor`, `wait=true&timeout_ms`, `plain=true`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::output`].
+    pub fn output_with(
+        &self,
+        id: &str,
+        options: &api::OutputOptions,
+    ) -> Result<api::OutputResponse, ApiError> {
         let mut target = format!("{}/{}/output", api::PREFIX, escape_segment(id));
-        let mut sep = '?';
+        let mut params = Vec::new();
         let mut timeout = REQUEST_TIMEOUT;
-        if let Some(cursor) = cursor {
-            target.push_str(&format!("{sep}cursor={cursor}"));
-            sep = '&';
+        if let Some(cursor) = options.cursor {
+            params.push(format!("cursor={cursor}"));
         }
-        if let Some(wait) = wait {
+        if let Some(wait) = options.wait {
             let ms = u64::try_from(wait.as_millis())
                 .unwrap_or(u64::MAX)
                 .min(api::MAX_WAIT_MS);
-            target.push_str(&format!("{sep}wait=true&timeout_ms={ms}"));
+            params.push(format!("wait=true&timeout_ms={ms}"));
             timeout = Duration::from_millis(ms) + WAIT_MARGIN;
+        }
+        if options.plain {
+            params.push("plain=true".to_owned());
+        }
+        if !params.is_empty() {
+            target.push('?');
+            target.push_str(&params.join("&"));
         }
         self.send(&target, None, timeout)
     }
@@ -377,6 +404,14 @@ impl ProcessApi for Client {
         wait: Option<Duration>,
     ) -> Result<api::OutputResponse, ApiError> {
         Client::output(self, id, cursor, wait)
+    }
+
+    fn output_with(
+        &self,
+        id: &str,
+        options: &api::OutputOptions,
+    ) -> Result<api::OutputResponse, ApiError> {
+        Client::output_with(self, id, options)
     }
 
     fn list(&self, limit: usize) -> Result<api::ListResponse, ApiError> {

@@ -373,11 +373,14 @@ fn output(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
         Err(response) => return response,
     };
     let wait = query_value(query, "wait").as_deref() == Some("true");
-    answer(api.output(
-        raw_id,
+    // As with `wait`, anything but `true` is the default.
+    let plain = query_value(query, "plain").as_deref() == Some("true");
+    let options = api::OutputOptions {
         cursor,
-        wait.then(|| Duration::from_millis(timeout_ms)),
-    ))
+        wait: wait.then(|| Duration::from_millis(timeout_ms)),
+        plain,
+    };
+    answer(api.output_with(raw_id, &options))
 }
 
 /// A 200 with the answer, or the error's status and body.

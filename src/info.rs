@@ -104,6 +104,7 @@ pub struct OutputQuery {
     cursor: Option<u64>,
     wait: Option<Duration>,
     interrupt: Option<Interrupt>,
+    plain: bool,
 }
 
 impl OutputQuery {
@@ -139,7 +140,7 @@ impl OutputQuery {
         OutputQuery {
             cursor: Some(cursor),
             wait: Some(wait),
-            interrupt: None,
+            ..OutputQuery::default()
         }
     }
 
@@ -149,7 +150,7 @@ impl OutputQuery {
         OutputQuery {
             cursor,
             wait,
-            interrupt: None,
+            ..OutputQuery::default()
         }
     }
 
@@ -171,6 +172,22 @@ impl OutputQuery {
     pub fn interruptible(mut self, interrupt: &Interrupt) -> Self {
         self.interrupt = Some(interrupt.clone());
         self
+    }
+
+    /// Renders the output as a terminal shows it (see
+    /// [`HeadTailBuffer::render_plain_from`](crate::HeadTailBuffer::render_plain_from)): escape
+    /// sequences removed, `\r\n` as `\n`, a lone `\r` overwriting its line. Cursors stay raw
+    /// stream offsets.
+    #[must_use]
+    pub fn plain(mut self) -> Self {
+        self.plain = true;
+        self
+    }
+
+    /// Whether the output is rendered plain (see [`plain`](Self::plain)).
+    #[must_use]
+    pub fn is_plain(&self) -> bool {
+        self.plain
     }
 
     /// The interrupt that may end the wait, if any.

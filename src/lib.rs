@@ -125,6 +125,7 @@ pub mod mcp;
 #[cfg(any(test, feature = "model"))]
 #[doc(hidden)]
 pub mod model;
+mod plain;
 mod pool;
 mod process;
 mod reaper;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::process_api::{ApiError, ListEntries, ProcessApi};
 use super::{
-    ListResponse, Message, OutputResponse, ProcessInfo, StartRequest, StartResponse,
+    ListResponse, Message, OutputOptions, OutputResponse, ProcessInfo, StartRequest, StartResponse,
     command_from_start, error_answer, parse_signal, signal_name, unsupported_signal_message,
 };
 use crate::error::Error;
@@ -47,8 +47,11 @@ impl LocalApi {
 }
 
 impl LocalApi {
-    fn query(&self, cursor: Option<u64>, wait: Option<Duration>) -> OutputQuery {
-        let query = OutputQuery::from_parts(cursor, wait);
+    fn query(&self, options: &OutputOptions) -> OutputQuery {
+        let mut query = OutputQuery::from_parts(options.cursor, options.wait);
+        if options.plain {
+            query = query.plain();
+        }
         match &self.interrupt {
             Some(interrupt) => query.interruptible(interrupt),
             None => query,
@@ -80,9 +83,18 @@ impl ProcessApi for LocalApi {
         cursor: Option<u64>,
         wait: Option<Duration>,
     ) -> Result<OutputResponse, ApiError> {
+        let options = OutputOptions {
+            cursor,
+            wait,
+            ..OutputOptions::default()
+        };
+        self.output_with(id, &options)
+    }
+
+    fn output_with(&self, id: &str, options: &OutputOptions) -> Result<OutputResponse, ApiError> {
         let pid = parse_id(id)?;
         self.manager
-            .output(&pid, self.chat, self.query(cursor, wait))
+            .output(&pid, self.chat, self.query(options))
             .map(|out| OutputResponse::from(&out))
             .map_err(|e| answer(&e, Some(id)))
     }

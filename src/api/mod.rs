@@ -16,6 +16,7 @@
 //!   client all go through it, so they answer alike.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -163,6 +164,23 @@ pub struct OutputResponse {
     /// *Extension*: stream offset just past the bytes this answer covers.
     #[serde(default)]
     pub next_cursor: u64,
+}
+
+/// How to read output through [`ProcessApi::output_with`]: the query parameters of
+/// `GET /api/v0/processes/{id}/output`. `Default` is a snapshot of the whole kept output.
+///
+/// A plain struct of named fields (build it with `..Default::default()`): each field is one
+/// query parameter, and a new parameter is a new field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    /// `cursor=N`: only stream bytes at offsets `>= N`.
+    pub cursor: Option<u64>,
+    /// `wait=true&timeout_ms=N`: wait up to this long (for exit, or with a cursor for output
+    /// past it); `None` is a snapshot.
+    pub wait: Option<Duration>,
+    /// `plain=true`: render as a terminal shows the text (escape sequences removed, `\r\n` as
+    /// `\n`, a lone `\r` overwriting its line); cursors stay raw stream offsets.
+    pub plain: bool,
 }
 
 /// `POST /api/v0/processes/{id}/signal`.

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use super::{ListResponse, Message, OutputResponse, ProcessInfo, StartRequest, StartResponse};
+use super::{
+    ListResponse, Message, OutputOptions, OutputResponse, ProcessInfo, StartRequest, StartResponse,
+};
 
 /// Most bytes of output a tool result carries back to the model.
 pub const MAX_TOOL_OUTPUT_BYTES: usize = 32768;
@@ -95,6 +97,26 @@ pub trait ProcessApi {
         cursor: Option<u64>,
         wait: Option<Duration>,
     ) -> Result<OutputResponse, ApiError>;
+
+    /// Reads output as `options` say (a cursor, a wait, plain rendering). Both implementations
+    /// of the crate honour every option; the provided one handles the options that
+    /// [`output`](Self::output) takes through it and refuses the others, without reading
+    /// anything, rather than drop them silently.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`output`](Self::output); from the provided implementation, a transport-style
+    /// error (`status: None`) for `plain`.
+    fn output_with(&self, id: &str, options: &OutputOptions) -> Result<OutputResponse, ApiError> {
+        if options.plain {
+            return Err(ApiError {
+                status: None,
+                message: "This process API cannot render output plain.".into(),
+                detail: None,
+            });
+        }
+        self.output(id, options.cursor, options.wait)
+    }
 
     /// Lists at most `limit` processes (running first, then newest first).
     ///

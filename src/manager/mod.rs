@@ -413,7 +413,12 @@ impl Manager {
         }
         // State first, then output: if the state says exited, the buffer was already sealed.
         let exit = proc.state.lock().exit.clone();
-        let rendered = proc.buffer.render_from(query.cursor().unwrap_or(0));
+        let cursor = query.cursor().unwrap_or(0);
+        let rendered = if query.is_plain() {
+            proc.buffer.render_plain_from(cursor)
+        } else {
+            proc.buffer.render_from(cursor)
+        };
         Ok(Output {
             output: rendered.output,
             truncated: rendered.truncated,
