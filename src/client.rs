@@ -296,6 +296,41 @@ impl Client {
         )
     }
 
+    /// `POST /api/v0/processes/{id}/input`: queues text or bytes (and with `close: true`
+    /// closes the input after them) for a process started with `stdin: "pipe"` or `tty`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::start`]; the answers are those of the input route (400 for a body the
+    /// server refuses, 404, 409 for no open input or a full queue).
+    pub fn input(
+        &self,
+        id: &str,
+        request: &api::InputRequest,
+    ) -> Result<api::InputResponse, ApiError> {
+        let body = encode(request)?;
+        self.send(
+            &format!("{}/{}/input", api::PREFIX, escape_segment(id)),
+            Some(body),
+            REQUEST_TIMEOUT,
+        )
+    }
+
+    /// `POST /api/v0/processes/{id}/resize` with `{"rows": rows, "cols": cols}`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::start`]; the answers are those of the resize route (400 for a size out of
+    /// range, 404, 409 for a process without a terminal).
+    pub fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<api::Message, ApiError> {
+        let body = encode(&api::ResizeRequest { rows, cols })?;
+        self.send(
+            &format!("{}/{}/resize", api::PREFIX, escape_segment(id)),
+            Some(body),
+            REQUEST_TIMEOUT,
+        )
+    }
+
     /// `GET /`: the server's name and version, e.g. `"procwarden 0.1.0"`.
     ///
     /// # Errors
@@ -430,6 +465,23 @@ impl ProcessApi for Client {
     ) -> Result<api::Message, ApiError> {
         Client::signal_with_grace(self, id, signal, grace)
     }
+
+    fn input(&self, id: &str, request: &api::InputRequest) -> Result<api::InputResponse, ApiError> {
+        Client::input(self, id, request)
+    }
+
+    fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<api::Message, ApiError> {
+        Client::resize(self, id, rows, cols)
+    }
+}
+
+/// A request body as JSON.
+fn encode(request: &impl serde::Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(request).map_err(|e| ApiError {
+        status: None,
+        message: "Cannot encode the request.".into(),
+        detail: Some(e.to_string()),
+    })
 }
 
 /// Percent-encodes a path segment (a process id is a UUID, but the caller may pass anything).

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::info::TerminalSize;
+
 /// What to run and how. Build one with [`Command::shell`] or [`Command::argv`].
 ///
 /// ```
@@ -26,7 +28,12 @@ pub struct Command {
     pub(crate) background: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) chat: Option<Uuid>,
+    pub(crate) stdin_pipe: bool,
+    pub(crate) tty: Option<TerminalSize>,
 }
+
+/// Largest number of rows or columns a terminal may have (and the smallest is 1).
+pub const MAX_TERMINAL_DIMENSION: u16 = 1000;
 
 impl Command {
     /// Run `command` with `sh -c`.
@@ -110,6 +117,27 @@ impl Command {
     /// Sets or clears the chat.
     pub fn chat_opt(mut self, chat: Option<Uuid>) -> Self {
         self.chat = chat;
+        self
+    }
+
+    /// Gives the process a pipe as its stdin (instead of `/dev/null`), written through
+    /// [`Manager::write_input`](crate::Manager::write_input) and closed (end of file) with
+    /// [`Manager::close_input`](crate::Manager::close_input). Ignored with [`tty`](Self::tty).
+    pub fn stdin_pipe(mut self) -> Self {
+        self.stdin_pipe = true;
+        self
+    }
+
+    /// Runs the process under a new pseudo-terminal of `rows` x `cols` (each 1 to
+    /// [`MAX_TERMINAL_DIMENSION`], else the start fails with
+    /// [`Error::InvalidTerminalSize`](crate::Error::InvalidTerminalSize)). The process leads a
+    /// new session with the terminal as its controlling terminal, and still leads its own
+    /// process group; its stdin, stdout and stderr are the terminal, so the output is what the
+    /// terminal shows (escape sequences and `\r\n` included). It always takes input. `TERM`
+    /// is the manager's [terminal `TERM`](crate::ManagerBuilder::terminal_term) unless the
+    /// command's own environment sets it.
+    pub fn tty(mut self, rows: u16, cols: u16) -> Self {
+        self.tty = Some(TerminalSize { rows, cols });
         self
     }
 }

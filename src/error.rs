@@ -78,6 +78,24 @@ pub enum Error {
     NotRunning(ProcessId),
     /// Sending a signal failed for a reason other than the group being gone (500).
     Signal(io::Error),
+    /// A terminal size outside 1 to [`MAX_TERMINAL_DIMENSION`](crate::MAX_TERMINAL_DIMENSION)
+    /// rows or columns (400).
+    InvalidTerminalSize {
+        /// The rows asked for.
+        rows: u64,
+        /// The columns asked for.
+        cols: u64,
+    },
+    /// The process was started without input, its input is closed, or it is no longer
+    /// running (409).
+    NoInput(ProcessId),
+    /// The bytes would take the process's pending input past its bound; nothing was queued
+    /// (409).
+    InputFull(ProcessId),
+    /// The process has no terminal, or has exited (409).
+    NoTerminal(ProcessId),
+    /// Setting the terminal's size failed (500).
+    Terminal(io::Error),
 }
 
 impl fmt::Display for Error {
@@ -121,6 +139,15 @@ impl fmt::Display for Error {
             Error::NotFound(id) => write!(f, "Process \"{id}\" not found."),
             Error::NotRunning(id) => write!(f, "Process \"{id}\" is not running."),
             Error::Signal(_) => f.write_str("Failed to signal process."),
+            Error::InvalidTerminalSize { rows, cols } => write!(
+                f,
+                "Terminal size {rows}x{cols} is invalid: rows and columns must be 1 to {}.",
+                crate::MAX_TERMINAL_DIMENSION
+            ),
+            Error::NoInput(id) => write!(f, "Process \"{id}\" has no open input."),
+            Error::InputFull(id) => write!(f, "Input of process \"{id}\" is full."),
+            Error::NoTerminal(id) => write!(f, "Process \"{id}\" has no terminal."),
+            Error::Terminal(_) => f.write_str("Failed to resize terminal."),
         }
     }
 }
@@ -128,7 +155,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Spawn(e) | Error::Signal(e) | Error::TooLarge(e) => Some(e),
+            Error::Spawn(e) | Error::Signal(e) | Error::TooLarge(e) | Error::Terminal(e) => Some(e),
             Error::ProgramNotFound { source, .. }
             | Error::ProgramNotExecutable { source, .. }
             | Error::WorkdirNotEnterable { source, .. } => Some(source),

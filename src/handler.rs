@@ -211,6 +211,8 @@ enum Route<'a> {
     List,
     Output(&'a str),
     Signal(&'a str),
+    Input(&'a str),
+    Resize(&'a str),
 }
 
 impl Handler {
@@ -244,7 +246,7 @@ impl Handler {
         };
         let allowed = match route {
             Route::Root | Route::List | Route::Output(_) => "GET",
-            Route::Start | Route::Signal(_) => "POST",
+            Route::Start | Route::Signal(_) | Route::Input(_) | Route::Resize(_) => "POST",
         };
         if req.method != allowed {
             let mut response = Response::message(405, "Method not allowed.");
@@ -265,6 +267,56 @@ impl Handler {
             Route::List => list(&api, query),
             Route::Output(id) => output(&api, id, query),
             Route::Signal(id) => self.signal(&api, id, req, chat),
+            Route::Input(id) => self.input(&api, id, req, chat),
+            Route::Resize(id) => self.resize(&api, id, req, chat),
+        }
+    }
+
+    /// The first check of the input and resize routes: another chat's process, or an unknown
+    /// id, is not found before the body is looked at.
+    fn visible(&self, raw_id: &str, chat: Option<Uuid>) -> Result<(), Response> {
+        let found = raw_id
+            .parse::<ProcessId>()
+            .is_ok_and(|id| self.manager.info(&id, chat).is_ok());
+        if found {
+            Ok(())
+        } else {
+            Err(error_response(&ApiError::not_found(raw_id)))
+        }
+    }
+
+    /// `POST {id}/input`: the process (404), the body (400), then the input's own checks.
+    fn input(
+        &self,
+        api: &dyn ProcessApi,
+        raw_id: &str,
+        req: &Request,
+        chat: Option<Uuid>,
+    ) -> Response {
+        if let Err(response) = self.visible(raw_id, chat) {
+            return response;
+        }
+        match json_object::<api::InputRequest>(&req.body) {
+            Ok(body) => answer(api.input(raw_id, &body)),
+            Err(response) => response,
+        }
+    }
+
+    /// `POST {id}/resize`: the process (404), the body (400), the size (400), then whether it
+    /// has a terminal (409).
+    fn resize(
+        &self,
+        api: &dyn ProcessApi,
+        raw_id: &str,
+        req: &Request,
+        chat: Option<Uuid>,
+    ) -> Response {
+        if let Err(response) = self.visible(raw_id, chat) {
+            return response;
+        }
+        match json_object::<api::ResizeRequest>(&req.body) {
+            Ok(body) => answer(api.resize(raw_id, body.rows, body.cols)),
+            Err(response) => response,
         }
     }
 
@@ -429,6 +481,8 @@ fn route(path: &str) -> Option<Route<'_>> {
             match action {
                 "output" => Some(Route::Output(id)),
                 "signal" => Some(Route::Signal(id)),
+                "input" => Some(Route::Input(id)),
+                "resize" => Some(Route::Resize(id)),
                 _ => None,
             }
         }
@@ -564,6 +618,14 @@ mod tests {
         assert!(matches!(
             route("/api/v0/processes/abc/signal"),
             Some(Route::Signal("abc"))
+        ));
+        assert!(matches!(
+            route("/api/v0/processes/abc/input"),
+            Some(Route::Input("abc"))
+        ));
+        assert!(matches!(
+            route("/api/v0/processes/abc/resize"),
+            Some(Route::Resize("abc"))
         ));
         for path in [
             "",

@@ -62,6 +62,34 @@ pub struct ProcessInfo {
     pub members_alive: bool,
     /// How it ended; `None` while running.
     pub exit: Option<Exit>,
+    /// For a process started with input ([`Command::stdin_pipe`](crate::Command::stdin_pipe)
+    /// or [`Command::tty`](crate::Command::tty)): whether it still takes input (until the
+    /// input is closed or the process exits). `None` for a process without input.
+    pub stdin_open: Option<bool>,
+    /// For a terminal process: the terminal's current size.
+    pub tty: Option<TerminalSize>,
+}
+
+/// The size of a process's terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TerminalSize {
+    /// Rows (lines), 1 to [`MAX_TERMINAL_DIMENSION`](crate::MAX_TERMINAL_DIMENSION).
+    pub rows: u16,
+    /// Columns, 1 to [`MAX_TERMINAL_DIMENSION`](crate::MAX_TERMINAL_DIMENSION).
+    pub cols: u16,
+}
+
+/// What [`Manager::write_input`](crate::Manager::write_input) (and the other input calls)
+/// return: the bytes were queued, the process reads them when it will.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InputQueued {
+    /// Bytes this call queued.
+    pub queued_bytes: u64,
+    /// Bytes queued and not yet read by the process, this call's included: for a pipe also
+    /// what sits unread in the kernel's pipe buffer; for a terminal only the manager's own
+    /// queue.
+    pub pending_bytes: u64,
 }
 
 /// What [`Manager::output`](crate::Manager::output) returns.
@@ -78,6 +106,13 @@ pub struct Output {
     pub running: bool,
     /// How it ended, once it has.
     pub exit: Option<Exit>,
+    /// As [`ProcessInfo::stdin_open`].
+    pub stdin_open: Option<bool>,
+    /// As [`ProcessInfo::tty`].
+    pub tty: Option<TerminalSize>,
+    /// Input bytes the process never read (still queued, or unread in its pipe, when it
+    /// exited or closed its end).
+    pub input_dropped_bytes: u64,
 }
 
 /// How to read output: from where, and whether to wait. Build one with [`snapshot`],

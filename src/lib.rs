@@ -118,6 +118,7 @@ pub mod handler;
 pub mod http;
 mod id;
 mod info;
+mod input;
 mod interrupt;
 mod manager;
 #[cfg(feature = "mcp")]
@@ -139,14 +140,17 @@ pub mod tools;
 
 pub use api::ParseSignalError;
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};
-pub use command::{Command, LOG_COMMAND_BYTES, Signal};
+pub use command::{Command, LOG_COMMAND_BYTES, MAX_TERMINAL_DIMENSION, Signal};
 pub use error::Error;
 pub use id::ProcessId;
-pub use info::{Exit, ExitEvent, Output, OutputQuery, ProcessInfo, Started};
+pub use info::{
+    Exit, ExitEvent, InputQueued, Output, OutputQuery, ProcessInfo, Started, TerminalSize,
+};
 pub use interrupt::Interrupt;
 pub use manager::{
-    CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
-    DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
+    CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED,
+    DEFAULT_MAX_PENDING_INPUT, DEFAULT_MAX_RUNNING, DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE,
+    DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL, DEFAULT_TERMINAL_TERM,
     DEFAULT_THREAD_STACK_BYTES, Listing, Manager, ManagerBuilder,
 };
 pub use process::READ_CHUNK_BYTES;

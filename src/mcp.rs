@@ -1261,6 +1261,9 @@ mod tests {
                 signal: None,
                 timed_out: None,
                 next_cursor: 5,
+                stdin_open: None,
+                tty: None,
+                input_dropped_bytes: None,
             })
         }
         fn list(&self, _: usize) -> Result<api::ListResponse, crate::api::ApiError> {

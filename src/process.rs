@@ -18,7 +18,8 @@ use uuid::Uuid;
 use crate::buffer::{BufferConfig, HeadTailBuffer};
 use crate::id::ProcessId;
 use crate::info::{Exit, ProcessInfo};
-use crate::sys;
+use crate::input::{Input, Service};
+use crate::sys::{self, Interest};
 use crate::time::deadline_in;
 
 /// Bytes read from a child's pipe at once (the default pipe capacity on Linux). The read buffer
@@ -54,6 +55,8 @@ pub(crate) struct ProcSpec {
     pub(crate) buffer: BufferConfig,
     /// How long an open output pipe keeps the process running after its leader's exit.
     pub(crate) pipe_grace: Duration,
+    /// Its input, when started with a stdin pipe or a terminal.
+    pub(crate) input: Option<Input>,
 }
 
 /// The manager's record of one process. Immutable fields, the output buffer, and the mutable
@@ -74,6 +77,8 @@ pub(crate) struct Proc {
     pub(crate) buffer: HeadTailBuffer,
     pub(crate) state: Mutex<ProcState>,
     exited: Condvar,
+    /// Its input (a stdin pipe or a terminal), written by its watcher.
+    pub(crate) input: Option<Input>,
 }
 
 /// The leader's status as its watcher saw it.
@@ -130,6 +135,7 @@ impl Proc {
                 lingers: false,
             }),
             exited: Condvar::new(),
+            input: spec.input,
         })
     }
 
@@ -149,6 +155,8 @@ impl Proc {
             pid: self.pid,
             started_at: self.started_at,
             exit,
+            stdin_open: self.input.as_ref().map(Input::is_open),
+            tty: self.input.as_ref().and_then(Input::size),
         }
     }
 
@@ -313,6 +321,11 @@ impl Proc {
     fn output_closed(self: &Arc<Self>, sink: &dyn ExitSink) {
         let mut state = self.state.lock();
         state.pipe_open = false;
+        // A terminal's output ends when its last slave side closes: nothing reads its input
+        // any more either.
+        if let Some(input) = self.input.as_ref().filter(|i| i.is_terminal()) {
+            input.end();
+        }
         if state.leader != Leader::Alive {
             self.mark_exited(state, sink);
         }
@@ -344,6 +357,9 @@ impl Proc {
             duration: self.started.elapsed(),
         };
         state.exit = Some(exit.clone());
+        if let Some(input) = &self.input {
+            input.end();
+        }
         let lingers = self.group_may_have_members_locked(&mut state);
         state.lingers = lingers;
         sink.exited(self, &exit, lingers);
@@ -363,7 +379,8 @@ impl Proc {
     }
 }
 
-/// The reader thread's body: copies the pipe into the buffer until end of file, and, when the
+/// The reader thread's body: copies the pipe into the buffer until end of file, writes the
+/// process's queued input (if it has any) as the child makes room for it, and, when the
 /// child has a pidfd, watches it too: reaps the leader when it exits, runs the pipe grace as its
 /// poll timeout, and marks the process exited as soon as both the leader and the output are
 /// done. So an exit wakes this one thread, which wakes the waiters: no hop through the
@@ -379,29 +396,50 @@ pub(crate) fn watch(
     sys::set_nonblocking(pipe.as_fd(), true)?;
     let mut pipe = Some(File::from(pipe));
     let mut grace_until: Option<Instant> = None;
-    let mut ready = Vec::with_capacity(3);
+    let mut input = proc.input.as_ref();
+    let mut ready = Vec::with_capacity(5);
     let mut chunk: Vec<u8> = Vec::new();
     let result = loop {
-        if pipe.is_none() && pidfd.is_none() && grace_until.is_none() {
+        // The input first: write what the child has room for, and learn what to wait for.
+        let input_fd = match input.map(Input::service) {
+            None => None,
+            Some(Service::Done) => {
+                input = None;
+                None
+            }
+            Some(Service::Idle) => None,
+            Some(Service::Write(fd)) => Some(fd),
+        };
+        if pipe.is_none() && pidfd.is_none() && grace_until.is_none() && input.is_none() {
             break Ok(());
         }
-        // Index 0: stop; then the pipe and the pidfd while they matter.
-        let mut fds = [stop; 3];
+        // Index 0: stop; then the pipe, the pidfd and the input's waker and fd while they
+        // matter.
+        let mut fds = [(stop, Interest::Read); 5];
         let mut n = 1;
         let pipe_at = pipe.as_ref().map(|p| {
-            fds[n] = p.as_fd();
+            fds[n] = (p.as_fd(), Interest::Read);
             n += 1;
             n - 1
         });
         let pidfd_at = pidfd.as_ref().map(|p| {
-            fds[n] = p.as_fd();
+            fds[n] = (p.as_fd(), Interest::Read);
             n += 1;
             n - 1
         });
+        if let Some(input) = input {
+            fds[n] = (input.waker(), Interest::Read);
+            n += 1;
+        }
+        if let Some(fd) = &input_fd {
+            fds[n] = (fd.as_fd(), Interest::Write);
+            n += 1;
+        }
         let timeout = grace_until.map(|at| at.saturating_duration_since(Instant::now()));
-        if let Err(e) = sys::poll_readable(&fds[..n], timeout, &mut ready) {
+        if let Err(e) = sys::poll_fds(&fds[..n], timeout, &mut ready) {
             break Err(e);
         }
+        drop(input_fd);
         if ready.contains(&0) {
             break Ok(());
         }
@@ -483,6 +521,9 @@ fn drain(proc: &Proc, pipe: &mut File, chunk: &mut Vec<u8>) -> io::Result<bool> 
             Ok(n) => proc.buffer.write(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            // A terminal's master answers EIO once the last slave side has closed: its end
+            // of file. (A pipe never does.)
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(false),
             Err(e) => return Err(e),
         }
     }
@@ -524,6 +565,7 @@ mod tests {
             background: false,
             buffer: BufferConfig::default(),
             pipe_grace: Duration::from_secs(2),
+            input: None,
         };
         let proc = Proc::new(spec, child.id(), 1, None);
         let stop = sys::Waker::new().expect("waker");

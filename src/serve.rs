@@ -190,6 +190,10 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
         .max_running(opts.max_running);
     for (key, value) in &opts.env {
         builder = builder.env(key, value);
+        // The contract: a terminal process's TERM is `--env`'s, if given; never the server's.
+        if key == "TERM" {
+            builder = builder.terminal_term(value);
+        }
     }
     // The contract's chain: `--workdir` if it is a directory, else `$HOME` (the library's own
     // fallback, the current directory, is not the server's).

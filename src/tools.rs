@@ -732,7 +732,16 @@ fn process_info_schema() -> Value {
             "signal": {"type": "string"},
             "timed_out": {"type": "boolean"},
             "duration_ms": {"type": "integer", "minimum": 0},
-            "members_alive": {"type": "boolean"}
+            "members_alive": {"type": "boolean"},
+            "stdin_open": {"type": "boolean"},
+            "tty": {
+                "type": "object",
+                "properties": {
+                    "rows": {"type": "integer", "minimum": 1},
+                    "cols": {"type": "integer", "minimum": 1}
+                },
+                "required": ["rows", "cols"]
+            }
         },
         "required": ["id", "command", "workdir", "background", "running", "started_at_unix"]
     })

@@ -44,6 +44,8 @@ fn schemas_match_the_wire_types() {
         env: Some(Default::default()),
         background: Some(true),
         timeout_ms: Some(1),
+        stdin: Some("pipe".into()),
+        tty: Some(api::TtySize { rows: 1, cols: 1 }),
     };
     let info = api::ProcessInfo {
         id: "i".into(),
@@ -59,6 +61,8 @@ fn schemas_match_the_wire_types() {
         timed_out: Some(true),
         duration_ms: Some(1),
         members_alive: Some(true),
+        stdin_open: Some(true),
+        tty: Some(api::TtySize { rows: 1, cols: 1 }),
     };
     let truncation = api::Truncation {
         original_bytes: 1,
@@ -74,6 +78,9 @@ fn schemas_match_the_wire_types() {
         signal: Some("SIGKILL".into()),
         timed_out: Some(true),
         next_cursor: 0,
+        stdin_open: Some(true),
+        tty: Some(api::TtySize { rows: 1, cols: 1 }),
+        input_dropped_bytes: Some(1),
     };
     let signal = api::SignalRequest {
         signal: Some("kill".into()),
@@ -86,6 +93,21 @@ fn schemas_match_the_wire_types() {
     };
     let list = api::ListResponse { processes: vec![] };
     let message = api::Message::with_detail("m", "d");
+    let input = api::InputRequest {
+        data: Some("a".into()),
+        data_base64: Some("YQ==".into()),
+        close: Some(true),
+    };
+    let queued = api::InputResponse {
+        queued_bytes: 1,
+        pending_bytes: 1,
+    };
+    let resize = api::ResizeRequest { rows: 1, cols: 1 };
+    let size = api::TtySize { rows: 1, cols: 1 };
+    assert_eq!(properties(&spec, "InputRequest"), keys(&input));
+    assert_eq!(properties(&spec, "InputResponse"), keys(&queued));
+    assert_eq!(properties(&spec, "ResizeRequest"), keys(&resize));
+    assert_eq!(properties(&spec, "TtySize"), keys(&size));
     assert_eq!(properties(&spec, "StartRequest"), keys(&start));
     assert_eq!(properties(&spec, "StartResponse"), keys(&started));
     assert_eq!(properties(&spec, "ProcessInfo"), keys(&info));
@@ -135,7 +157,7 @@ fn routes_and_methods_match_the_handler() {
             }
         }
     }
-    assert_eq!(paths.len(), 5, "the four routes and GET /");
+    assert_eq!(paths.len(), 7, "the four routes, input, resize and GET /");
 }
 
 /// Every operation of the document, with its path and method.

@@ -199,6 +199,9 @@ fn out(running: bool) -> api::OutputResponse {
         signal: None,
         timed_out: None,
         next_cursor: 7,
+        stdin_open: None,
+        tty: None,
+        input_dropped_bytes: None,
     }
 }
 

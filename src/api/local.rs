@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::process_api::{ApiError, ListEntries, ProcessApi};
 use super::{
-    ListResponse, Message, OutputOptions, OutputResponse, ProcessInfo, StartRequest, StartResponse,
-    command_from_start, error_answer, parse_signal, signal_name, unsupported_signal_message,
+    InputRequest, InputResponse, ListResponse, Message, OutputOptions, OutputResponse, ProcessInfo,
+    StartRequest, StartResponse, command_from_start, decode_input, error_answer, parse_signal,
+    signal_name, stdin_pipe_of, unsupported_signal_message,
 };
 use crate::error::Error;
 use crate::id::ProcessId;
@@ -71,6 +72,9 @@ fn parse_id(id: &str) -> Result<ProcessId, ApiError> {
 
 impl ProcessApi for LocalApi {
     fn start(&self, request: &StartRequest) -> Result<StartResponse, ApiError> {
+        if let Err(message) = stdin_pipe_of(request) {
+            return Err(ApiError::answer(400, Message::new(message)));
+        }
         self.manager
             .start(command_from_start(request, self.chat))
             .map(|started| StartResponse::from(&started))
@@ -108,6 +112,29 @@ impl ProcessApi for LocalApi {
     fn list_entries(&self, limit: usize) -> Result<ListEntries, ApiError> {
         let listing = self.manager.listing(self.chat, limit);
         Ok(Box::new(listing.map(|info| ProcessInfo::from(&info))))
+    }
+
+    fn input(&self, id: &str, request: &InputRequest) -> Result<InputResponse, ApiError> {
+        // The contract's order: the process, then the body's own checks.
+        let pid = parse_id(id)?;
+        self.manager
+            .info(&pid, self.chat)
+            .map_err(|e| answer(&e, Some(id)))?;
+        let (bytes, close) = decode_input(request).map_err(|m| ApiError::answer(400, m))?;
+        self.manager
+            .input(&pid, self.chat, &bytes, close)
+            .map(|queued| InputResponse::from(&queued))
+            .map_err(|e| answer(&e, Some(id)))
+    }
+
+    fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<Message, ApiError> {
+        let pid = parse_id(id)?;
+        self.manager
+            .resize(&pid, self.chat, rows, cols)
+            .map_err(|e| answer(&e, Some(id)))?;
+        Ok(Message::new(format!(
+            "Resized process \"{id}\" to {rows}x{cols}."
+        )))
     }
 
     fn signal(&self, id: &str, signal: &str) -> Result<Message, ApiError> {

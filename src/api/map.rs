@@ -11,11 +11,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
-use super::{Message, OutputResponse, ProcessInfo, StartRequest, StartResponse, Truncation};
+use super::{
+    InputRequest, InputResponse, Message, OutputResponse, ProcessInfo, StartRequest, StartResponse,
+    Truncation, TtySize,
+};
 use crate::buffer::TRUNCATION_STRATEGY;
 use crate::command::{Command, Signal};
 use crate::error::Error;
-use crate::info::{Exit, Output, ProcessInfo as Info, Started};
+use crate::info::{Exit, InputQueued, Output, ProcessInfo as Info, Started, TerminalSize};
 
 /// The wire name of every signal the API accepts, in the order the answers list them. The one
 /// table of signal names: [`Signal::name`], its `FromStr`, the handler, the tools and the CLI
@@ -139,7 +142,58 @@ pub fn command_from_start(request: &StartRequest, chat: Option<Uuid>) -> Command
     if let Some(ms) = request.timeout_ms.filter(|&ms| ms > 0) {
         cmd = cmd.timeout(Duration::from_millis(ms));
     }
+    if let Some(size) = request.tty {
+        cmd = cmd.tty(size.rows, size.cols);
+    } else if stdin_pipe_of(request) == Ok(true) {
+        cmd = cmd.stdin_pipe();
+    }
     cmd
+}
+
+/// The answer to a terminal size outside 1..=1000.
+pub(crate) const TERMINAL_SIZE_MESSAGE: &str =
+    "Terminal size must be 1 to 1000 rows and 1 to 1000 columns.";
+
+/// Whether a start request asks for a stdin pipe: `Ok(false)` for `"null"` or no `stdin`,
+/// `Ok(true)` for `"pipe"`.
+///
+/// # Errors
+///
+/// Any other value: the 400 answer's message.
+pub fn stdin_pipe_of(request: &StartRequest) -> Result<bool, String> {
+    match request.stdin.as_deref() {
+        None | Some("null") => Ok(false),
+        Some("pipe") => Ok(true),
+        Some(_) => Err("Field stdin must be \"null\" or \"pipe\".".to_string()),
+    }
+}
+
+/// The bytes and the close an input request asks for, checked in the contract's order: both
+/// `data` and `data_base64` (400), invalid base64 (400, the decoder's message as detail),
+/// neither data nor `close: true` (400 `Input is required.`).
+///
+/// # Errors
+///
+/// The 400 answer's body.
+pub fn decode_input(request: &InputRequest) -> Result<(Vec<u8>, bool), Message> {
+    use base64::Engine as _;
+    let close = request.close == Some(true);
+    let bytes = match (&request.data, &request.data_base64) {
+        (Some(_), Some(_)) => {
+            return Err(Message::new(
+                "Give either \"data\" or \"data_base64\", not both.",
+            ));
+        }
+        (Some(text), None) => text.as_bytes().to_vec(),
+        (None, Some(encoded)) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| {
+                Message::with_detail("Field data_base64 must be standard base64.", e.to_string())
+            })?,
+        (None, None) if close => Vec::new(),
+        (None, None) => return Err(Message::new("Input is required.")),
+    };
+    Ok((bytes, close))
 }
 
 /// The wire status and message of a library error. `id` is the process id as the caller spelled
@@ -198,6 +252,14 @@ pub fn error_answer(error: &Error, id: Option<&str>) -> (u16, Message) {
         Error::NotFound(parsed) => (404, not_found_message(&id(parsed))),
         Error::NotRunning(parsed) => (409, format!("Process \"{}\" is not running.", id(parsed))),
         Error::Signal(_) => (500, "Failed to signal process.".to_string()),
+        Error::InvalidTerminalSize { .. } => (400, TERMINAL_SIZE_MESSAGE.to_string()),
+        Error::NoInput(parsed) => (
+            409,
+            format!("Process \"{}\" has no open input.", id(parsed)),
+        ),
+        Error::InputFull(parsed) => (409, format!("Input of process \"{}\" is full.", id(parsed))),
+        Error::NoTerminal(parsed) => (409, format!("Process \"{}\" has no terminal.", id(parsed))),
+        Error::Terminal(_) => (500, "Failed to resize terminal.".to_string()),
     };
     let detail = std::error::Error::source(error).map(ToString::to_string);
     (status, Message { message, detail })
@@ -241,6 +303,26 @@ impl From<&Info> for ProcessInfo {
             timed_out: exit.and_then(timed_out),
             duration_ms: exit.map(|e| duration_ms(e.duration)),
             members_alive: info.members_alive.then_some(true),
+            stdin_open: info.stdin_open,
+            tty: info.tty.map(TtySize::from),
+        }
+    }
+}
+
+impl From<TerminalSize> for TtySize {
+    fn from(size: TerminalSize) -> Self {
+        TtySize {
+            rows: size.rows,
+            cols: size.cols,
+        }
+    }
+}
+
+impl From<&InputQueued> for InputResponse {
+    fn from(queued: &InputQueued) -> Self {
+        InputResponse {
+            queued_bytes: queued.queued_bytes,
+            pending_bytes: queued.pending_bytes,
         }
     }
 }
@@ -275,6 +357,9 @@ impl From<&Output> for OutputResponse {
             signal: exit.and_then(exit_signal),
             timed_out: exit.and_then(timed_out),
             next_cursor: out.next_cursor,
+            stdin_open: out.stdin_open,
+            tty: out.tty.map(TtySize::from),
+            input_dropped_bytes: (out.input_dropped_bytes > 0).then_some(out.input_dropped_bytes),
         }
     }
 }
@@ -290,7 +375,32 @@ mod tests {
     #[test]
     fn every_error_has_its_status_and_sentence() {
         let id = ProcessId::from(Uuid::from_u128(0x0b6f_4a1e_0000_4000_8000_0000_0000_0001));
-        let cases: [(Error, u16, &str); 17] = [
+        let cases: [(Error, u16, &str); 22] = [
+            (
+                Error::InvalidTerminalSize { rows: 0, cols: 80 },
+                400,
+                "Terminal size must be 1 to 1000 rows and 1 to 1000 columns.",
+            ),
+            (
+                Error::NoInput(id),
+                409,
+                "Process \"0b6f4a1e-0000-4000-8000-000000000001\" has no open input.",
+            ),
+            (
+                Error::InputFull(id),
+                409,
+                "Input of process \"0b6f4a1e-0000-4000-8000-000000000001\" is full.",
+            ),
+            (
+                Error::NoTerminal(id),
+                409,
+                "Process \"0b6f4a1e-0000-4000-8000-000000000001\" has no terminal.",
+            ),
+            (
+                Error::Terminal(io::Error::other("denied")),
+                500,
+                "Failed to resize terminal.",
+            ),
             (Error::CommandRequired, 400, "Command is required."),
             (
                 Error::CommandAndArgv,
@@ -392,6 +502,7 @@ mod tests {
                 Error::Spawn(_)
                     | Error::Signal(_)
                     | Error::TooLarge(_)
+                    | Error::Terminal(_)
                     | Error::ProgramNotFound { .. }
                     | Error::ProgramNotExecutable { .. }
                     | Error::WorkdirNotEnterable { .. }
@@ -421,6 +532,48 @@ mod tests {
     fn detail_is_the_source() {
         let (_, message) = error_answer(&Error::Spawn(io::Error::other("boom")), None);
         assert_eq!(message.detail.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn input_requests_are_checked_in_the_contracts_order() {
+        let req = |data: Option<&str>, b64: Option<&str>, close: Option<bool>| InputRequest {
+            data: data.map(str::to_string),
+            data_base64: b64.map(str::to_string),
+            close,
+        };
+        let err = |r: InputRequest| decode_input(&r).expect_err("refused").message;
+        assert!(err(req(Some("a"), Some("!!"), None)).contains("not both"));
+        assert_eq!(
+            err(req(None, Some("!!"), Some(true))),
+            "Field data_base64 must be standard base64."
+        );
+        assert_eq!(err(req(None, None, None)), "Input is required.");
+        assert_eq!(err(req(None, None, Some(false))), "Input is required.");
+        assert_eq!(
+            decode_input(&req(None, None, Some(true))).ok(),
+            Some((Vec::new(), true))
+        );
+        assert_eq!(
+            decode_input(&req(None, Some("AP8K"), None)).ok(),
+            Some((vec![0, 0xff, b'\n'], false))
+        );
+        assert_eq!(
+            decode_input(&req(Some("hé"), None, None)).ok(),
+            Some(("hé".as_bytes().to_vec(), false))
+        );
+    }
+
+    #[test]
+    fn stdin_takes_null_or_pipe() {
+        let with = |stdin: Option<&str>| StartRequest {
+            stdin: stdin.map(str::to_string),
+            ..StartRequest::default()
+        };
+        assert_eq!(stdin_pipe_of(&with(None)), Ok(false));
+        assert_eq!(stdin_pipe_of(&with(Some("null"))), Ok(false));
+        assert_eq!(stdin_pipe_of(&with(Some("pipe"))), Ok(true));
+        assert!(stdin_pipe_of(&with(Some("PIPE"))).is_err());
+        assert!(stdin_pipe_of(&with(Some(""))).is_err());
     }
 
     #[test]

@@ -27,8 +27,9 @@ mod process_api;
 
 pub use local::LocalApi;
 pub use map::{
-    ParseSignalError, SIGNAL_NAMES, command_from_start, error_answer, exit_code, exit_signal,
-    list_command, not_found_message, parse_signal, signal_name, unsupported_signal_message,
+    ParseSignalError, SIGNAL_NAMES, command_from_start, decode_input, error_answer, exit_code,
+    exit_signal, list_command, not_found_message, parse_signal, signal_name, stdin_pipe_of,
+    unsupported_signal_message,
 };
 pub use process_api::{ApiError, ListEntries, MAX_TOOL_OUTPUT_BYTES, ProcessApi, cap_output};
 
@@ -69,6 +70,62 @@ pub struct StartRequest {
     /// *Extension*: after this long the group gets SIGTERM, then SIGKILL after the kill grace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// *Extension*: `"null"` (the default: stdin is `/dev/null`) or `"pipe"` (stdin is a pipe
+    /// written through the input route). Any other value is a 400. Ignored with `tty`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+    /// *Extension*: run under a new pseudo-terminal of this size (each 1..=1000, else 400; a
+    /// value that is not an integer from 0 to 65535 makes the body invalid JSON for this
+    /// request, also a 400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<TtySize>,
+}
+
+/// The size of a terminal on the wire: `{"rows": int, "cols": int}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtySize {
+    /// Rows (lines), 1..=1000.
+    pub rows: u16,
+    /// Columns, 1..=1000.
+    pub cols: u16,
+}
+
+/// The `stdin` values a start accepts.
+pub const STDIN_VALUES: [&str; 2] = ["null", "pipe"];
+
+/// `POST /api/v0/processes/{id}/input`: text or raw bytes (at most one of the two), and
+/// optionally the close.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRequest {
+    /// UTF-8 text to queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Raw bytes to queue, standard base64 (with padding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_base64: Option<String>,
+    /// Close the input once everything queued before (this request's bytes included) has been
+    /// written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close: Option<bool>,
+}
+
+/// Answer to an input request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputResponse {
+    /// Bytes this request queued.
+    pub queued_bytes: u64,
+    /// Bytes queued and not yet read by the process, this request's included (for a pipe also
+    /// what is unread in its kernel buffer; for a terminal only the server's own queue).
+    pub pending_bytes: u64,
+}
+
+/// `POST /api/v0/processes/{id}/resize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResizeRequest {
+    /// Rows, 1..=1000.
+    pub rows: u16,
+    /// Columns, 1..=1000.
+    pub cols: u16,
 }
 
 /// Answer to a start.
@@ -120,6 +177,13 @@ pub struct ProcessInfo {
     /// live members (a signal still reaches them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members_alive: Option<bool>,
+    /// *Extension*: present for a process started with `stdin: "pipe"` or `tty`: true until
+    /// its input is closed or it exits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_open: Option<bool>,
+    /// *Extension*: present for a terminal process: the terminal's current size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<TtySize>,
 }
 
 /// Answer to a list.
@@ -164,6 +228,16 @@ pub struct OutputResponse {
     /// *Extension*: stream offset just past the bytes this answer covers.
     #[serde(default)]
     pub next_cursor: u64,
+    /// *Extension*: as in [`ProcessInfo::stdin_open`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_open: Option<bool>,
+    /// *Extension*: as in [`ProcessInfo::tty`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<TtySize>,
+    /// *Extension*: present when > 0: input bytes the process never read (queued or unread in
+    /// its pipe when it exited or closed its end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_dropped_bytes: Option<u64>,
 }
 
 /// How to read output through [`ProcessApi::output_with`]: the query parameters of

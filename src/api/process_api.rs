@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use super::{
-    ListResponse, Message, OutputOptions, OutputResponse, ProcessInfo, StartRequest, StartResponse,
+    InputRequest, InputResponse, ListResponse, Message, OutputOptions, OutputResponse, ProcessInfo,
+    StartRequest, StartResponse,
 };
 
 /// Most bytes of output a tool result carries back to the model.
@@ -161,12 +162,45 @@ pub trait ProcessApi {
     ) -> Result<Message, ApiError> {
         match grace {
             None => self.signal(id, signal),
-            Some(_) => Err(ApiError {
-                status: None,
-                message: "This process API cannot send a signal with a kill grace.".into(),
-                detail: None,
-            }),
+            Some(_) => Err(unsupported("send a signal with a kill grace")),
         }
+    }
+
+    /// Queues input for a process started with `stdin: "pipe"` or `tty` (see
+    /// [`InputRequest`]), and with `close: true` closes it after. Answers at once, without
+    /// waiting for the process to read. The provided implementation refuses (an API of a
+    /// third party that predates input); both of the crate's implement it.
+    ///
+    /// # Errors
+    ///
+    /// 404 for an id this caller cannot see; 400 for both `data` and `data_base64`, invalid
+    /// base64, or neither data nor `close`; 409 when the process has no open input or its
+    /// pending input would exceed the bound; or a transport error.
+    fn input(&self, id: &str, request: &InputRequest) -> Result<InputResponse, ApiError> {
+        let _ = (id, request);
+        Err(unsupported("write input"))
+    }
+
+    /// Sets the size of a terminal process's terminal (`rows` and `cols` 1..=1000); the
+    /// process gets SIGWINCH. The provided implementation refuses, as for
+    /// [`input`](Self::input).
+    ///
+    /// # Errors
+    ///
+    /// 404 for an id this caller cannot see; 400 for a size out of range; 409 when the
+    /// process has no terminal or has exited; or a transport error.
+    fn resize(&self, id: &str, rows: u16, cols: u16) -> Result<Message, ApiError> {
+        let _ = (id, rows, cols);
+        Err(unsupported("resize a terminal"))
+    }
+}
+
+/// The provided answer of an API that lacks a call: a transport-style error (no status).
+fn unsupported(what: &str) -> ApiError {
+    ApiError {
+        status: None,
+        message: format!("This process API cannot {what}."),
+        detail: None,
     }
 }
 

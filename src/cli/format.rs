@@ -167,6 +167,8 @@ mod tests {
             timed_out: None,
             duration_ms: (!running).then_some(1500),
             members_alive: None,
+            stdin_open: None,
+            tty: None,
         }
     }
 

@@ -330,6 +330,9 @@ mod tests {
             signal: signal.map(str::to_string),
             timed_out: timed_out.then_some(true),
             next_cursor: 0,
+            stdin_open: None,
+            tty: None,
+            input_dropped_bytes: None,
         }
     }
 

@@ -37,6 +37,13 @@ pub const DEFAULT_THREAD_STACK_BYTES: usize = 64 * 1024;
 /// How long a reader thread with no child to watch waits for the next one before it exits.
 /// Reusing readers saves creating a thread per start; idle ones cost a mostly untouched stack.
 pub const DEFAULT_READER_IDLE: Duration = Duration::from_secs(5);
+/// Default bound on a process's pending input (bytes queued and not yet read by it): a write
+/// that would go past it queues nothing and fails with
+/// [`Error::InputFull`](crate::Error::InputFull).
+pub const DEFAULT_MAX_PENDING_INPUT: usize = 1024 * 1024;
+/// Default `TERM` of terminal processes whose own environment does not set it (the manager's
+/// base environment's `TERM` describes the host's terminal, not theirs).
+pub const DEFAULT_TERMINAL_TERM: &str = "xterm-256color";
 /// Environment variable set to the chat id for processes started for a chat.
 pub const CHAT_ID_ENV: &str = "CODER_CHAT_ID";
 
@@ -61,6 +68,8 @@ pub(crate) struct Config {
     pub(crate) workdir_provider: Option<Box<WorkdirProvider>>,
     pub(crate) on_exit: Option<Box<ExitHook>>,
     pub(crate) spawn_method: sys::SpawnMethod,
+    pub(crate) max_pending_input: usize,
+    pub(crate) terminal_term: String,
 }
 
 /// Configures and builds a [`Manager`](crate::Manager). Every bound has a documented default.
@@ -108,6 +117,8 @@ impl Default for ManagerBuilder {
                 workdir_provider: None,
                 on_exit: None,
                 spawn_method: sys::SpawnMethod::default_for_platform(),
+                max_pending_input: DEFAULT_MAX_PENDING_INPUT,
+                terminal_term: DEFAULT_TERMINAL_TERM.to_string(),
             },
         }
     }
@@ -250,6 +261,21 @@ impl ManagerBuilder {
         } else {
             sys::SpawnMethod::default_for_platform()
         };
+        self
+    }
+
+    /// Most input bytes pending per process (default [`DEFAULT_MAX_PENDING_INPUT`]);
+    /// `usize::MAX` means no bound.
+    pub fn max_pending_input(mut self, bytes: usize) -> Self {
+        self.config.max_pending_input = bytes;
+        self
+    }
+
+    /// `TERM` for terminal processes whose own environment does not set it (default
+    /// [`DEFAULT_TERMINAL_TERM`]). The base environment's `TERM` is not used for them: it
+    /// describes the terminal the host runs in, if any.
+    pub fn terminal_term(mut self, term: impl Into<String>) -> Self {
+        self.config.terminal_term = term.into();
         self
     }
 

@@ -21,7 +21,8 @@ use uuid::Uuid;
 use crate::command::{Command, Signal};
 use crate::error::Error;
 use crate::id::ProcessId;
-use crate::info::{Output, OutputQuery, ProcessInfo, Started};
+use crate::info::{InputQueued, Output, OutputQuery, ProcessInfo, Started, TerminalSize};
+use crate::input::{Input, InputKind, Refused};
 use crate::interrupt::Interrupt;
 use crate::pool::{PoolConfig, ReaderPool};
 use crate::process::{self, Proc, ProcSpec};
@@ -35,8 +36,9 @@ pub(crate) mod table;
 
 pub(crate) use builder::Config;
 pub use builder::{
-    CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
-    DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
+    CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED,
+    DEFAULT_MAX_PENDING_INPUT, DEFAULT_MAX_RUNNING, DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE,
+    DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL, DEFAULT_TERMINAL_TERM,
     DEFAULT_THREAD_STACK_BYTES, ManagerBuilder,
 };
 use prepare::{Prepared, chat_suffix, cmd_label};
@@ -107,6 +109,20 @@ impl ExactSizeIterator for Listing {}
 enum Failure {
     Unspawned(Error),
     Spawned(Error),
+}
+
+/// A child's stdin and output as [`Manager::child_io`] makes them.
+struct ChildIo {
+    /// The child's fds 1 and 2 (a pipe's write end, or the terminal's slave side).
+    output: OwnedFd,
+    /// The child's fd 0.
+    stdin: Arc<OwnedFd>,
+    /// What the watcher reads the output from.
+    read_end: OwnedFd,
+    /// Whether `output` is a terminal the child takes as its controlling terminal.
+    terminal: bool,
+    /// The input the manager writes, if any.
+    input: Option<Input>,
 }
 
 /// Whether a process of `owner` may be read and signalled by a caller acting for `caller`: a
@@ -240,7 +256,7 @@ impl Manager {
                 })?
             }
         };
-        let (read_end, write_end) = sys::pipe_cloexec().map_err(unspawned)?;
+        let io = self.child_io(&cmd).map_err(unspawned)?;
         let spec = sys::SpawnSpec {
             path: to_cstring(program.into_os_string().into_vec())?,
             argv: prepared
@@ -250,11 +266,13 @@ impl Manager {
                 .collect::<Result<_, _>>()?,
             envp: prepared.envp,
             cwd: to_cstring(prepared.workdir.clone().into_os_string().into_vec())?,
-            output: write_end,
-            stdin: Some(Arc::clone(&self.dev_null)),
+            output: io.output,
+            stdin: Some(io.stdin),
             parent_death_signal: Some(libc::SIGKILL),
             method: config.spawn_method,
+            terminal: io.terminal,
         };
+        let read_end = io.read_end;
         let chat = cmd.chat;
         let workdir = prepared.workdir.clone();
         let proc = ProcSpec {
@@ -265,6 +283,7 @@ impl Manager {
             background: cmd.background,
             buffer: config.buffer,
             pipe_grace: config.pipe_grace,
+            input: io.input,
         };
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         let job = Job::Spawn(Box::new(SpawnJob {
@@ -300,6 +319,41 @@ impl Manager {
             id: proc.id,
             pid: proc.pid,
             workdir: proc.workdir.clone(),
+        })
+    }
+
+    /// The child's stdin and output, and what the manager keeps of them: `/dev/null` and one
+    /// output pipe; a stdin pipe besides (its write end for the input); or a new terminal (its
+    /// master read for the output and written for the input).
+    fn child_io(&self, cmd: &Command) -> io::Result<ChildIo> {
+        let max_pending = self.shared.config.max_pending_input;
+        if let Some(size) = cmd.tty {
+            let pty = sys::open_pty(size.rows, size.cols)?;
+            let read_end = pty.master.try_clone()?;
+            let stdin = Arc::new(pty.slave.try_clone()?);
+            let input = Input::new(InputKind::Terminal, pty.master, Some(size), max_pending)?;
+            return Ok(ChildIo {
+                output: pty.slave,
+                stdin,
+                read_end,
+                terminal: true,
+                input: Some(input),
+            });
+        }
+        let (read_end, write_end) = sys::pipe_cloexec()?;
+        let (stdin, input) = if cmd.stdin_pipe {
+            let (stdin_read, stdin_write) = sys::pipe_cloexec()?;
+            let input = Input::new(InputKind::Pipe, stdin_write, None, max_pending)?;
+            (Arc::new(stdin_read), Some(input))
+        } else {
+            (Arc::clone(&self.dev_null), None)
+        };
+        Ok(ChildIo {
+            output: write_end,
+            stdin,
+            read_end,
+            terminal: false,
+            input,
         })
     }
 
@@ -425,7 +479,98 @@ impl Manager {
             next_cursor: rendered.next_cursor,
             running: exit.is_none(),
             exit,
+            stdin_open: proc.input.as_ref().map(Input::is_open),
+            tty: proc.input.as_ref().and_then(Input::size),
+            input_dropped_bytes: proc.input.as_ref().map_or(0, Input::dropped),
         })
+    }
+
+    /// Queues `bytes` for the process's input (see [`Command::stdin_pipe`] and
+    /// [`Command::tty`]) and returns at once: the process reads them when it will, in the
+    /// order they were queued, and a process that does not read never blocks this call.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when there is no such process for this caller;
+    /// [`Error::NoInput`] when it was started without input, its input is closed, or it is no
+    /// longer running; [`Error::InputFull`] when the bytes would take its pending input past
+    /// the bound ([`ManagerBuilder::max_pending_input`]), in which case nothing was queued.
+    pub fn write_input(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        bytes: &[u8],
+    ) -> Result<InputQueued, Error> {
+        self.input(id, chat, bytes, false)
+    }
+
+    /// Closes the process's input once everything queued before has been written: end of
+    /// file for a pipe; for a terminal its end-of-file character (VEOF, normally ^D) at the
+    /// start of a line (twice when a line is open: the first hands over the line so far).
+    /// Later input fails with [`Error::NoInput`].
+    ///
+    /// # Errors
+    ///
+    /// As [`write_input`](Self::write_input).
+    pub fn close_input(&self, id: &ProcessId, chat: Option<Uuid>) -> Result<InputQueued, Error> {
+        self.input(id, chat, &[], true)
+    }
+
+    /// [`write_input`](Self::write_input), then with `close` [`close_input`](Self::close_input),
+    /// as one step: no other caller's input comes between, and when the bytes do not fit
+    /// neither happens.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_input`](Self::write_input).
+    pub fn input(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        bytes: &[u8],
+        close: bool,
+    ) -> Result<InputQueued, Error> {
+        let proc = self.find(id, chat)?;
+        let Some(input) = &proc.input else {
+            return Err(Error::NoInput(*id));
+        };
+        if proc.state.lock().exit.is_some() {
+            return Err(Error::NoInput(*id));
+        }
+        input.push(bytes, close).map_err(|refused| match refused {
+            Refused::NotOpen => Error::NoInput(*id),
+            Refused::Full => Error::InputFull(*id),
+        })
+    }
+
+    /// Sets the size of the process's terminal; the process gets SIGWINCH.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when there is no such process for this caller;
+    /// [`Error::InvalidTerminalSize`] for a size outside 1 to
+    /// [`MAX_TERMINAL_DIMENSION`](crate::MAX_TERMINAL_DIMENSION); [`Error::NoTerminal`] when
+    /// it has no terminal or has exited; [`Error::Terminal`] when the system refused.
+    pub fn resize(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), Error> {
+        let proc = self.find(id, chat)?;
+        prepare::check_terminal_size(u64::from(rows), u64::from(cols))?;
+        let Some(input) = proc.input.as_ref().filter(|i| i.is_terminal()) else {
+            return Err(Error::NoTerminal(*id));
+        };
+        if proc.state.lock().exit.is_some() {
+            return Err(Error::NoTerminal(*id));
+        }
+        match input.resize(TerminalSize { rows, cols }) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::NoTerminal(*id)),
+            Err(e) => Err(Error::Terminal(e)),
+        }
     }
 
     /// Sends a signal to the process's whole group; with `grace`, SIGKILL follows that much

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::command::{Command, shell_join};
+use crate::command::{Command, MAX_TERMINAL_DIMENSION, shell_join};
 use crate::error::Error;
 use crate::manager::builder::{CHAT_ID_ENV, Config};
 use crate::sys::{self, SpawnStage};
@@ -74,10 +74,14 @@ pub(crate) fn prepare(
         }
         check_nul(&format!("env[\"{key}\"]"), value)?;
     }
+    if let Some(size) = cmd.tty {
+        check_terminal_size(u64::from(size.rows), u64::from(size.cols))?;
+    }
     let workdir = resolve_workdir(config, cmd.workdir.as_deref())?;
-    // Without a hook, request variables or a chat, every child gets the base environment:
-    // built once, shared.
-    let fast = config.env_hook.is_none() && cmd.env.is_empty() && cmd.chat.is_none();
+    // Without a hook, request variables, a chat or a terminal, every child gets the base
+    // environment: built once, shared.
+    let fast =
+        config.env_hook.is_none() && cmd.env.is_empty() && cmd.chat.is_none() && cmd.tty.is_none();
     let env = (!fast).then(|| build_env(config, cmd));
     // The program is looked up later, after the running limit: a program that cannot be
     // found is a failed spawn, which the contract puts after 429 and 503.
@@ -97,6 +101,20 @@ pub(crate) fn prepare(
         workdir,
         display,
     })
+}
+
+/// A terminal of `rows` x `cols` must have 1 to [`MAX_TERMINAL_DIMENSION`] of each.
+///
+/// # Errors
+///
+/// [`Error::InvalidTerminalSize`] otherwise.
+pub(crate) fn check_terminal_size(rows: u64, cols: u64) -> Result<(), Error> {
+    let ok = |n: u64| (1..=u64::from(MAX_TERMINAL_DIMENSION)).contains(&n);
+    if ok(rows) && ok(cols) {
+        Ok(())
+    } else {
+        Err(Error::InvalidTerminalSize { rows, cols })
+    }
 }
 
 /// The working directory: the command's own (absolute, existing), else the configured
@@ -133,7 +151,8 @@ pub(crate) fn resolve_workdir(config: &Config, explicit: Option<&Path>) -> Resul
     }
 }
 
-/// Base environment, then the hook, then the request's variables, then the chat id.
+/// Base environment, then the hook, then (terminal processes) the terminal `TERM`, then the
+/// request's variables, then the chat id.
 pub(crate) fn build_env(config: &Config, cmd: &Command) -> BTreeMap<OsString, OsString> {
     let mut env = config.base_env.clone();
     if let Some(hook) = &config.env_hook {
@@ -145,6 +164,10 @@ pub(crate) fn build_env(config: &Config, cmd: &Command) -> BTreeMap<OsString, Os
                 chat_suffix(cmd.chat)
             ),
         }
+    }
+    if cmd.tty.is_some() {
+        // The base environment's TERM is the host's terminal; the command's own wins below.
+        env.insert("TERM".into(), config.terminal_term.clone().into());
     }
     for (key, value) in &cmd.env {
         env.insert(key.into(), value.into());

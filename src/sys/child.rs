@@ -19,7 +19,7 @@
 //!
 //! What the child may use: the plain integers and pointers of [`ChildArgs`], all prepared by
 //! the parent (in `spawn.rs`) before the child exists; the system calls named in each function
-//! here (`sigaction`/`rt_sigaction`, `sigprocmask`, `setpgid`, `prctl`, `getppid`, `dup2`,
+//! here (`sigaction`/`rt_sigaction`, `sigprocmask`, `setpgid`, `setsid`, `ioctl(TIOCSCTTY)`, `prctl`, `getppid`, `dup2`,
 //! `chdir`, `close_range`, `fcntl`, `execve`, `write`, `_exit`); and lock-free atomic stores.
 //! A reviewer checks every line of these three files against that list; nothing outside them
 //! runs in the child.
@@ -60,6 +60,9 @@ pub(super) struct ChildArgs {
     pub(super) default_action: libc::sigaction,
     /// An empty signal set.
     pub(super) empty_mask: libc::sigset_t,
+    /// `output` is a terminal's slave side: lead a new session with it as the controlling
+    /// terminal (see [`take_terminal`]) instead of only a new process group.
+    pub(super) terminal: bool,
 }
 
 /// A failed child's report, written by the child into memory it shares with the parent.
@@ -131,11 +134,15 @@ pub(super) enum ChildStep {
     Chdir = 8,
     /// `execve`.
     Exec = 9,
+    /// `setsid()` (terminal processes).
+    Session = 10,
+    /// `ioctl(TIOCSCTTY)` (terminal processes).
+    ControllingTerminal = 11,
 }
 
 impl ChildStep {
     /// Every step, for decoding a code: the discriminants above are the only table.
-    const ALL: [ChildStep; 9] = [
+    const ALL: [ChildStep; 11] = [
         ChildStep::SignalMask,
         ChildStep::ProcessGroup,
         ChildStep::DeathSignal,
@@ -145,6 +152,8 @@ impl ChildStep {
         ChildStep::Stderr,
         ChildStep::Chdir,
         ChildStep::Exec,
+        ChildStep::Session,
+        ChildStep::ControllingTerminal,
     ];
 
     /// What the step calls, for the debug log.
@@ -159,6 +168,8 @@ impl ChildStep {
             ChildStep::Stderr => "dup2(stderr)",
             ChildStep::Chdir => "chdir",
             ChildStep::Exec => "execve",
+            ChildStep::Session => "setsid",
+            ChildStep::ControllingTerminal => "ioctl(TIOCSCTTY)",
         }
     }
 }
@@ -209,10 +220,15 @@ pub(super) unsafe fn child_exec(args: &ChildArgs) -> ! {
     if unsafe { libc::sigprocmask(libc::SIG_SETMASK, &args.empty_mask, ptr::null_mut()) } != 0 {
         report_and_exit(args, errno(), ChildStep::SignalMask);
     }
-    // 3. Lead a new process group, so the whole tree can be signalled at once.
-    // SAFETY: setpgid is async-signal-safe.
-    if unsafe { libc::setpgid(0, 0) } != 0 {
-        report_and_exit(args, errno(), ChildStep::ProcessGroup);
+    // 3. Lead a new process group, so the whole tree can be signalled at once. A terminal
+    // process leads a new session instead, which makes it a group leader as well.
+    if args.terminal {
+        take_terminal(args);
+    } else {
+        // SAFETY: setpgid is async-signal-safe.
+        if unsafe { libc::setpgid(0, 0) } != 0 {
+            report_and_exit(args, errno(), ChildStep::ProcessGroup);
+        }
     }
     // 4. The parent-death signal where the platform has one, then the race where the parent
     // died before it was armed.
@@ -245,6 +261,24 @@ pub(super) unsafe fn child_exec(args: &ChildArgs) -> ! {
     // SAFETY: execve is async-signal-safe; all three arrays are valid and NULL-terminated.
     unsafe { libc::execve(args.path, args.argv, args.envp) };
     report_and_exit(args, errno(), ChildStep::Exec)
+}
+
+/// Terminal processes: a new session (`setsid`, which also makes the child the leader of a
+/// new process group whose id is its pid, so group signals and timeouts work as for any
+/// process), then the terminal's slave side (`args.output`, opened `O_NOCTTY` by the parent)
+/// as its controlling terminal (`TIOCSCTTY`), which also makes the child's group the
+/// terminal's foreground group (so ^C and SIGWINCH reach it). Async-signal-safe.
+fn take_terminal(args: &ChildArgs) {
+    // SAFETY: setsid is async-signal-safe; a fresh child is never a group leader, so it
+    // cannot fail with EPERM.
+    if unsafe { libc::setsid() } < 0 {
+        report_and_exit(args, errno(), ChildStep::Session);
+    }
+    // SAFETY: ioctl(TIOCSCTTY) is a single system call on an fd the parent keeps open; the
+    // argument 0 means "do not steal it from another session".
+    if unsafe { libc::ioctl(args.output, libc::TIOCSCTTY as _, 0) } < 0 {
+        report_and_exit(args, errno(), ChildStep::ControllingTerminal);
+    }
 }
 
 /// Marks every fd >= 3 close-on-exec: in one system call where the platform has one (Linux

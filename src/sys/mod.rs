@@ -21,8 +21,10 @@
 //! - `sigwait.rs`: [`block_signals`] and [`wait_for_signal`] for the `serve` binary (feature
 //!   `server`);
 //! - `wait.rs`: [`try_reap`], [`WaitOutcome`], [`wait_exit_no_reap`];
-//! - `poll.rs`: [`poll_readable`] and the [`Waker`];
+//! - `poll.rs`: [`poll_readable`], [`poll_fds`] (readable or writable) and the [`Waker`];
 //! - `rlimit.rs`: [`raise_fd_limit`];
+//! - `pty.rs`: [`open_pty`], [`set_window_size`], [`eof_char`] (a terminal per process);
+//! - `stdin.rs`: [`write_input`] (no SIGPIPE in the host) and [`unread_bytes`] (`FIONREAD`);
 //! - `pid.rs`: the crate's one pid type, `u32` (as `std::process::Child::id`), and its checked
 //!   conversion to `pid_t`: every function here that takes or returns a pid uses `u32`.
 //!
@@ -59,11 +61,13 @@ mod child;
 mod fd;
 mod pid;
 mod poll;
+mod pty;
 mod rlimit;
 mod signal;
 #[cfg(feature = "server")]
 mod sigwait;
 mod spawn;
+mod stdin;
 mod wait;
 
 #[cfg(test)]
@@ -72,8 +76,9 @@ mod tests;
 #[cfg_attr(not(test), allow(unused_imports))] // for tests and diagnostics
 pub(crate) use fd::open_fd_count;
 pub(crate) use fd::{open_dev_null, set_nonblocking};
-pub(crate) use platform::{live_groups, pipe_cloexec};
-pub(crate) use poll::{Waker, poll_readable};
+pub(crate) use platform::{live_groups, pipe_cloexec, pipe_reader};
+pub(crate) use poll::{Interest, Waker, poll_fds, poll_readable};
+pub(crate) use pty::{eof_char, open_pty, set_window_size};
 #[cfg_attr(not(feature = "server"), allow(unused_imports))] // the server binary's, at start
 pub(crate) use rlimit::raise_fd_limit;
 pub(crate) use signal::{signal_group, signal_name};
@@ -82,4 +87,5 @@ pub(crate) use sigwait::{block_signals, wait_for_signal};
 #[cfg(test)]
 pub(crate) use spawn::SpawnedChild;
 pub(crate) use spawn::{SpawnFailure, SpawnMethod, SpawnSpec, SpawnStage, spawn};
+pub(crate) use stdin::{unread_bytes, write_input};
 pub(crate) use wait::{WaitOutcome, try_reap, wait_exit_no_reap};

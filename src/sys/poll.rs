@@ -20,12 +20,35 @@ pub(crate) fn poll_readable(
     timeout: Option<Duration>,
     ready: &mut Vec<usize>,
 ) -> io::Result<()> {
+    let fds: Vec<(BorrowedFd<'_>, Interest)> = fds.iter().map(|fd| (*fd, Interest::Read)).collect();
+    poll_fds(&fds, timeout, ready)
+}
+
+/// What [`poll_fds`] waits for on one fd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interest {
+    /// Readable (`POLLIN`).
+    Read,
+    /// Writable (`POLLOUT`): a pipe or terminal with room for more input.
+    Write,
+}
+
+/// As [`poll_readable`], with each fd's own interest: an fd waited on for writing is ready
+/// when it has room, or has hung up or failed (a `write` then tells what happened).
+pub(crate) fn poll_fds(
+    fds: &[(BorrowedFd<'_>, Interest)],
+    timeout: Option<Duration>,
+    ready: &mut Vec<usize>,
+) -> io::Result<()> {
     ready.clear();
     let mut pollfds: Vec<libc::pollfd> = fds
         .iter()
-        .map(|fd| libc::pollfd {
+        .map(|(fd, interest)| libc::pollfd {
             fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
+            events: match interest {
+                Interest::Read => libc::POLLIN,
+                Interest::Write => libc::POLLOUT,
+            },
             revents: 0,
         })
         .collect();

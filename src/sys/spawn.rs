@@ -69,6 +69,10 @@ pub(crate) struct SpawnSpec {
     pub(crate) parent_death_signal: Option<c_int>,
     /// How to create the child.
     pub(crate) method: SpawnMethod,
+    /// `output` is the slave side of a pseudo-terminal (opened `O_NOCTTY`; `stdin` should be
+    /// it too): the child leads a new session with it as its controlling terminal (`setsid`,
+    /// `TIOCSCTTY`) instead of calling `setpgid`. It still leads its own process group.
+    pub(crate) terminal: bool,
 }
 
 /// A started child. The caller owns reaping it (with `try_reap`); until then its pid, and
@@ -226,6 +230,7 @@ pub(super) fn start(spec: &SpawnSpec) -> Result<SpawnedChild, SpawnError> {
         fd_scan_limit: fd_scan_limit(),
         default_action: default_action(),
         empty_mask: empty_sigset(),
+        terminal: spec.terminal,
     };
 
     let (pid, pidfd, channel) = start_child(spec.method, &mut args)?;

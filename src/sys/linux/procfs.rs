@@ -3,6 +3,7 @@
 //! zombies waiting for PID 1 counts as empty.
 
 use std::collections::HashSet;
+use std::os::unix::fs::OpenOptionsExt;
 
 /// The process groups that have a member that is not a zombie: one pass over `/proc`.
 /// `None` where `/proc` cannot be read (on other unix systems always: callers then ask per
@@ -31,4 +32,19 @@ pub(crate) fn live_groups() -> Option<HashSet<u32>> {
         }
     }
     Some(groups)
+}
+
+/// A new read end of the pipe whose end `fd` is: `/proc/self/fd/N` opened for reading (a
+/// pipe's magic link opens the pipe itself), non-blocking and close-on-exec. Holding it does
+/// not delay the end of file a reader sees (only writers do), and `FIONREAD` on it counts what
+/// is still unread after our write end is gone.
+pub(crate) fn pipe_reader(
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    Ok(Some(file.into()))
 }

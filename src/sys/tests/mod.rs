@@ -69,6 +69,7 @@ fn spec(method: SpawnMethod, path: CString, argv: &[&str]) -> SpawnSpec {
         stdin: None,
         parent_death_signal: None,
         method,
+        terminal: false,
     }
 }
 
