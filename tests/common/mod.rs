@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use procwarden::tools::{self, ProcessApi};
 use serde_json::Value;
 
-/// The four agent tools, in the order `tools::definitions()` and `procwarden tools` list them.
-pub const TOOL_NAMES: [&str; 4] = [
+/// The agent tools, in the order `tools::definitions()` and `procwarden tools` list them.
+pub const TOOL_NAMES: [&str; 5] = [
     "execute",
     "process_output",
     "process_list",
     "process_signal",
+    "process_input",
 ];
 
 /// Calls the `execute` tool with `args`.
