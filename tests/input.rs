@@ -319,7 +319,7 @@ fn resize_changes_the_size_and_sends_sigwinch() {
     let m = Manager::new().expect("manager");
     let started = m
         .start(
-            Command::shell("trap 'stty size; kill $!; exit 0' WINCH; echo ready; sleep 30 & wait")
+            Command::shell("trap 'stty size; kill $!; exit 0' WINCH; sleep 30 & echo ready; wait")
                 .tty(24, 80),
         )
         .expect("start");

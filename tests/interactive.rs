@@ -396,7 +396,7 @@ fn a_terminal_process_leads_a_session_and_its_group_takes_signals() {
     let started = start(
         addr,
         // `stdin` is ignored with `tty`: a terminal always takes input.
-        &json!({"command": "echo ready; sleep 30 & wait", "tty": {"rows": 24, "cols": 80}, "stdin": "null"}),
+        &json!({"command": "sleep 30 & echo ready; wait", "tty": {"rows": 24, "cols": 80}, "stdin": "null"}),
         &[],
     );
     let (id, pid) = (id_of(&started), started["pid"].as_i64().expect("pid"));
@@ -461,7 +461,7 @@ fn resize_sets_the_size_and_the_process_gets_sigwinch() {
     let id = id_of(&start(
         addr,
         &json!({
-            "command": "trap 'stty size; kill $!; exit 0' WINCH; echo ready; sleep 30 & wait",
+            "command": "trap 'stty size; kill $!; exit 0' WINCH; sleep 30 & echo ready; wait",
             "tty": {"rows": 24, "cols": 80},
         }),
         &[],
