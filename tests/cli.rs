@@ -141,10 +141,23 @@ fn an_expired_timeout_exits_124_and_leaves_nothing_running() {
         one_line(&stderr) && stderr.contains("timed out after 300ms"),
         "{stderr:?}"
     );
+    // The agent enforced it (timeout_ms): the record says so, and `output` and `ps` agree with
+    // exec.
     let info = agent.newest();
     assert_eq!(info["command"], "echo begun; sleep 30");
     assert_eq!(info["running"], false, "{info}");
-    assert_eq!(info["signal"], "SIGKILL", "{info}");
+    assert_eq!(info["timed_out"], true, "{info}");
+    assert_eq!(info["signal"], "SIGTERM", "{info}");
+    let id = info["id"].as_str().expect("id").to_string();
+    let (code, stdout, _) = agent.run(&["output", &id]);
+    assert_eq!((code, stdout.as_str()), (124, "begun\n"));
+    let (_, table, _) = agent.run(&["ps"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("timed out")),
+        "{table}"
+    );
     let pid = info["pid"].as_i64().expect("pid") as i32;
     assert!(
         eventually(Duration::from_secs(5), || dead(pid)
@@ -377,18 +390,57 @@ fn usage_errors_exit_2_with_one_line() {
         &["--url"],
         &["--url", "http://127.0.0.1:1", "serve"],
         &["tools", "--bogus"],
+        &["kill", "abc"],
+        &["output", "ab"],
+        &["--url", "localhost:7717", "ps"],
+        &["--url", "http://127.0.0.1:port", "ps"],
+        &["--url", "https://127.0.0.1:1", "ps"],
+        &[
+            "--url",
+            "http://127.0.0.1:1/api/v0/processes",
+            "kill",
+            "abcd",
+        ],
+        &["serve", "--bogus"],
+        &["serve", "--listen", "not an address"],
+        &["serve", "--listen", "0.0.0.0:0"],
+        &["mcp", "--bogus"],
+        &["completions", "csh"],
+        &["manpage", "--json"],
     ] {
         let (code, stdout, stderr) = run_to_end(args, &[]);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert_eq!(stdout, "", "{args:?}");
         assert!(one_line(&stderr), "{args:?}: {stderr:?}");
         assert!(stderr.starts_with("procwarden: "), "{args:?}: {stderr:?}");
+        // The same tail everywhere: the help to read.
+        let tail = stderr.trim_end();
+        assert!(
+            tail.ends_with(" --help)") && tail.contains("(see procwarden "),
+            "{args:?}: {stderr:?}"
+        );
     }
+    // A malformed $PROCWARDEN_URL is a usage error too.
+    let (code, _, stderr) = run_to_end(&["ps"], &[("PROCWARDEN_URL", "127.0.0.1:7717")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("$PROCWARDEN_URL: --url takes http://"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn every_subcommand_has_help() {
-    for command in ["exec", "ps", "output", "kill", "tools", "serve"] {
+    for command in [
+        "exec",
+        "ps",
+        "output",
+        "kill",
+        "tools",
+        "serve",
+        "completions",
+        "manpage",
+    ] {
         let (code, stdout, stderr) = run_to_end(&[command, "--help"], &[]);
         assert_eq!(code, 0, "{command}: {stderr}");
         assert!(
@@ -397,10 +449,26 @@ fn every_subcommand_has_help() {
         );
         assert!(stdout.contains(command), "{command}: {stdout}");
     }
+    // exec's help says which directory a command runs in.
+    let (_, stdout, _) = run_to_end(&["exec", "--help"], &[]);
+    assert!(
+        stdout.contains("current directory when the agent is on this host"),
+        "{stdout}"
+    );
     let (code, stdout, _) = run_to_end(&["--help"], &[]);
     assert_eq!(code, 0);
     for command in [
-        "serve", "exec", "ps", "output", "kill", "tools", "--url", "--json",
+        "serve",
+        "exec",
+        "ps",
+        "output",
+        "kill",
+        "tools",
+        "completions",
+        "manpage",
+        "--url",
+        "--json",
+        "--token-file",
     ] {
         assert!(stdout.contains(command), "{command}: {stdout}");
     }
@@ -423,7 +491,6 @@ fn no_answer_exits_1_with_one_line() {
             "kill",
             "some-id",
         ],
-        &["--url", "https://127.0.0.1:1", "ps"],
     ] {
         let began = Instant::now();
         let (code, stdout, stderr) = run_to_end(args, &[]);
@@ -436,6 +503,12 @@ fn no_answer_exits_1_with_one_line() {
     assert!(
         stderr.starts_with("procwarden: No answer from http://127.0.0.1:1."),
         "{stderr:?}"
+    );
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with("Is procwarden serve running at http://127.0.0.1:1?"),
+        "the next step: {stderr:?}"
     );
 }
 
@@ -453,7 +526,43 @@ fn the_token_comes_from_the_environment() {
     assert_eq!((code, stdout.as_str()), (0, "in\n"), "{stderr}");
     let (code, stdout, stderr) = run_to_end(&["--url", &url, "ps"], &[]);
     assert_eq!((code, stdout.as_str()), (1, ""));
-    assert_eq!(stderr, "procwarden: Unauthorized.\n");
+    assert_eq!(
+        stderr,
+        "procwarden: Unauthorized. Set PROCWARDEN_TOKEN or --token-file to the agent's token \
+         (procwarden serve --token-file).\n"
+    );
+    // --token-file, before or after the subcommand.
+    let file = std::env::temp_dir().join(format!("procwarden-cli-token-{}", std::process::id()));
+    std::fs::write(&file, "s3cret\n").expect("token file");
+    let file_arg = file.display().to_string();
+    let (code, stdout, stderr) = run_to_end(
+        &[
+            "--token-file",
+            &file_arg,
+            "--url",
+            &url,
+            "exec",
+            "--",
+            "echo file",
+        ],
+        &[],
+    );
+    assert_eq!((code, stdout.as_str()), (0, "file\n"), "{stderr}");
+    let (code, _, stderr) = run_to_end(&["--url", &url, "ps", "--token-file", &file_arg], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let _ = std::fs::remove_file(&file);
+    let (code, _, stderr) = run_to_end(&["--url", &url, "ps", "--token-file", &file_arg], &[]);
+    assert_eq!(code, 2, "a missing token file is a usage error: {stderr}");
+    assert!(stderr.contains("cannot read --token-file"), "{stderr}");
+    // A URL with the API's path: the answer would be a 404; the CLI says what to give.
+    let (code, _, stderr) = run_to_end(&["--url", &format!("{url}/api/v0"), "ps"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--url should be the agent's base URL, e.g. {url} (without /api/v0)"
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -495,4 +604,107 @@ fn kill_takes_the_signal_spellings_of_kill_1() {
             "{spelling:?}"
         );
     }
+}
+
+/// `exec` on an agent on this host runs in the caller's directory unless --workdir says
+/// otherwise.
+#[test]
+fn exec_runs_in_the_callers_directory_on_a_local_agent() {
+    let agent = Agent::start();
+    let dir = std::env::temp_dir().join(format!("procwarden-cli-cwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = dir.canonicalize().expect("canonical");
+    let run_in = |args: &[&str]| {
+        let out = Command::new(binary())
+            .args(["--url", &agent.url])
+            .args(args)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .env_remove("PROCWARDEN_TOKEN")
+            .output()
+            .expect("procwarden runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        run_in(&["exec", "--", "pwd"]),
+        (Some(0), format!("{}\n", dir.display()))
+    );
+    assert_eq!(
+        run_in(&["exec", "--workdir", "/tmp", "--", "pwd"]),
+        (Some(0), "/tmp\n".to_string())
+    );
+    // The record says where it ran.
+    let (code, _) = run_in(&["exec", "--background", "--", "true"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(agent.newest()["workdir"], dir.display().to_string());
+    let _ = std::fs::remove_dir(&dir);
+}
+
+/// IDs may be given as unique prefixes (at least 4 characters); `kill` takes several.
+#[test]
+fn ids_take_unique_prefixes_and_kill_takes_several() {
+    let agent = Agent::start();
+    let (first, first_pid) = agent.background("echo first; sleep 30");
+    let (second, second_pid) = agent.background("sleep 30");
+    let (code, stdout, stderr) = agent.run(&["output", &first[..8]]);
+    assert_eq!((code, stdout.as_str()), (0, "first\n"), "{stderr}");
+    let upper = first[..6].to_ascii_uppercase();
+    let (code, stdout, stderr) = agent.run(&["kill", &upper, &second[..4], "-9"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "Signal \"kill\" sent to process \"{first}\".\nSignal \"kill\" sent to process \"{second}\".\n"
+        )
+    );
+    assert!(eventually(Duration::from_secs(5), || dead(first_pid)
+        && dead(second_pid)));
+    // Every id is tried; one that fails makes the exit code 1, with one line each.
+    let (third, third_pid) = agent.background("sleep 30");
+    let (code, stdout, stderr) =
+        agent.run(&["kill", "ffffffff-ffff-4fff-bfff-ffffffffffff", &third]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stdout,
+        format!("Signal \"terminate\" sent to process \"{third}\".\n")
+    );
+    assert!(
+        one_line(&stderr) && stderr.contains("not found"),
+        "{stderr:?}"
+    );
+    assert!(eventually(Duration::from_secs(5), || dead(third_pid)));
+    // A prefix that matches nothing.
+    let (code, _, stderr) = agent.run(&["output", "zzzz"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("No process ID starts with \"zzzz\""),
+        "{stderr}"
+    );
+}
+
+/// `exec` says on stderr when the output it printed was cut, and where the rest is named.
+#[test]
+fn exec_reports_truncated_output_on_stderr() {
+    let agent = Agent::start();
+    let (code, stdout, stderr) =
+        agent.run(&["exec", "--", "head -c 100000 /dev/zero | tr '\\0' x; echo"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("[omitted 67233 bytes]"),
+        "{}",
+        &stdout[..100]
+    );
+    let id = agent.newest()["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        stderr,
+        format!(
+            "procwarden: output truncated (67233 bytes omitted); see: procwarden output {id}\n"
+        )
+    );
+    // Output that fits says nothing.
+    let (_, _, stderr) = agent.run(&["exec", "--", "echo short"]);
+    assert_eq!(stderr, "");
 }

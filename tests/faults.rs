@@ -1,4 +1,4 @@
-//! Faults and abuse against the release binary, over real sockets and real processes: an output
+//! Faults and abuse against the binary under test, over real sockets and real processes: an output
 //! flood, children that ignore SIGTERM, close their output early or leave grandchildren holding
 //! the pipe, a fork burst, a low fd limit, a graceful and a hard server death, and hundreds of
 //! idle or slow connections.

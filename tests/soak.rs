@@ -1,4 +1,4 @@
-//! A bounded soak of the release binary: many clients, each on its own keep-alive connection,
+//! A bounded soak of the binary under test (this build's, or `PROCWARDEN_TEST_BINARY`): many clients, each on its own keep-alive connection,
 //! start processes and wait for them over loopback HTTP; afterwards the server has no zombie
 //! child, and its fd and thread counts come back to what they were when it was idle.
 //!

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::EXIT_USAGE;
+use super::{EXIT_USAGE, INTERRUPT_GRACE, MIN_ID_PREFIX};
 use crate::api;
 use crate::mcp::McpOptions;
 use crate::serve::ServeOptions;
@@ -28,18 +28,22 @@ Usage:
   procwarden exec [OPTIONS] -- COMMAND...     run a command, print its output, exit with its status
   procwarden ps [--limit N] [--wide]          list processes
   procwarden output ID [--wait] [--follow]    print a process's output
-  procwarden kill ID [--signal SIGNAL]        signal a process's whole group
+  procwarden kill ID... [--signal SIGNAL]     signal each process's whole group
   procwarden tools [--schema]                 the agent tools (no server needed)
+  procwarden completions bash|zsh|fish        a shell completion script (no server needed)
+  procwarden manpage                          the manual page, as roff (no server needed)
   procwarden --version | --help
 
 Client options (every command but serve and mcp; `procwarden COMMAND --help` for the others):
-  --url URL   the agent: http://HOST:PORT or unix:/path
-              (default: $PROCWARDEN_URL, else http://127.0.0.1:7717)
-  --json      print the API's JSON answer instead of the human form
-The bearer token is read from $PROCWARDEN_TOKEN.
+  --url URL          the agent's base URL: http://HOST:PORT or unix:/path
+                     (default: $PROCWARDEN_URL, else http://127.0.0.1:7717)
+  --token-file FILE  read the bearer token from FILE (default: $PROCWARDEN_TOKEN)
+  --json             print the API's JSON answer instead of the human form
+An ID may be given as a unique prefix of at least 4 characters (as `ps` shows it).
 
 Exit codes: 1 error answer or no answer, 2 usage error. exec and output exit with the
-process's status: its exit code, 128+N for signal N, 124 for a timeout.";
+process's status: its exit code, 128+N for signal N, 124 for a timeout; exec exits 130
+when Ctrl-C interrupted it.";
 
 const SERVE_USAGE: &str = "\
 Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
@@ -81,20 +85,32 @@ SIGINT. With --url it drives a running `procwarden serve`, whose processes stay 
 Only JSON-RPC is written to stdout. Logs go to stderr; RUST_LOG sets the level (default info).";
 
 const EXEC_USAGE: &str = "\
-Usage: procwarden exec [--timeout D] [--workdir DIR] [--background] [--url URL] [--json] -- COMMAND...
+Usage: procwarden exec [--timeout D] [--workdir DIR] [--background] [--detach-on-interrupt]
+                       [--interrupt-grace D] [--url URL] [--json] -- COMMAND...
 
 Runs COMMAND through the agent: its words joined with single spaces and run by `sh -c` on the
 agent's host (as ssh does), stdout and stderr in one stream, stdin empty. Waits for the exit,
-prints the output (the first and last 16 KiB when it is longer, with an omission marker), and
-exits with the command's status: its exit code, 128+N when signal N ended it.
+prints the output (the first and last 16 KiB when it is longer, with an omission marker, and
+a note on stderr naming what was cut), and exits with the command's status: its exit code,
+128+N when signal N ended it.
 
-  --timeout D      give up after D (e.g. 30s, 5m, 250ms): the process group is sent SIGKILL,
-                   so nothing is left running, its output is printed, and the exit code is 124
-                   (as timeout(1)); the agent also ends it 10 s after D should this command die
-  --workdir DIR    absolute working directory on the agent's host (default: the agent's)
-  --background     start it and print its id at once (exit 0); with --timeout the agent ends
-                   it after D (SIGTERM, then SIGKILL 2 s later)
-  --json           print the final output answer (or the start answer) as JSON";
+Ctrl-C sends the process group SIGINT (interrupt) and waits for it to exit: after the interrupt
+grace, or at a second Ctrl-C, it gets SIGKILL. Then the output so far is printed and the exit
+code is 130.
+
+  --timeout D            the agent ends the process after D (e.g. 30s, 5m, 250ms): SIGTERM,
+                         then SIGKILL 2 s later; it is recorded as timed out, its output is
+                         printed, and the exit code is 124 (as timeout(1)). Should the agent
+                         not have ended it 5 s after D, this command sends SIGKILL itself
+  --workdir DIR          absolute working directory on the agent's host. Default: this
+                         command's current directory when the agent is on this host (a
+                         loopback address or a unix socket), else the agent's own default
+  --background           start it and print its id at once (exit 0); with --timeout the agent
+                         ends it after D (SIGTERM, then SIGKILL 2 s later)
+  --detach-on-interrupt  Ctrl-C leaves the process running: prints its id and how to end it
+                         (procwarden kill ID), and exits 130
+  --interrupt-grace D    how long the process has after Ctrl-C before SIGKILL (default 2s)
+  --json                 print the final output answer (or the start answer) as JSON";
 
 const PS_USAGE: &str = "\
 Usage: procwarden ps [--limit N] [--wide] [--url URL] [--json]
@@ -112,20 +128,39 @@ Usage: procwarden output ID [--wait] [--follow] [--url URL] [--json]
 
 Prints a process's output (the first and last 16 KiB, with an omission marker between).
 Without options it is a snapshot. Once the process has exited, exits with its status as exec
-does (exit code, 128+N for signal N, 124 for a timeout); while it runs, exits 0.
+does (exit code, 128+N for signal N, 124 for a timeout); while it runs, exits 0. ID may be a
+unique prefix of at least 4 characters.
 
   --wait      wait until the process exits, then print its output
   --follow    print output as it arrives until the process exits
   --json      print the output answer as JSON (with --follow, one answer per line)";
 
 const KILL_USAGE: &str = "\
-Usage: procwarden kill ID [--signal SIGNAL | -s SIGNAL | -SIGNAL] [--url URL] [--json]
+Usage: procwarden kill ID... [--signal SIGNAL | -s SIGNAL | -SIGNAL] [--url URL] [--json]
 
-Sends a signal to the process's whole group: terminate (SIGTERM, the default), kill (SIGKILL)
+Sends a signal to each process's whole group: terminate (SIGTERM, the default), kill (SIGKILL)
 or interrupt (SIGINT). SIGNAL may also be spelled as kill(1) does, in any case: TERM, SIGTERM
 or 15; KILL, SIGKILL or 9; INT, SIGINT or 2 (so `kill -9 ID` and `kill -s KILL ID` work).
+Each ID may be a unique prefix of at least 4 characters. Every ID is tried; the exit code is 1
+when any of them failed.
 
-  --json      print the answer as JSON";
+  --json      print each answer as JSON";
+
+const COMPLETIONS_USAGE: &str = "\
+Usage: procwarden completions bash|zsh|fish
+
+Prints a completion script for the shell, made from the same table of subcommands and flags
+that the parser reads. Load it with, e.g.:
+  bash:  source <(procwarden completions bash)   (or save it as
+         /usr/share/bash-completion/completions/procwarden)
+  zsh:   procwarden completions zsh > \"${fpath[1]}/_procwarden\"
+  fish:  procwarden completions fish > ~/.config/fish/completions/procwarden.fish";
+
+const MANPAGE_USAGE: &str = "\
+Usage: procwarden manpage
+
+Prints the manual page procwarden(1) as roff, made from the same help texts that --help
+prints. Read it with `procwarden manpage | man -l -`.";
 
 const TOOLS_USAGE: &str = "\
 Usage: procwarden tools [--schema]
@@ -138,7 +173,7 @@ needed.
                      annotations (the MCP hints; `procwarden mcp` lists exactly these)";
 
 /// Every subcommand: its name and its help.
-const SUBCOMMANDS: [(&str, &str); 7] = [
+pub(super) const SUBCOMMANDS: [(&str, &str); 9] = [
     ("serve", SERVE_USAGE),
     ("mcp", MCP_USAGE),
     ("exec", EXEC_USAGE),
@@ -146,10 +181,179 @@ const SUBCOMMANDS: [(&str, &str); 7] = [
     ("output", OUTPUT_USAGE),
     ("kill", KILL_USAGE),
     ("tools", TOOLS_USAGE),
+    ("completions", COMPLETIONS_USAGE),
+    ("manpage", MANPAGE_USAGE),
 ];
 
+/// The overview that `procwarden --help` prints (the man page's synopsis too).
+pub(super) const OVERVIEW: &str = USAGE;
+
 /// The flags of `exec` that take a value (so that the word after one is not its command).
-const EXEC_VALUE_FLAGS: [&str; 3] = ["--timeout", "--workdir", "--url"];
+const EXEC_VALUE_FLAGS: [&str; 5] = [
+    "--timeout",
+    "--workdir",
+    "--url",
+    "--token-file",
+    "--interrupt-grace",
+];
+
+/// What a flag's value is, for the shell completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Value {
+    /// A switch: no value.
+    None,
+    /// A file name.
+    File,
+    /// A directory name.
+    Dir,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+    /// Anything else (a number, a duration, an address).
+    Text,
+}
+
+/// One flag of a subcommand, for the shell completions and the man page: its spellings
+/// (long first) and its value. The parser's match arms take the same spellings; a unit test
+/// checks that every flag here is accepted and named in the subcommand's help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Flag {
+    /// `--long` and any other spellings (`-s`).
+    pub(super) names: &'static [&'static str],
+    /// What follows it.
+    pub(super) value: Value,
+}
+
+const fn flag(names: &'static [&'static str], value: Value) -> Flag {
+    Flag { names, value }
+}
+
+/// The options every client subcommand takes (before or after the subcommand).
+pub(super) const CLIENT_FLAGS: &[Flag] = &[
+    flag(&["--url"], Value::Text),
+    flag(&["--token-file"], Value::File),
+    flag(&["--json"], Value::None),
+];
+
+/// What the words after a subcommand's flags are, for the shell completions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Positional {
+    /// No words.
+    Nothing,
+    /// Process ids (completed from `procwarden ps`).
+    Ids,
+    /// A command line (completed as commands).
+    CommandLine,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+}
+
+/// One subcommand in the table the completions and the man page are made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Spec {
+    /// Its name (as in [`SUBCOMMANDS`]).
+    pub(super) name: &'static str,
+    /// Whether it takes [`CLIENT_FLAGS`].
+    pub(super) client: bool,
+    /// Its own flags (beside `--help`).
+    pub(super) flags: &'static [Flag],
+    /// What its other words are.
+    pub(super) positional: Positional,
+}
+
+const fn spec(
+    name: &'static str,
+    client: bool,
+    flags: &'static [Flag],
+    positional: Positional,
+) -> Spec {
+    Spec {
+        name,
+        client,
+        flags,
+        positional,
+    }
+}
+
+/// The flags of every subcommand, for the shell completions (`procwarden completions`); one
+/// entry per member of [`SUBCOMMANDS`], in the same order.
+pub(super) const FLAGS: &[Spec] = &[
+    spec(
+        "serve",
+        false,
+        &[
+            flag(&["--listen"], Value::Text),
+            flag(&["--token-file"], Value::File),
+            flag(&["--allow-unauthenticated"], Value::None),
+            flag(&["--workdir"], Value::Dir),
+            flag(&["--env"], Value::Text),
+            flag(&["--max-running"], Value::Text),
+            flag(&["--max-connections"], Value::Text),
+        ],
+        Positional::Nothing,
+    ),
+    spec(
+        "mcp",
+        false,
+        &[
+            flag(&["--url"], Value::Text),
+            flag(&["--workdir"], Value::Dir),
+            flag(&["--max-running"], Value::Text),
+        ],
+        Positional::Nothing,
+    ),
+    spec(
+        "exec",
+        true,
+        &[
+            flag(&["--timeout"], Value::Text),
+            flag(&["--workdir"], Value::Dir),
+            flag(&["--background"], Value::None),
+            flag(&["--detach-on-interrupt"], Value::None),
+            flag(&["--interrupt-grace"], Value::Text),
+        ],
+        Positional::CommandLine,
+    ),
+    spec(
+        "ps",
+        true,
+        &[
+            flag(&["--limit"], Value::Text),
+            flag(&["--wide", "-w"], Value::None),
+        ],
+        Positional::Nothing,
+    ),
+    spec(
+        "output",
+        true,
+        &[
+            flag(&["--wait"], Value::None),
+            flag(&["--follow", "-f"], Value::None),
+        ],
+        Positional::Ids,
+    ),
+    spec(
+        "kill",
+        true,
+        &[flag(
+            &["--signal", "-s"],
+            Value::OneOf(&["terminate", "kill", "interrupt", "TERM", "KILL", "INT"]),
+        )],
+        Positional::Ids,
+    ),
+    spec(
+        "tools",
+        true,
+        &[flag(&["--schema"], Value::None)],
+        Positional::Nothing,
+    ),
+    spec(
+        "completions",
+        false,
+        &[],
+        Positional::OneOf(&["bash", "zsh", "fish"]),
+    ),
+    spec("manpage", false, &[], Positional::Nothing),
+];
 
 // ---------------------------------------------------------------------------------------------
 // What the words ask for
@@ -165,6 +369,10 @@ pub(super) enum Invocation {
     Serve(ServeOptions),
     /// Run the MCP server on stdin and stdout.
     Mcp(McpOptions),
+    /// Print the completion script for this shell (`bash`, `zsh` or `fish`).
+    Completions(&'static str),
+    /// Print the man page.
+    Manpage,
     /// Run a client subcommand.
     Client {
         /// The options every client subcommand takes.
@@ -177,8 +385,10 @@ pub(super) enum Invocation {
 /// The options every client subcommand takes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct ClientOptions {
-    /// `--url`.
+    /// `--url` (checked by [`check_url`]).
     pub(super) url: Option<String>,
+    /// `--token-file`.
+    pub(super) token_file: Option<PathBuf>,
     /// `--json`.
     pub(super) json: bool,
 }
@@ -194,6 +404,10 @@ pub(super) enum Command {
         workdir: Option<String>,
         /// `--background`.
         background: bool,
+        /// `--detach-on-interrupt`.
+        detach_on_interrupt: bool,
+        /// `--interrupt-grace` (default [`INTERRUPT_GRACE`]).
+        interrupt_grace: Duration,
         /// The command's words joined with single spaces.
         command: String,
     },
@@ -215,8 +429,8 @@ pub(super) enum Command {
     },
     /// `kill`.
     Kill {
-        /// The process ID.
-        id: String,
+        /// The process IDs (or unique prefixes), at least one.
+        ids: Vec<String>,
         /// The wire name of the signal.
         signal: String,
     },
@@ -227,6 +441,19 @@ pub(super) enum Command {
     },
 }
 
+impl Command {
+    /// The subcommand's name, as typed.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Command::Exec { .. } => "exec",
+            Command::Ps { .. } => "ps",
+            Command::Output { .. } => "output",
+            Command::Kill { .. } => "kill",
+            Command::Tools { .. } => "tools",
+        }
+    }
+}
+
 /// A usage error: a message, and the subcommand whose help explains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Usage {
@@ -235,6 +462,14 @@ pub(super) struct Usage {
 }
 
 impl Usage {
+    /// A usage error of `command` (`None`: of the command line as a whole).
+    pub(super) fn new(message: impl Into<String>, command: Option<&'static str>) -> Usage {
+        Usage {
+            message: message.into(),
+            command,
+        }
+    }
+
     /// The process exit code for a usage error.
     pub(super) fn exit_code(&self) -> u8 {
         EXIT_USAGE
@@ -299,7 +534,12 @@ impl<'a> Words<'a> {
     fn next_client_arg(&mut self, options: &mut ClientOptions) -> Result<Option<Arg<'a>>, Usage> {
         while let Some(arg) = self.next_arg() {
             match arg.flag {
-                "--url" => options.url = Some(self.value(&arg)?),
+                "--url" => {
+                    let url = self.value(&arg)?;
+                    check_url(&url).map_err(|e| self.error(e))?;
+                    options.url = Some(url);
+                }
+                "--token-file" => options.token_file = Some(PathBuf::from(self.value(&arg)?)),
                 "--json" if arg.inline.is_none() => options.json = true,
                 _ => return Ok(Some(arg)),
             }
@@ -406,7 +646,12 @@ pub(super) fn parse(args: &[String]) -> Result<Invocation, Usage> {
     };
     words.command = Some(command);
     if command == "serve" && options != ClientOptions::default() {
-        return Err(words.error("serve takes no --url or --json (it listens with --listen)"));
+        return Err(
+            words.error("serve takes no --url, --token-file or --json (it listens with --listen)")
+        );
+    }
+    if command == "mcp" && options.token_file.is_some() {
+        return Err(words.error("mcp takes no --token-file (it reads $PROCWARDEN_TOKEN)"));
     }
     if command == "mcp" && options.json {
         return Err(words.error("mcp takes no --json (it speaks JSON-RPC)"));
@@ -426,7 +671,15 @@ pub(super) fn parse(args: &[String]) -> Result<Invocation, Usage> {
         "ps" => parse_ps(&mut words, &mut options)?,
         "output" => parse_output(&mut words, &mut options)?,
         "kill" => parse_kill(&mut words, &mut options)?,
-        _ => parse_tools(&mut words, &mut options)?,
+        "tools" => parse_tools(&mut words, &mut options)?,
+        "completions" => return parse_completions(&mut words, &options),
+        _ => {
+            no_client_options(&words, &options)?;
+            return match words.next() {
+                None => Ok(Invocation::Manpage),
+                Some(word) => Err(words.unknown(word)),
+            };
+        }
     };
     Ok(Invocation::Client { options, command })
 }
@@ -504,7 +757,13 @@ fn parse_mcp(words: &mut Words<'_>, url: Option<String>) -> Result<McpOptions, U
     let mut local_flag = None;
     while let Some(arg) = words.next_arg() {
         match arg.flag {
-            "--url" => opts.url = Some(words.value(&arg)?),
+            "--url" => {
+                let url = words.value(&arg)?;
+                if !url.is_empty() {
+                    check_url(&url).map_err(|e| words.error(e))?;
+                }
+                opts.url = Some(url);
+            }
             "--workdir" => {
                 opts.workdir = Some(PathBuf::from(words.value(&arg)?));
                 local_flag = Some("--workdir");
@@ -534,6 +793,8 @@ fn parse_exec(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
     let mut timeout = None;
     let mut workdir = None;
     let mut background = false;
+    let mut detach_on_interrupt = false;
+    let mut interrupt_grace = INTERRUPT_GRACE;
     let mut command: &[String] = &[];
     while let Some(arg) = words.next_client_arg(options)? {
         if arg.word == "--" {
@@ -557,6 +818,11 @@ fn parse_exec(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
             }
             "--workdir" => workdir = Some(words.value(&arg)?),
             "--background" => background = words.switch(&arg)?,
+            "--detach-on-interrupt" => detach_on_interrupt = words.switch(&arg)?,
+            "--interrupt-grace" => {
+                let text = words.value(&arg)?;
+                interrupt_grace = tools::parse_duration(&text).map_err(|e| words.error(e))?;
+            }
             _ => return Err(words.unknown(arg.word)),
         }
     }
@@ -571,6 +837,8 @@ fn parse_exec(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
         timeout,
         workdir,
         background,
+        detach_on_interrupt,
+        interrupt_grace,
         command,
     })
 }
@@ -605,13 +873,94 @@ fn set_id(words: &Words<'_>, id: &mut Option<String>, word: &str) -> Result<(), 
     if word.starts_with('-') || id.is_some() {
         return Err(words.unknown(word));
     }
-    *id = Some(word.to_string());
+    *id = Some(id_word(words, word)?);
     Ok(())
 }
 
+/// A word that names a process: a whole id, or a prefix of at least [`MIN_ID_PREFIX`]
+/// characters (resolved against the agent's list when the command runs: see `cli::ids`).
+/// Every subcommand that takes an id reads it through here.
+fn id_word(words: &Words<'_>, word: &str) -> Result<String, Usage> {
+    if word.chars().count() < MIN_ID_PREFIX {
+        return Err(words.error(format!(
+            "process ID \"{word}\" is too short: give the whole ID or at least \
+             {MIN_ID_PREFIX} characters of it"
+        )));
+    }
+    Ok(word.to_string())
+}
+
 fn required_id(words: &Words<'_>, id: Option<String>) -> Result<String, Usage> {
-    id.filter(|id| !id.is_empty())
-        .ok_or_else(|| words.error("a process ID is required"))
+    id.ok_or_else(|| words.error("a process ID is required"))
+}
+
+/// Refuses client options given to a subcommand that talks to no agent.
+fn no_client_options(words: &Words<'_>, options: &ClientOptions) -> Result<(), Usage> {
+    if *options != ClientOptions::default() {
+        return Err(words
+            .error("this command talks to no agent: it takes no --url, --token-file or --json"));
+    }
+    Ok(())
+}
+
+/// Checks a `--url` (or `$PROCWARDEN_URL`): `http://HOST[:PORT][/PREFIX]` or `unix:/path`.
+/// A path that names the API itself (`/api/...`) is refused: the URL is the agent's base.
+pub(super) fn check_url(url: &str) -> Result<(), String> {
+    const EXAMPLE: &str = "e.g. http://127.0.0.1:7717 or unix:/path/to/socket";
+    if let Some(path) = url.strip_prefix(crate::client::UNIX_PREFIX) {
+        if path.is_empty() {
+            return Err(format!("--url unix: needs a socket path ({EXAMPLE})"));
+        }
+        return Ok(());
+    }
+    let scheme = url.get(..8).map(str::to_ascii_lowercase);
+    if scheme.as_deref() == Some("https://") {
+        return Err(format!(
+            "--url \"{url}\": HTTPS is not supported (no TLS is linked in); use http:// or unix: ({EXAMPLE})"
+        ));
+    }
+    let rest = match url.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &url[7..],
+        _ => {
+            return Err(format!(
+                "--url takes http://HOST:PORT or unix:/path, got \"{url}\" ({EXAMPLE})"
+            ));
+        }
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let malformed = || format!("--url \"{url}\" is not a valid URL ({EXAMPLE})");
+    if authority.is_empty()
+        || url.contains(['?', '#', ' ', '@'])
+        || url.chars().any(char::is_control)
+    {
+        return Err(malformed());
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or_else(malformed)?;
+            host.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| malformed())?;
+            match after {
+                "" => (host, None),
+                _ => (host, Some(after.strip_prefix(':').ok_or_else(malformed)?)),
+            }
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() || port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return Err(malformed());
+    }
+    let path = path.trim_end_matches('/');
+    if path.split('/').any(|segment| segment == "api") {
+        let base = &url[..url.len() - rest.len() + authority.len()];
+        return Err(format!(
+            "--url should be the agent's base URL, e.g. {base} (without {path})"
+        ));
+    }
+    Ok(())
 }
 
 fn parse_output(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
@@ -633,7 +982,7 @@ fn parse_output(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Co
 }
 
 fn parse_kill(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
-    let mut id = None;
+    let mut ids = Vec::new();
     let mut signal = "terminate".to_string();
     while let Some(arg) = words.next_client_arg(options)? {
         match arg.flag {
@@ -654,16 +1003,17 @@ fn parse_kill(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
             flag if flag.len() > 1 && flag.starts_with('-') && !flag.starts_with("--") => {
                 match signal_alias(&flag[1..]) {
                     Some(wire) => signal = wire.to_string(),
-                    None => set_id(words, &mut id, arg.word)?,
+                    None => return Err(words.unknown(arg.word)),
                 }
             }
-            _ => set_id(words, &mut id, arg.word)?,
+            _ if arg.word.starts_with('-') => return Err(words.unknown(arg.word)),
+            _ => ids.push(id_word(words, arg.word)?),
         }
     }
-    Ok(Command::Kill {
-        id: required_id(words, id)?,
-        signal,
-    })
+    if ids.is_empty() {
+        return Err(words.error("a process ID is required"));
+    }
+    Ok(Command::Kill { ids, signal })
 }
 
 /// The spellings of kill(1) that `kill` accepts beside the wire names: `TERM`, `SIGTERM`, `15`,
@@ -677,6 +1027,21 @@ fn signal_alias(word: &str) -> Option<&'static str> {
         "KILL" | "9" => Some("kill"),
         "INT" | "2" | "INTERRUPT" => Some("interrupt"),
         _ => None,
+    }
+}
+
+fn parse_completions(words: &mut Words<'_>, options: &ClientOptions) -> Result<Invocation, Usage> {
+    no_client_options(words, options)?;
+    let Some(shell) = words.next() else {
+        return Err(words.error("a shell is required: bash, zsh or fish"));
+    };
+    let shell = ["bash", "zsh", "fish"]
+        .into_iter()
+        .find(|&known| known == shell)
+        .ok_or_else(|| words.error(format!("unknown shell \"{shell}\": bash, zsh or fish")))?;
+    match words.next() {
+        None => Ok(Invocation::Completions(shell)),
+        Some(word) => Err(words.unknown(word)),
     }
 }
 
@@ -739,6 +1104,7 @@ mod tests {
             options,
             ClientOptions {
                 url: Some("http://h:1".into()),
+                token_file: None,
                 json: true
             }
         );
@@ -748,6 +1114,8 @@ mod tests {
                 timeout: Some((Duration::from_millis(1500), "1.5s".into())),
                 workdir: Some("/tmp".into()),
                 background: false,
+                detach_on_interrupt: false,
+                interrupt_grace: INTERRUPT_GRACE,
                 command: "echo a  b --help".into(),
             }
         );
@@ -759,6 +1127,8 @@ mod tests {
                 timeout: None,
                 workdir: None,
                 background: true,
+                detach_on_interrupt: false,
+                interrupt_grace: INTERRUPT_GRACE,
                 command: "ls -la --json".into(),
             }
         );
@@ -786,6 +1156,7 @@ mod tests {
             (
                 ClientOptions {
                     url: Some("unix:/s".into()),
+                    token_file: None,
                     json: false
                 },
                 Command::Ps {
@@ -795,36 +1166,36 @@ mod tests {
             )
         );
         assert_eq!(
-            client(&["output", "--follow", "abc"]).1,
+            client(&["output", "--follow", "abcd"]).1,
             Command::Output {
-                id: "abc".into(),
+                id: "abcd".into(),
                 wait: false,
                 follow: true
             }
         );
         assert_eq!(
-            client(&["kill", "abc", "--signal", "kill"]).1,
+            client(&["kill", "abcd", "--signal", "kill"]).1,
             Command::Kill {
-                id: "abc".into(),
+                ids: vec!["abcd".into()],
                 signal: "kill".into()
             }
         );
         for (words, wire) in [
-            (&["kill", "abc", "--signal", "TERM"][..], "terminate"),
-            (&["kill", "abc", "--signal", "sigterm"], "terminate"),
-            (&["kill", "abc", "--signal=15"], "terminate"),
-            (&["kill", "abc", "-s", "KILL"], "kill"),
-            (&["kill", "abc", "--signal", "SIGKILL"], "kill"),
-            (&["kill", "-9", "abc"], "kill"),
-            (&["kill", "-KILL", "abc"], "kill"),
-            (&["kill", "abc", "-s", "int"], "interrupt"),
-            (&["kill", "-SIGINT", "abc"], "interrupt"),
-            (&["kill", "-2", "abc"], "interrupt"),
+            (&["kill", "abcd", "--signal", "TERM"][..], "terminate"),
+            (&["kill", "abcd", "--signal", "sigterm"], "terminate"),
+            (&["kill", "abcd", "--signal=15"], "terminate"),
+            (&["kill", "abcd", "-s", "KILL"], "kill"),
+            (&["kill", "abcd", "--signal", "SIGKILL"], "kill"),
+            (&["kill", "-9", "abcd"], "kill"),
+            (&["kill", "-KILL", "abcd"], "kill"),
+            (&["kill", "abcd", "-s", "int"], "interrupt"),
+            (&["kill", "-SIGINT", "abcd"], "interrupt"),
+            (&["kill", "-2", "abcd"], "interrupt"),
         ] {
             assert_eq!(
                 client(words).1,
                 Command::Kill {
-                    id: "abc".into(),
+                    ids: vec!["abcd".into()],
                     signal: wire.into()
                 },
                 "{words:?}"
@@ -834,6 +1205,45 @@ mod tests {
             client(&["tools", "--schema"]).1,
             Command::Tools { schema: true }
         );
+        assert_eq!(
+            client(&["kill", "abcd", "-9", "ef01", "0b6f1c2d"]).1,
+            Command::Kill {
+                ids: vec!["abcd".into(), "ef01".into(), "0b6f1c2d".into()],
+                signal: "kill".into()
+            }
+        );
+        let (options, command) = client(&[
+            "exec",
+            "--token-file=/t",
+            "--detach-on-interrupt",
+            "--interrupt-grace",
+            "250ms",
+            "--",
+            "sleep 1",
+        ]);
+        assert_eq!(options.token_file, Some(PathBuf::from("/t")));
+        assert!(matches!(
+            command,
+            Command::Exec {
+                detach_on_interrupt: true,
+                interrupt_grace,
+                ..
+            } if interrupt_grace == Duration::from_millis(250)
+        ));
+        assert_eq!(
+            parse(&args(&["completions", "zsh"])),
+            Ok(Invocation::Completions("zsh"))
+        );
+        assert_eq!(parse(&args(&["manpage"])), Ok(Invocation::Manpage));
+        for good in [
+            "http://127.0.0.1:7717",
+            "http://[::1]:7717/",
+            "HTTP://h",
+            "http://proxy:8080/agent",
+            "unix:/run/p.sock",
+        ] {
+            assert_eq!(check_url(good), Ok(()), "{good}");
+        }
         assert_eq!(parse(&args(&["ps", "-h"])), Ok(Invocation::Help(PS_USAGE)));
         assert_eq!(
             parse(&args(&["help", "kill"])),
@@ -905,14 +1315,37 @@ mod tests {
             (&["exec", "--nope", "--", "ls"], "unknown option \"--nope\""),
             (&["ps", "--limit", "0"], "--limit takes a number"),
             (&["output"], "a process ID is required"),
-            (&["output", "a", "b"], "unexpected argument \"b\""),
+            (&["output", "abcd", "efgh"], "unexpected argument \"efgh\""),
+            (&["output", "abc"], "process ID \"abc\" is too short"),
+            (&["kill", "abcd", "ab"], "process ID \"ab\" is too short"),
+            (&["kill", "abcd", "-HUP"], "unknown option \"-HUP\""),
             (
-                &["kill", "a", "--signal", "hup"],
+                &["--url", "http://h:1/api/v0", "ps"],
+                "--url should be the agent's base URL, e.g. http://h:1 (without /api/v0)",
+            ),
+            (
+                &["--url", "localhost:7717", "ps"],
+                "--url takes http://HOST:PORT or unix:/path",
+            ),
+            (&["--url", "http://h:port", "ps"], "is not a valid URL"),
+            (&["--url", "https://h:1", "ps"], "HTTPS is not supported"),
+            (&["--url", "unix:", "ps"], "needs a socket path"),
+            (&["mcp", "--url", "ftp://x"], "--url takes http://"),
+            (&["completions"], "a shell is required"),
+            (&["completions", "tcsh"], "unknown shell \"tcsh\""),
+            (&["--json", "manpage"], "talks to no agent"),
+            (&["manpage", "x"], "unexpected argument \"x\""),
+            (
+                &["exec", "--interrupt-grace", "x", "--", "ls"],
+                "invalid duration",
+            ),
+            (
+                &["kill", "abcd", "--signal", "hup"],
                 "--signal takes terminate",
             ),
-            (&["kill", "a", "--signal"], "--signal needs a value"),
+            (&["kill", "abcd", "--signal"], "--signal needs a value"),
             (&["--url"], "--url needs a value"),
-            (&["--url", "x", "serve"], "serve takes no --url"),
+            (&["--url", "http://h:1", "serve"], "serve takes no --url"),
             (&["tools", "--schema=yes"], "--schema takes no value"),
             (&["serve", "--nope"], "unknown option \"--nope\""),
             (&["serve", "--max-running", "many"], "--max-running takes"),

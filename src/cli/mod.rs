@@ -7,7 +7,11 @@
 //!
 //! - `--url URL` (before or after the subcommand) names the agent: `http://HOST:PORT` or
 //!   `unix:/path`. Default: the environment variable [`URL_ENV`], else [`DEFAULT_URL`]. The
-//!   bearer token comes from [`TOKEN_ENV`] (surrounding whitespace trimmed; empty means none).
+//!   bearer token comes from `--token-file FILE`, else [`TOKEN_ENV`] (surrounding whitespace
+//!   trimmed; empty means none).
+//! - Every process ID argument may be a unique prefix of at least [`MIN_ID_PREFIX`]
+//!   characters, resolved through the agent's list (`ids`); an ambiguous one is a usage error
+//!   that lists the candidates.
 //! - `--json` prints the API's answer as JSON (the wire types of [`crate::api`], one object per
 //!   line) instead of the human form.
 //! - Exit codes: [`EXIT_USAGE`] for a usage error, [`EXIT_FAILURE`] for an error answer or no
@@ -16,12 +20,18 @@
 //!   ended it (as shells report it); [`EXIT_TIMED_OUT`] when it timed out (`exec --timeout`, like
 //!   timeout(1)); [`EXIT_STATUS_UNKNOWN`] when the server could not read its status.
 //!
-//! The rooms: `args` holds the one argument definition (the usage texts and the parser, for
-//! `serve` and the client subcommands alike), `run` runs the client subcommands against the
-//! agent, `format` renders their human output. This file dispatches.
+//! The rooms: `args` holds the one argument definition (the usage texts, the table of flags,
+//! and the parser, for `serve` and the client subcommands alike), `run` runs the client
+//! subcommands against the agent (`ids` resolves ID prefixes for all of them), `format`
+//! renders their human output, `complete` and `manpage` make the shell completions and the man
+//! page from the definition in `args`. This file dispatches.
 
 mod args;
+mod complete;
+mod ctrl_c;
 mod format;
+mod ids;
+mod manpage;
 mod run;
 
 use std::ffi::OsString;
@@ -56,12 +66,21 @@ pub const EXIT_STATUS_UNKNOWN: u8 = 255;
 /// How long each long poll of `exec`, `output --wait` and `output --follow` asks the server to
 /// wait (the longest wait the server grants); they poll again until the process exits.
 pub const LONG_POLL: Duration = Duration::from_millis(api::MAX_WAIT_MS);
-/// `exec --timeout D` also asks the server to end the process D plus this after its start, so
-/// that it ends even when this command is killed before it can send the signal itself.
-pub const EXEC_SERVER_BACKSTOP: Duration = Duration::from_secs(10);
-/// After `exec --timeout` sent SIGKILL: how long to wait for the process to be reported exited
-/// (it takes at most the pipe grace, 2 s, when a grandchild holds the output pipe).
+/// `exec --timeout D` asks the agent to end the process after D (`timeout_ms`: SIGTERM, then
+/// SIGKILL after the agent's kill grace, 2 s). If it is still reported running this long after
+/// D (an agent that ignores `timeout_ms`, such as coder's), `exec` sends SIGKILL itself.
+pub const EXEC_TIMEOUT_GUARD: Duration = Duration::from_secs(5);
+/// After `exec` sent SIGKILL: how long to wait for the process to be reported exited (it takes
+/// at most the pipe grace, 2 s, when a grandchild holds the output pipe).
 pub const KILL_SETTLE: Duration = Duration::from_secs(10);
+/// How long a process interrupted by Ctrl-C during `exec` has to exit before it gets SIGKILL
+/// (`exec --interrupt-grace` changes it; the agent's own kill grace is the same 2 s).
+pub const INTERRUPT_GRACE: Duration = crate::DEFAULT_KILL_GRACE;
+/// The shortest process ID prefix that `kill`, `output` and every other subcommand taking IDs
+/// accept (resolved against the agent's list, as docker and git resolve short ids).
+pub const MIN_ID_PREFIX: usize = 4;
+/// Exit code of `exec` when Ctrl-C interrupted it (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 /// Width of `ps` output when the environment variable `COLUMNS` does not say.
 pub const DEFAULT_COLUMNS: usize = 120;
 /// The `COMMAND` column of `ps` is never cut below this many characters.
@@ -92,6 +111,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
         Ok(Invocation::Serve(options)) => serve_command(options),
         Ok(Invocation::Mcp(options)) => mcp_command(options),
+        Ok(Invocation::Completions(shell)) => {
+            print!("{}", complete::script(shell));
+            ExitCode::SUCCESS
+        }
+        Ok(Invocation::Manpage) => {
+            print!("{}", manpage::page());
+            ExitCode::SUCCESS
+        }
         Ok(Invocation::Client { options, command }) => run::client_command(options, &command),
     }
 }
@@ -103,10 +130,7 @@ fn serve_command(options: ServeOptions) -> ExitCode {
         .init();
     match serve::run(options) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("procwarden: {e}");
-            ExitCode::from(e.exit_code())
-        }
+        Err(e) => refusal(&e.to_string(), e.exit_code(), "serve"),
     }
 }
 
@@ -121,11 +145,19 @@ fn mcp_command(mut options: crate::mcp::McpOptions) -> ExitCode {
     }
     match crate::mcp::run(options) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("procwarden: {e}");
-            ExitCode::from(e.exit_code())
-        }
+        Err(e) => refusal(&e.to_string(), e.exit_code(), "mcp"),
     }
+}
+
+/// Reports why `serve` or `mcp` did not run: a refusal at start (exit code [`EXIT_USAGE`]) ends
+/// with the same pointer to the help as every other usage error.
+fn refusal(message: &str, code: u8, command: &'static str) -> ExitCode {
+    if code == EXIT_USAGE {
+        eprintln!("procwarden: {}", args::Usage::new(message, Some(command)));
+    } else {
+        eprintln!("procwarden: {message}");
+    }
+    ExitCode::from(code)
 }
 
 /// A variable's value, trimmed; unset, empty or not UTF-8 counts as absent.

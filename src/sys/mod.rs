@@ -83,7 +83,7 @@ pub(crate) use pty::{eof_char, open_pty, set_window_size};
 pub(crate) use rlimit::raise_fd_limit;
 pub(crate) use signal::{signal_group, signal_name};
 #[cfg(feature = "server")]
-pub(crate) use sigwait::{block_signals, wait_for_signal};
+pub(crate) use sigwait::{block_signals, unblock_signals, wait_for_signal};
 #[cfg(test)]
 pub(crate) use spawn::SpawnedChild;
 pub(crate) use spawn::{SpawnFailure, SpawnMethod, SpawnSpec, SpawnStage, spawn};

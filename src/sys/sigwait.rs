@@ -35,6 +35,17 @@ pub(crate) fn block_signals(signals: &[c_int]) -> io::Result<()> {
     Ok(())
 }
 
+/// Unblocks `signals` in the calling thread (undoes [`block_signals`]).
+pub(crate) fn unblock_signals(signals: &[c_int]) -> io::Result<()> {
+    let set = sigset_of(signals)?;
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
 /// Blocks until one of `signals` (blocked in every thread) is pending, consumes it and returns
 /// its number.
 pub(crate) fn wait_for_signal(signals: &[c_int]) -> io::Result<c_int> {
