@@ -1075,7 +1075,7 @@ pub fn definitions() -> Value {
         },
         {
             "name": "process_input",
-            "description": format!("Type input into a running process started by execute with tty: true (a REPL, a prompt, an interactive program) or with a stdin pipe, then wait up to yield_ms (default {}, at most {}) for what it prints in answer. Returns only the output that is new since this session last read the process (a terminal's as it shows on screen), and whether the process still runs. A line of input needs its \"\\n\" (\"y\\n\" answers a [y/N] prompt, \"print(1+1)\\n\" a Python prompt); \"\\u0003\" is Ctrl-C and \"\\u0004\" Ctrl-D for a terminal. An empty input only waits for new output; close: true ends the input (end of file).", DEFAULT_INPUT_YIELD.as_millis(), MAX_INPUT_YIELD.as_millis()),
+            "description": format!("Type input into a running process and read what it prints in answer. The process must take input: started by execute with tty: true (a REPL, a prompt, an interactive program), or with a stdin pipe. After queueing the input the call waits up to yield_ms (default {}, at most {}) for output. Returns only the output that is new since this session last read the process (a terminal's as it shows on screen), and whether the process still runs. A line of input needs its \"\\n\" (\"y\\n\" answers a [y/N] prompt, \"print(1+1)\\n\" a Python prompt); \"\\u0003\" is Ctrl-C and \"\\u0004\" Ctrl-D for a terminal. An empty input only waits for new output; close: true ends the input (end of file).", DEFAULT_INPUT_YIELD.as_millis(), MAX_INPUT_YIELD.as_millis()),
             "parameters": {
                 "type": "object",
                 "properties": {

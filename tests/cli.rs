@@ -322,7 +322,7 @@ fn tools_schema_needs_no_server() {
     }
     let (code, stdout, _) = run_to_end(&["tools"], &[]);
     assert_eq!(code, 0);
-    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    assert_eq!(stdout.lines().count(), TOOL_NAMES.len(), "{stdout}");
 }
 
 #[test]
@@ -369,7 +369,7 @@ fn json_answers_parse() {
     let (code, stdout, _) = run_to_end(&["--json", "tools"], &[]);
     assert_eq!(code, 0);
     let schema: Value = serde_json::from_str(&stdout).expect("tools --json is JSON");
-    assert_eq!(schema.as_array().map(Vec::len), Some(4));
+    assert_eq!(schema.as_array().map(Vec::len), Some(TOOL_NAMES.len()));
 }
 
 #[test]

@@ -25,6 +25,8 @@
 //! - `rlimit.rs`: [`raise_fd_limit`];
 //! - `pty.rs`: [`open_pty`], [`set_window_size`], [`eof_char`] (a terminal per process);
 //! - `stdin.rs`: [`write_input`] (no SIGPIPE in the host) and [`unread_bytes`] (`FIONREAD`);
+//! - `term.rs`: the command's own terminal for `attach`: raw mode and its restoration, the
+//!   window size (feature `cli`);
 //! - `pid.rs`: the crate's one pid type, `u32` (as `std::process::Child::id`), and its checked
 //!   conversion to `pid_t`: every function here that takes or returns a pid uses `u32`.
 //!
@@ -68,6 +70,8 @@ mod signal;
 mod sigwait;
 mod spawn;
 mod stdin;
+#[cfg(feature = "cli")]
+mod term;
 mod wait;
 
 #[cfg(test)]
@@ -78,6 +82,8 @@ pub(crate) use fd::open_fd_count;
 pub(crate) use fd::{open_dev_null, set_nonblocking};
 pub(crate) use platform::{live_groups, pipe_cloexec, pipe_reader};
 pub(crate) use poll::{Interest, Waker, poll_fds, poll_readable};
+#[cfg(feature = "cli")]
+pub(crate) use pty::window_size;
 pub(crate) use pty::{eof_char, open_pty, set_window_size};
 #[cfg_attr(not(feature = "server"), allow(unused_imports))] // the server binary's, at start
 pub(crate) use rlimit::raise_fd_limit;
@@ -88,4 +94,6 @@ pub(crate) use sigwait::{block_signals, unblock_signals, wait_for_signal};
 pub(crate) use spawn::SpawnedChild;
 pub(crate) use spawn::{SpawnFailure, SpawnMethod, SpawnSpec, SpawnStage, spawn};
 pub(crate) use stdin::{unread_bytes, write_input};
+#[cfg(feature = "cli")]
+pub(crate) use term::{SavedMode, make_raw};
 pub(crate) use wait::{WaitOutcome, try_reap, wait_exit_no_reap};
