@@ -636,6 +636,12 @@ fn exec_runs_in_the_callers_directory_on_a_local_agent() {
         run_in(&["exec", "--workdir", "/tmp", "--", "pwd"]),
         (Some(0), "/tmp\n".to_string())
     );
+    // An empty --workdir asks for the agent's own default (here its $HOME).
+    let home = std::fs::canonicalize(std::env::var("HOME").expect("HOME")).expect("HOME");
+    assert_eq!(
+        run_in(&["exec", "--workdir", "", "--", "pwd -P"]),
+        (Some(0), format!("{}\n", home.display()))
+    );
     // The record says where it ran.
     let (code, _) = run_in(&["exec", "--background", "--", "true"]);
     assert_eq!(code, Some(0));

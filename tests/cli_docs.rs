@@ -389,3 +389,145 @@ fn the_quick_start_runs_as_written() {
     }
     assert!(ran >= 4, "the Quick start ran {ran} commands");
 }
+
+// -------------------------------------------------------------------------------------------
+// Completion typed with Tab in a real terminal (tmux), for zsh and fish
+
+/// A tmux server of the test's own (`-L NAME`), killed at the end.
+struct Tmux(String);
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.0])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("tmux runs")
+    }
+
+    /// The screen, once it contains `needle` (polled: a screen has no event to wait on), or
+    /// as it is after the deadline.
+    fn screen_with(&self, needle: &str) -> String {
+        let mut screen = String::new();
+        eventually(std::time::Duration::from_secs(10), || {
+            let out = self.run(&["capture-pane", "-p", "-t", "sh"]);
+            screen = String::from_utf8_lossy(&out.stdout).into_owned();
+            screen.contains(needle)
+        });
+        screen
+    }
+
+    /// The screen, once one of its lines ends with `text` (the cursor's line after a
+    /// completion; tmux trims trailing blanks).
+    fn line_ending(&self, text: &str) -> Option<String> {
+        let mut screen = String::new();
+        let found = eventually(std::time::Duration::from_secs(10), || {
+            let out = self.run(&["capture-pane", "-p", "-t", "sh"]);
+            screen = String::from_utf8_lossy(&out.stdout).into_owned();
+            screen.lines().any(|l| l.trim_end().ends_with(text))
+        });
+        found.then_some(screen.clone()).or_else(|| {
+            eprintln!("screen: {screen}");
+            None
+        })
+    }
+
+    fn type_line(&self, text: &str) {
+        assert!(
+            self.run(&["send-keys", "-t", "sh", "-l", text])
+                .status
+                .success()
+        );
+        assert!(
+            self.run(&["send-keys", "-t", "sh", "Enter"])
+                .status
+                .success()
+        );
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// Starts `shell` in tmux, loads the completion with `setup`, types `line` and Tab, and
+/// returns whether the cursor's line then ends with `expected`.
+fn tab_in_terminal(shell: &[&str], setup: &str, line: &str, expected: &str) -> bool {
+    let scratch = Scratch::new(&format!("tab-{}", shell[0]));
+    let tmux = Tmux(format!(
+        "procwarden-tab-{}-{}",
+        shell[0],
+        std::process::id()
+    ));
+    let path = format!(
+        "{}:{}",
+        scratch.0.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let started = tmux.run(
+        &[
+            &[
+                "new-session",
+                "-d",
+                "-s",
+                "sh",
+                "-x",
+                "150",
+                "-y",
+                "20",
+                "env",
+            ][..],
+            &[&format!("PATH={path}"), "TERM=xterm"],
+            shell,
+        ]
+        .concat(),
+    );
+    assert!(started.status.success(), "{started:?}");
+    let setup = setup.replace(
+        "FILE",
+        &scratch
+            .path(&format!("procwarden.{}", shell[0]))
+            .display()
+            .to_string(),
+    );
+    // The quotes keep the typed line itself from looking like the answer.
+    tmux.type_line(&format!("{setup}; echo loaded''-ok"));
+    let screen = tmux.screen_with("\nloaded-ok\n");
+    assert!(screen.contains("\nloaded-ok\n"), "{screen}");
+    assert!(
+        tmux.run(&["send-keys", "-t", "sh", "-l", line])
+            .status
+            .success()
+    );
+    assert!(tmux.run(&["send-keys", "-t", "sh", "Tab"]).status.success());
+    tmux.line_ending(expected).is_some()
+}
+
+#[test]
+fn zsh_completes_with_tab_in_a_terminal() {
+    let (Some(()), Some(())) = (require("zsh", &["-c", "true"]), require("tmux", &["-V"])) else {
+        return;
+    };
+    assert!(tab_in_terminal(
+        &["zsh", "-f"],
+        "autoload -Uz compinit && compinit -u -D && source FILE",
+        "procwarden --url http://127.0.0.1:1 ex",
+        " procwarden --url http://127.0.0.1:1 exec",
+    ));
+}
+
+#[test]
+fn fish_completes_with_tab_in_a_terminal() {
+    let (Some(()), Some(())) = (require("fish", &["--version"]), require("tmux", &["-V"])) else {
+        return;
+    };
+    assert!(tab_in_terminal(
+        &["fish", "--no-config"],
+        "source FILE",
+        "procwarden exec --detach-on",
+        " procwarden exec --detach-on-interrupt",
+    ));
+}

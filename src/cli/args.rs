@@ -109,6 +109,7 @@ code is 130.
   --workdir DIR          absolute working directory on the agent's host. Default: this
                          command's current directory when the agent is on this host (a
                          loopback address or a unix socket), else the agent's own default
+                         (which --workdir '' asks for on this host too)
   --background           start it and print its id at once (exit 0); with --timeout the agent
                          ends it after D (SIGTERM, then SIGKILL 2 s later)
   --detach-on-interrupt  Ctrl-C leaves the process running: prints its id and how to end it

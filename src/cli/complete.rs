@@ -227,11 +227,22 @@ fn zsh() -> String {
         ));
     }
     s.push_str("  )\n");
-    s.push_str("  if (( CURRENT == 2 )) || [[ ${words[2]} == -* && CURRENT -le 4 ]]; then\n");
+    // Skip the client options before the subcommand.
+    s.push_str("  local i=2 sub\n");
+    s.push_str("  while (( i < CURRENT )); do\n");
+    s.push_str("    case ${words[i]} in\n");
+    s.push_str(&format!(
+        "      {}) (( i += 2 )) ;;\n",
+        value_names(CLIENT_FLAGS, |v| v != Value::None).join("|")
+    ));
+    s.push_str("      -*) (( i++ )) ;;\n");
+    s.push_str("      *) break ;;\n");
+    s.push_str("    esac\n  done\n");
+    s.push_str("  if (( i >= CURRENT )); then\n");
     s.push_str("    _describe -t commands 'procwarden command' commands\n");
     s.push_str("    return\n  fi\n");
-    s.push_str("  local sub=${words[2]}\n");
-    s.push_str("  words=(${words[2,-1]}); (( CURRENT-- ))\n");
+    s.push_str("  sub=${words[i]}\n");
+    s.push_str("  words=(${words[i,-1]}); (( CURRENT -= i - 1 ))\n");
     s.push_str("  case $sub in\n");
     for spec in FLAGS {
         let help = help_of(spec.name);
