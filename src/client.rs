@@ -34,7 +34,10 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use serde::de::DeserializeOwned;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
@@ -80,6 +83,9 @@ pub struct Client {
     chat: Option<Uuid>,
     /// Why every request fails at once: a base URL that is neither `http://` nor `unix:`.
     refusal: Option<String>,
+    /// The server's agent instance, once a list answer told it (shared between clones):
+    /// `Some(None)` for a server that does not track starts.
+    instance: Arc<Mutex<Option<Option<Uuid>>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -138,6 +144,7 @@ impl Client {
             token: None,
             chat: None,
             refusal,
+            instance: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -169,17 +176,130 @@ impl Client {
     /// 503); no answer at all (refused, reset, timed out, an unsupported URL) is a transport
     /// error with `status: None`; a 2xx body that is not the expected JSON keeps its status and
     /// says so.
-    pub fn start(&self, request: &api::StartRequest) -> Result<api::StartResponse, ApiError> {
-        let body = serde_json::to_vec(request).map_err(|e| ApiError {
-            status: None,
-            message: "Cannot encode the request.".into(),
-            detail: Some(e.to_string()),
-        })?;
+    ///
+    /// With an `identity`, a tracked start (`POST /api/v0/processes/start-tracked`): the
+    /// request gets the identity's process id and deadline, the server's agent instance (see
+    /// [`Client::agent_instance_id`]) and its `input_digest`, so that the same call repeated
+    /// after a lost answer answers the process already started instead of running it again.
+    /// 409 then means the identity conflicts: used differently, fenced, or meant for another
+    /// instance of the server (it restarted).
+    pub fn start(
+        &self,
+        request: &api::StartRequest,
+        identity: Option<&api::Identity>,
+    ) -> Result<api::StartResponse, ApiError> {
+        let (route, tracked);
+        let request = match identity {
+            None => {
+                route = "start";
+                request
+            }
+            Some(identity) => {
+                let Some(instance) = self.agent_instance_id()? else {
+                    return Err(ApiError {
+                        status: None,
+                        message: format!("{} does not track starts.", self.shown),
+                        detail: None,
+                    });
+                };
+                route = "start-tracked";
+                tracked = api::identified(request, instance, identity);
+                &tracked
+            }
+        };
+        let body = encode(request)?;
         self.send(
-            &format!("{}/start", api::PREFIX),
+            &format!("{}/{route}", api::PREFIX),
             Some(body),
             REQUEST_TIMEOUT,
         )
+    }
+
+    /// The server's agent instance as its list answer reports it, `None` for a server that
+    /// does not speak coder's tracked-process protocol. Asked once (`GET list?limit=1`) and
+    /// kept; [`Client::forget_agent_instance`] asks again next time.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::start`].
+    pub fn agent_instance_id(&self) -> Result<Option<Uuid>, ApiError> {
+        if let Some(known) = *self.instance.lock() {
+            return Ok(known);
+        }
+        let list = self.list(1)?;
+        let instance = list
+            .agent_instance_id
+            .filter(|_| list.protocol_version == Some(api::TRACKED_PROTOCOL_VERSION));
+        *self.instance.lock() = Some(instance);
+        Ok(instance)
+    }
+
+    /// Forgets the agent instance (a server that restarted has a new one).
+    pub fn forget_agent_instance(&self) {
+        *self.instance.lock() = None;
+    }
+
+    /// `POST /api/v0/processes/cancel-tracked`: fences an identity the server has not seen,
+    /// or kills a tracked process's group and waits up to `wait_ms` for its exit.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::start`]; the tracked answers (400, 409, 429).
+    pub fn cancel_tracked(
+        &self,
+        request: &api::CancelRequest,
+    ) -> Result<api::CancelResponse, ApiError> {
+        let wait = request.wait_ms.map_or(0, |ms| {
+            ms.clamp(0, i64::try_from(api::MAX_WAIT_MS).unwrap_or(i64::MAX))
+        });
+        let timeout = REQUEST_TIMEOUT + Duration::from_millis(wait.unsigned_abs());
+        self.send(
+            &format!("{}/cancel-tracked", api::PREFIX),
+            Some(encode(request)?),
+            timeout,
+        )
+    }
+
+    /// `GET /api/v0/processes/{id}/output-tracked`: the output answer, or once the output is
+    /// gone the final state ([`api::TrackedOutputResponse::Unavailable`], the `410`). With
+    /// `wait`, `wait=true&wait_ms=N` (at most [`api::MAX_WAIT_MS`]; `0` is sent as `1`, since
+    /// the server reads `0` as its cap).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::start`]; 404, 409.
+    pub fn output_tracked(
+        &self,
+        id: &str,
+        agent_instance_id: &str,
+        input_digest: &str,
+        wait: Option<Duration>,
+    ) -> Result<api::TrackedOutputResponse, ApiError> {
+        let mut target = format!(
+            "{}/{}/output-tracked?agent_instance_id={}&input_digest={}",
+            api::PREFIX,
+            escape_segment(id),
+            escape_segment(agent_instance_id),
+            escape_segment(input_digest)
+        );
+        let mut timeout = REQUEST_TIMEOUT;
+        if let Some(wait) = wait {
+            let ms = u64::try_from(wait.as_millis())
+                .unwrap_or(u64::MAX)
+                .clamp(1, api::MAX_WAIT_MS);
+            target.push_str(&format!("&wait=true&wait_ms={ms}"));
+            timeout = Duration::from_millis(ms) + WAIT_MARGIN;
+        }
+        match self.send::<api::OutputResponse>(&target, None, timeout) {
+            Ok(out) => Ok(api::TrackedOutputResponse::Output(out)),
+            Err(e) if e.status == Some(410) => {
+                match e.detail.as_deref().map(serde_json::from_str) {
+                    Some(Ok(gone)) => Ok(api::TrackedOutputResponse::Unavailable(gone)),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// `GET /api/v0/processes/{id}/output`: a snapshot (`wait: None`), or with
@@ -284,11 +404,7 @@ impl Client {
             signal: Some(signal.to_string()),
             grace_ms: grace.map(|g| u64::try_from(g.as_millis()).unwrap_or(u64::MAX)),
         };
-        let body = serde_json::to_vec(&request).map_err(|e| ApiError {
-            status: None,
-            message: "Cannot encode the request.".into(),
-            detail: Some(e.to_string()),
-        })?;
+        let body = encode(&request)?;
         self.send(
             &format!("{}/{}/signal", api::PREFIX, escape_segment(id)),
             Some(body),
@@ -390,6 +506,14 @@ impl Client {
                 detail: Some(e.to_string()),
             });
         }
+        if status == 410 && serde_json::from_slice::<api::Message>(&bytes).is_err() {
+            // The output-tracked answer of a gone output is not a message: keep it whole.
+            return Err(ApiError {
+                status: Some(status),
+                message: format!("{} answered HTTP 410.", self.shown),
+                detail: Some(String::from_utf8_lossy(&bytes).into_owned()),
+            });
+        }
         Err(match serde_json::from_slice::<api::Message>(&bytes) {
             Ok(m) => ApiError {
                 status: Some(status),
@@ -429,7 +553,44 @@ impl Client {
 
 impl ProcessApi for Client {
     fn start(&self, request: &api::StartRequest) -> Result<api::StartResponse, ApiError> {
-        Client::start(self, request)
+        Client::start(self, request, None)
+    }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
+
+    fn agent_instance_id(&self) -> Result<Option<Uuid>, ApiError> {
+        Client::agent_instance_id(self)
+    }
+
+    fn forget_agent_instance(&self) {
+        Client::forget_agent_instance(self);
+    }
+
+    fn start_identified(
+        &self,
+        request: &api::StartRequest,
+        identity: &api::Identity,
+    ) -> Result<api::StartResponse, ApiError> {
+        Client::start(self, request, Some(identity))
+    }
+
+    fn cancel_tracked(
+        &self,
+        request: &api::CancelRequest,
+    ) -> Result<api::CancelResponse, ApiError> {
+        Client::cancel_tracked(self, request)
+    }
+
+    fn output_tracked(
+        &self,
+        id: &str,
+        agent_instance_id: &str,
+        input_digest: &str,
+        wait: Option<Duration>,
+    ) -> Result<api::TrackedOutputResponse, ApiError> {
+        Client::output_tracked(self, id, agent_instance_id, input_digest, wait)
     }
 
     fn output(

@@ -1,7 +1,10 @@
-//! What to run: [`Command`], and the [`Signal`]s a running process can be sent.
+//! What to run: [`Command`], the [`Tracking`] identity a start may carry, and the [`Signal`]s a
+//! running process can be sent.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest as _, Sha256};
 
 use uuid::Uuid;
 
@@ -28,8 +31,86 @@ pub struct Command {
     pub(crate) background: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) chat: Option<Uuid>,
+    pub(crate) tracking: Option<Tracking>,
     pub(crate) stdin_pipe: bool,
     pub(crate) tty: Option<TerminalSize>,
+}
+
+/// The identity a caller gives a start before it is made, so that a start retried after a lost
+/// answer never runs the command twice (coder's tracked processes): the process gets
+/// `process_id` as its id; the same id again with the same command, chat and deadline answers
+/// the process already started; anything different, or an id fenced by
+/// [`Manager::cancel_tracked`](crate::Manager::cancel_tracked) before it arrived, is refused.
+/// With a deadline, the whole process group gets SIGKILL when it passes.
+///
+/// ```
+/// use procwarden::{Command, Tracking};
+/// use std::time::{Duration, SystemTime};
+///
+/// let id = procwarden::Uuid::new_v4();
+/// let cmd = Command::shell("make deploy")
+///     .tracked(Tracking::new(id).deadline(SystemTime::now() + Duration::from_secs(600)));
+/// # let _ = cmd;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracking {
+    pub(crate) process_id: Uuid,
+    pub(crate) deadline: Option<SystemTime>,
+    pub(crate) input_digest: Option<String>,
+}
+
+impl Tracking {
+    /// A start named `process_id` (which must not be the nil UUID), without a deadline.
+    #[must_use]
+    pub fn new(process_id: Uuid) -> Self {
+        Tracking {
+            process_id,
+            deadline: None,
+            input_digest: None,
+        }
+    }
+
+    /// At `deadline` the process's whole group gets SIGKILL; a start that arrives after it is
+    /// refused ([`Error::TrackedExpired`](crate::Error::TrackedExpired)).
+    #[must_use]
+    pub fn deadline(mut self, deadline: SystemTime) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Sets or clears the deadline.
+    #[must_use]
+    pub fn deadline_opt(mut self, deadline: Option<SystemTime>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The digest that names what is run (the wire's `input_digest`, already checked by the
+    /// caller). Without one the manager makes its own from the command. Either way a replay is
+    /// the same start only when its digest is the same.
+    #[must_use]
+    pub fn input_digest(mut self, digest: impl Into<String>) -> Self {
+        self.input_digest = Some(digest.into());
+        self
+    }
+
+    /// The process id the start will have.
+    #[must_use]
+    pub fn process_id(&self) -> Uuid {
+        self.process_id
+    }
+
+    /// The deadline, if any.
+    #[must_use]
+    pub fn deadline_at(&self) -> Option<SystemTime> {
+        self.deadline
+    }
+
+    /// The digest given with [`input_digest`](Self::input_digest), if any.
+    #[must_use]
+    pub fn digest(&self) -> Option<&str> {
+        self.input_digest.as_deref()
+    }
 }
 
 /// Largest number of rows or columns a terminal may have (and the smallest is 1).
@@ -139,6 +220,36 @@ impl Command {
     pub fn tty(mut self, rows: u16, cols: u16) -> Self {
         self.tty = Some(TerminalSize { rows, cols });
         self
+    }
+    /// Makes this a tracked start (see [`Tracking`]).
+    pub fn tracked(mut self, tracking: Tracking) -> Self {
+        self.tracking = Some(tracking);
+        self
+    }
+
+    /// Sets or clears the tracking.
+    pub fn tracked_opt(mut self, tracking: Option<Tracking>) -> Self {
+        self.tracking = tracking;
+        self
+    }
+
+    /// The tracking identity, if this is a tracked start.
+    #[must_use]
+    pub fn tracking(&self) -> Option<&Tracking> {
+        self.tracking.as_ref()
+    }
+
+    /// A SHA-256 of everything this command runs and how, except its chat and its tracking
+    /// (which a receipt keeps and compares apart): what a receipt remembers so that a replay
+    /// whose own fields differ (`argv`, a timeout, and whatever later fields a start gains) is
+    /// refused. It hashes the `Debug` form of the whole command, so a field added to
+    /// [`Command`] is covered without more work here.
+    pub(crate) fn fingerprint(&mut self) -> [u8; 32] {
+        let (chat, tracking) = (self.chat.take(), self.tracking.take());
+        let mut hasher = Sha256::new();
+        hasher.update(format!("{self:?}").as_bytes());
+        (self.chat, self.tracking) = (chat, tracking);
+        hasher.finalize().into()
     }
 }
 

@@ -78,6 +78,21 @@ pub enum Error {
     NotRunning(ProcessId),
     /// Sending a signal failed for a reason other than the group being gone (500).
     Signal(io::Error),
+    /// A tracked start or cancel whose identity is malformed: a nil process id (on the wire
+    /// also a nil agent instance, or an `input_digest` that does not match the request) (400).
+    TrackedInvalid,
+    /// A tracked identity that conflicts: another agent instance's, one already used with a
+    /// different command, chat or deadline, one fenced by a cancel, or the id of an untracked
+    /// process (409).
+    TrackedConflict,
+    /// A tracked start whose deadline has passed, or whose process record is gone although its
+    /// receipt says it started (410).
+    TrackedExpired,
+    /// As many tracked identities as the manager keeps receipts for are known (429).
+    TrackedCapacity {
+        /// The limit in force.
+        limit: usize,
+    },
     /// A terminal size outside 1 to [`MAX_TERMINAL_DIMENSION`](crate::MAX_TERMINAL_DIMENSION)
     /// rows or columns (400).
     InvalidTerminalSize {
@@ -96,6 +111,62 @@ pub enum Error {
     NoTerminal(ProcessId),
     /// Setting the terminal's size failed (500).
     Terminal(io::Error),
+}
+
+impl Error {
+    /// The same error again, for a tracked start's receipt to answer a replay exactly as the
+    /// first start was answered (`io::Error` is not `Clone`: its kind, OS code and message are
+    /// kept).
+    pub(crate) fn replica(&self) -> Error {
+        fn io(e: &io::Error) -> io::Error {
+            e.raw_os_error().map_or_else(
+                || io::Error::new(e.kind(), e.to_string()),
+                io::Error::from_raw_os_error,
+            )
+        }
+        match self {
+            Error::CommandRequired => Error::CommandRequired,
+            Error::CommandAndArgv => Error::CommandAndArgv,
+            Error::EmptyArgv => Error::EmptyArgv,
+            Error::NulByte { field } => Error::NulByte {
+                field: field.clone(),
+            },
+            Error::InvalidEnvKey { key } => Error::InvalidEnvKey { key: key.clone() },
+            Error::RelativeWorkdir(dir) => Error::RelativeWorkdir(dir.clone()),
+            Error::WorkdirNotFound(dir) => Error::WorkdirNotFound(dir.clone()),
+            Error::TooManyRunning { limit } => Error::TooManyRunning { limit: *limit },
+            Error::ShuttingDown => Error::ShuttingDown,
+            Error::ProgramNotFound { program, source } => Error::ProgramNotFound {
+                program: program.clone(),
+                source: io(source),
+            },
+            Error::ProgramNotExecutable { program, source } => Error::ProgramNotExecutable {
+                program: program.clone(),
+                source: io(source),
+            },
+            Error::WorkdirNotEnterable { dir, source } => Error::WorkdirNotEnterable {
+                dir: dir.clone(),
+                source: io(source),
+            },
+            Error::TooLarge(e) => Error::TooLarge(io(e)),
+            Error::Spawn(e) => Error::Spawn(io(e)),
+            Error::NotFound(id) => Error::NotFound(*id),
+            Error::NotRunning(id) => Error::NotRunning(*id),
+            Error::Signal(e) => Error::Signal(io(e)),
+            Error::TrackedInvalid => Error::TrackedInvalid,
+            Error::TrackedConflict => Error::TrackedConflict,
+            Error::TrackedExpired => Error::TrackedExpired,
+            Error::TrackedCapacity { limit } => Error::TrackedCapacity { limit: *limit },
+            Error::InvalidTerminalSize { rows, cols } => Error::InvalidTerminalSize {
+                rows: *rows,
+                cols: *cols,
+            },
+            Error::NoInput(id) => Error::NoInput(*id),
+            Error::InputFull(id) => Error::InputFull(*id),
+            Error::NoTerminal(id) => Error::NoTerminal(*id),
+            Error::Terminal(e) => Error::Terminal(io(e)),
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -148,6 +219,12 @@ impl fmt::Display for Error {
             Error::InputFull(id) => write!(f, "Input of process \"{id}\" is full."),
             Error::NoTerminal(id) => write!(f, "Process \"{id}\" has no terminal."),
             Error::Terminal(_) => f.write_str("Failed to resize terminal."),
+            Error::TrackedInvalid => f.write_str("invalid tracked process identity"),
+            Error::TrackedConflict => f.write_str("tracked process identity conflicts"),
+            Error::TrackedExpired => f.write_str("tracked process history expired"),
+            Error::TrackedCapacity { .. } => {
+                f.write_str("tracked process identity capacity reached")
+            }
         }
     }
 }

@@ -208,8 +208,11 @@ impl std::fmt::Debug for Handler {
 enum Route<'a> {
     Root,
     Start,
+    StartTracked,
+    CancelTracked,
     List,
     Output(&'a str),
+    OutputTracked(&'a str),
     Signal(&'a str),
     Input(&'a str),
     Resize(&'a str),
@@ -245,8 +248,13 @@ impl Handler {
             return Response::message(404, "Not found.");
         };
         let allowed = match route {
-            Route::Root | Route::List | Route::Output(_) => "GET",
-            Route::Start | Route::Signal(_) | Route::Input(_) | Route::Resize(_) => "POST",
+            Route::Root | Route::List | Route::Output(_) | Route::OutputTracked(_) => "GET",
+            Route::Start
+            | Route::StartTracked
+            | Route::CancelTracked
+            | Route::Signal(_)
+            | Route::Input(_)
+            | Route::Resize(_) => "POST",
         };
         if req.method != allowed {
             let mut response = Response::message(405, "Method not allowed.");
@@ -263,9 +271,12 @@ impl Handler {
             Route::Root => {
                 Response::message(200, format!("procwarden {}", env!("CARGO_PKG_VERSION")))
             }
-            Route::Start => start(&api, req),
-            Route::List => list(&api, query),
+            Route::Start => start(&api, req, false),
+            Route::StartTracked => start(&api, req, true),
+            Route::CancelTracked => cancel_tracked(&api, req),
+            Route::List => list(&api, query, self.manager.instance_id()),
             Route::Output(id) => output(&api, id, query),
+            Route::OutputTracked(id) => output_tracked(&api, id, query),
             Route::Signal(id) => self.signal(&api, id, req, chat),
             Route::Input(id) => self.input(&api, id, req, chat),
             Route::Resize(id) => self.resize(&api, id, req, chat),
@@ -368,16 +379,44 @@ impl Handler {
     }
 }
 
-/// `POST start`.
-fn start(api: &dyn ProcessApi, req: &Request) -> Response {
+/// `POST start` and `POST start-tracked` (which requires a `process_id`).
+fn start(api: &dyn ProcessApi, req: &Request, tracked: bool) -> Response {
     match json_object::<api::StartRequest>(&req.body) {
+        Ok(body) if tracked && body.process_id.is_none_or(|id| id.is_nil()) => {
+            let (status, message) = api::tracked_error(&crate::Error::TrackedInvalid);
+            Response::json(status, &message)
+        }
         Ok(body) => answer(api.start(&body)),
         Err(response) => response,
     }
 }
 
+/// `POST cancel-tracked`.
+fn cancel_tracked(api: &dyn ProcessApi, req: &Request) -> Response {
+    match json_object::<api::CancelRequest>(&req.body) {
+        Ok(body) => answer(api.cancel_tracked(&body)),
+        Err(response) => response,
+    }
+}
+
+/// `GET {id}/output-tracked?agent_instance_id=&input_digest=`: the output answer, or `410`
+/// with the final state once the output is gone.
+fn output_tracked(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
+    let instance = query_value(query, "agent_instance_id").unwrap_or_default();
+    let digest = query_value(query, "input_digest").unwrap_or_default();
+    let wait = match output_wait(query) {
+        Ok(wait) => wait,
+        Err(response) => return response,
+    };
+    match api.output_tracked(raw_id, &instance, &digest, wait) {
+        Ok(api::TrackedOutputResponse::Output(out)) => Response::json(200, &out),
+        Ok(api::TrackedOutputResponse::Unavailable(gone)) => Response::json(410, &gone),
+        Err(e) => error_response(&e),
+    }
+}
+
 /// `GET list`.
-fn list(api: &dyn ProcessApi, query: &str) -> Response {
+fn list(api: &dyn ProcessApi, query: &str, instance: Uuid) -> Response {
     let limit = match query_u64(query, "limit") {
         Ok(None) => api::DEFAULT_LIST_LIMIT,
         Ok(Some(n)) if (1..=api::MAX_LIST_LIMIT).contains(&n) => {
@@ -396,14 +435,19 @@ fn list(api: &dyn ProcessApi, query: &str) -> Response {
         Err(response) => return response,
     };
     match api.list_entries(limit) {
-        Ok(entries) => Response::stream(Box::new(move |out| write_list(out, entries))),
+        Ok(entries) => Response::stream(Box::new(move |out| write_list(out, entries, instance))),
         Err(e) => error_response(&e),
     }
 }
 
-/// Writes `{"processes":[...]}` an entry at a time, so that a list of long commands never sits
-/// whole in memory however slowly the client reads.
-fn write_list(out: &mut dyn io::Write, entries: api::ListEntries) -> io::Result<()> {
+/// Writes `{"processes":[...],"protocol_version":1,"agent_instance_id":...}` an entry at a
+/// time, so that a list of long commands never sits whole in memory however slowly the client
+/// reads.
+fn write_list(
+    out: &mut dyn io::Write,
+    entries: api::ListEntries,
+    instance: Uuid,
+) -> io::Result<()> {
     out.write_all(b"{\"processes\":[")?;
     for (i, entry) in entries.enumerate() {
         if i > 0 {
@@ -411,7 +455,11 @@ fn write_list(out: &mut dyn io::Write, entries: api::ListEntries) -> io::Result<
         }
         serde_json::to_writer(&mut *out, &entry).map_err(io::Error::other)?;
     }
-    out.write_all(b"]}")
+    write!(
+        out,
+        "],\"protocol_version\":{},\"agent_instance_id\":\"{instance}\"}}",
+        api::TRACKED_PROTOCOL_VERSION
+    )
 }
 
 /// `GET {id}/output`.
@@ -420,19 +468,58 @@ fn output(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
         Ok(cursor) => cursor,
         Err(response) => return response,
     };
-    let timeout_ms = match query_u64(query, "timeout_ms") {
-        Ok(ms) => ms.unwrap_or(api::MAX_WAIT_MS).min(api::MAX_WAIT_MS),
-        Err(response) => return response,
-    };
-    let wait = query_value(query, "wait").as_deref() == Some("true");
     // As with `wait`, anything but `true` is the default.
     let plain = query_value(query, "plain").as_deref() == Some("true");
-    let options = api::OutputOptions {
-        cursor,
-        wait: wait.then(|| Duration::from_millis(timeout_ms)),
-        plain,
+    match output_wait(query) {
+        Ok(wait) => answer(api.output_with(
+            raw_id,
+            &api::OutputOptions {
+                cursor,
+                wait,
+                plain,
+            },
+        )),
+        Err(response) => response,
+    }
+}
+
+/// The wait of an output request: none without `wait=true`; else the shorter of `timeout_ms`
+/// (our extension) and coder's `wait_ms` (empty or `0`: the cap), at most the cap.
+fn output_wait(query: &str) -> Result<Option<Duration>, Response> {
+    let timeout_ms =
+        query_u64(query, "timeout_ms")?.map_or(api::MAX_WAIT_MS, |ms| ms.min(api::MAX_WAIT_MS));
+    if query_value(query, "wait").as_deref() != Some("true") {
+        return Ok(None);
+    }
+    let wait_ms = match query_value(query, "wait_ms") {
+        None => api::MAX_WAIT_MS,
+        Some(value) => coder_wait_ms(&value).ok_or_else(|| {
+            let (status, message) = api::tracked_error(&crate::Error::TrackedInvalid);
+            Response::json(status, &message)
+        })?,
     };
-    answer(api.output_with(raw_id, &options))
+    Ok(Some(Duration::from_millis(timeout_ms.min(wait_ms))))
+}
+
+/// coder's `wait_ms` as its agent reads it: `""` or `"0"` is the cap; otherwise a base-10
+/// integer with an optional sign (Go's `strconv.ParseInt`) that is not negative, clamped to
+/// the cap. `None` when it is not one.
+fn coder_wait_ms(value: &str) -> Option<u64> {
+    if value.is_empty() || value == "0" {
+        return Some(api::MAX_WAIT_MS);
+    }
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    let negative = digits.starts_with('-');
+    let digits = digits.strip_prefix('-').unwrap_or(digits);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Beyond 64 bits ParseInt fails; "-0" is zero, not negative.
+    let n = digits.parse::<i64>().ok()?;
+    if negative && n != 0 {
+        return None;
+    }
+    Some(n.unsigned_abs().min(api::MAX_WAIT_MS))
 }
 
 /// A 200 with the answer, or the error's status and body.
@@ -472,6 +559,8 @@ fn route(path: &str) -> Option<Route<'_>> {
     let rest = path.strip_prefix(api::PREFIX)?.strip_prefix('/')?;
     match rest {
         "start" => Some(Route::Start),
+        "start-tracked" => Some(Route::StartTracked),
+        "cancel-tracked" => Some(Route::CancelTracked),
         "list" => Some(Route::List),
         _ => {
             let (id, action) = rest.split_once('/')?;
@@ -480,6 +569,7 @@ fn route(path: &str) -> Option<Route<'_>> {
             }
             match action {
                 "output" => Some(Route::Output(id)),
+                "output-tracked" => Some(Route::OutputTracked(id)),
                 "signal" => Some(Route::Signal(id)),
                 "input" => Some(Route::Input(id)),
                 "resize" => Some(Route::Resize(id)),
@@ -620,6 +710,18 @@ mod tests {
             Some(Route::Signal("abc"))
         ));
         assert!(matches!(
+            route("/api/v0/processes/start-tracked"),
+            Some(Route::StartTracked)
+        ));
+        assert!(matches!(
+            route("/api/v0/processes/cancel-tracked"),
+            Some(Route::CancelTracked)
+        ));
+        assert!(matches!(
+            route("/api/v0/processes/abc/output-tracked"),
+            Some(Route::OutputTracked("abc"))
+        ));
+        assert!(matches!(
             route("/api/v0/processes/abc/input"),
             Some(Route::Input("abc"))
         ));
@@ -672,6 +774,39 @@ mod tests {
         );
         assert_eq!(query_u64("cursor=007", "cursor").ok(), Some(Some(7)));
         assert!(query_u64("cursor=%zz", "cursor").is_err());
+    }
+
+    #[test]
+    fn wait_ms_is_read_as_coders_agent_reads_it() {
+        let cap = api::MAX_WAIT_MS;
+        for (value, expected) in [
+            ("", Some(cap)),
+            ("0", Some(cap)),
+            ("00", Some(0)),
+            ("+0", Some(0)),
+            ("-0", Some(0)),
+            ("250", Some(250)),
+            ("+250", Some(250)),
+            ("999999999999", Some(cap)),
+            ("9223372036854775807", Some(cap)),
+            ("9223372036854775808", None),
+            ("-1", None),
+            ("1.5", None),
+            ("+", None),
+            ("x", None),
+            (" 1", None),
+        ] {
+            assert_eq!(coder_wait_ms(value), expected, "{value:?}");
+        }
+        let wait = |q: &str| output_wait(q).ok().flatten();
+        assert_eq!(wait("wait_ms=5"), None, "no wait without wait=true");
+        assert_eq!(wait("wait=true&wait_ms=5"), Some(Duration::from_millis(5)));
+        assert_eq!(
+            wait("wait=true&wait_ms=500&timeout_ms=7"),
+            Some(Duration::from_millis(7))
+        );
+        assert_eq!(wait("wait=true"), Some(Duration::from_millis(cap)));
+        assert!(output_wait("wait=true&wait_ms=-3").is_err());
     }
 
     #[test]

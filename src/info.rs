@@ -106,6 +106,8 @@ pub struct Output {
     pub running: bool,
     /// How it ended, once it has.
     pub exit: Option<Exit>,
+    /// The command (the whole of it; a list cuts long ones).
+    pub command: String,
     /// As [`ProcessInfo::stdin_open`].
     pub stdin_open: Option<bool>,
     /// As [`ProcessInfo::tty`].
@@ -113,6 +115,35 @@ pub struct Output {
     /// Input bytes the process never read (still queued, or unread in its pipe, when it
     /// exited or closed its end).
     pub input_dropped_bytes: u64,
+}
+
+/// What [`Manager::output_tracked`](crate::Manager::output_tracked) returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrackedOutput {
+    /// The process record exists: its output, as [`Manager::output`](crate::Manager::output)
+    /// reads it.
+    Output(Output),
+    /// The record and its output are gone; the receipt keeps the final state (command and
+    /// workdir blanked), so "output gone" is never mistaken for "never ran".
+    Unavailable {
+        /// The receipt's digest.
+        input_digest: String,
+        /// The final state.
+        process: ProcessInfo,
+    },
+}
+
+/// What [`Manager::cancel_tracked`](crate::Manager::cancel_tracked) returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cancelled {
+    /// The identity never started: it was fenced (now or before) or its start failed. No start
+    /// with it will run.
+    pub fenced: bool,
+    /// The process as observed after the kill and the wait (it may still be running if the
+    /// wait ended first), or the final state its receipt kept; `None` when neither is known.
+    pub process: Option<ProcessInfo>,
 }
 
 /// How to read output: from where, and whether to wait. Build one with [`snapshot`],

@@ -8,8 +8,9 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 type Wake = Arc<dyn Fn() + Send + Sync>;
 
@@ -88,6 +89,27 @@ impl Interrupt {
     #[must_use]
     pub fn is_interrupted(&self) -> bool {
         self.0.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Blocks until this is interrupted or `span` has passed (a huge span: until interrupted);
+    /// returns whether it was interrupted. For a pause that a cancel must be able to end, such
+    /// as the backoff before a retry.
+    #[must_use = "it says whether the pause ended by the interrupt"]
+    pub fn wait_for(&self, span: Duration) -> bool {
+        let pair = Arc::new((Mutex::new(()), Condvar::new()));
+        let waker = Arc::clone(&pair);
+        let _registered = self.on_interrupt(move || {
+            let _locked = waker.0.lock();
+            waker.1.notify_all();
+        });
+        let deadline = crate::time::deadline_in(span);
+        let mut locked = pair.0.lock();
+        while !self.is_interrupted() {
+            if pair.1.wait_until(&mut locked, deadline).timed_out() {
+                break;
+            }
+        }
+        self.is_interrupted()
     }
 
     /// Whether a wait is blocked on this interrupt right now.

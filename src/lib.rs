@@ -52,6 +52,26 @@
 //!
 //! Scope: every call takes the caller's chat (`None` for none). See [`Manager`] for the rules.
 //!
+//! # Tracked starts
+//!
+//! A start can carry an identity chosen before it is made ([`Tracking`], coder's tracked
+//! processes): the process gets that id, the same start again answers the process already
+//! started instead of running a second one, [`Manager::cancel_tracked`] fences an identity
+//! whose start has not arrived (it will never run) or kills its process, a deadline SIGKILLs
+//! the group, and [`Manager::output_tracked`] still gives the final state once the output is
+//! gone. The manager remembers at most [`DEFAULT_MAX_TRACKED`] identities.
+//!
+//! ```
+//! use procwarden::{Command, Manager, Tracking, Uuid};
+//!
+//! let manager = Manager::new()?;
+//! let id = Uuid::new_v4();
+//! let first = manager.start(Command::shell("echo once").tracked(Tracking::new(id)))?;
+//! let again = manager.start(Command::shell("echo once").tracked(Tracking::new(id)))?;
+//! assert_eq!(first.id, again.id); // one process
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # The output buffer on its own
 //!
 //! [`HeadTailBuffer`] keeps the first and last 16 KiB of a stream and counts every byte. It
@@ -140,18 +160,19 @@ pub mod tools;
 
 pub use api::ParseSignalError;
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};
-pub use command::{Command, LOG_COMMAND_BYTES, MAX_TERMINAL_DIMENSION, Signal};
+pub use command::{Command, LOG_COMMAND_BYTES, MAX_TERMINAL_DIMENSION, Signal, Tracking};
 pub use error::Error;
 pub use id::ProcessId;
 pub use info::{
-    Exit, ExitEvent, InputQueued, Output, OutputQuery, ProcessInfo, Started, TerminalSize,
+    Cancelled, Exit, ExitEvent, InputQueued, Output, OutputQuery, ProcessInfo, Started,
+    TerminalSize, TrackedOutput,
 };
 pub use interrupt::Interrupt;
 pub use manager::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED,
-    DEFAULT_MAX_PENDING_INPUT, DEFAULT_MAX_RUNNING, DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE,
-    DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL, DEFAULT_TERMINAL_TERM,
-    DEFAULT_THREAD_STACK_BYTES, Listing, Manager, ManagerBuilder,
+    DEFAULT_MAX_PENDING_INPUT, DEFAULT_MAX_RUNNING, DEFAULT_MAX_TRACKED, DEFAULT_MAX_WAIT,
+    DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
+    DEFAULT_TERMINAL_TERM, DEFAULT_THREAD_STACK_BYTES, Listing, Manager, ManagerBuilder,
 };
 pub use process::READ_CHUNK_BYTES;
 pub use uuid::Uuid;

@@ -1265,13 +1265,18 @@ mod tests {
                 signal: None,
                 timed_out: None,
                 next_cursor: 5,
+                command: "c".into(),
                 stdin_open: None,
                 tty: None,
                 input_dropped_bytes: None,
             })
         }
         fn list(&self, _: usize) -> Result<api::ListResponse, crate::api::ApiError> {
-            Ok(api::ListResponse { processes: vec![] })
+            Ok(api::ListResponse {
+                processes: vec![],
+                protocol_version: None,
+                agent_instance_id: None,
+            })
         }
         fn signal(&self, _: &str, _: &str) -> Result<api::Message, crate::api::ApiError> {
             Ok(api::Message::new("ok"))

@@ -55,6 +55,8 @@ pub(crate) struct ProcSpec {
     pub(crate) buffer: BufferConfig,
     /// How long an open output pipe keeps the process running after its leader's exit.
     pub(crate) pipe_grace: Duration,
+    /// A tracked start: its receipt keeps its final state.
+    pub(crate) tracked: bool,
     /// Its input, when started with a stdin pipe or a terminal.
     pub(crate) input: Option<Input>,
 }
@@ -69,6 +71,8 @@ pub(crate) struct Proc {
     pub(crate) command: String,
     pub(crate) workdir: PathBuf,
     pub(crate) background: bool,
+    /// A tracked start (see [`crate::Tracking`]).
+    pub(crate) tracked: bool,
     /// The leader's pid, which is also its process group id.
     pub(crate) pid: u32,
     pub(crate) started_at: SystemTime,
@@ -121,6 +125,7 @@ impl Proc {
             command: spec.command,
             workdir: spec.workdir,
             background: spec.background,
+            tracked: spec.tracked,
             pid,
             started_at: SystemTime::now(),
             started: Instant::now(),
@@ -156,6 +161,26 @@ impl Proc {
             started_at: self.started_at,
             exit,
             stdin_open: self.input.as_ref().map(Input::is_open),
+            tty: self.input.as_ref().and_then(Input::size),
+        }
+    }
+
+    /// The snapshot of a process that has just been marked `exit`, made without its lock
+    /// (the caller holds it).
+    pub(crate) fn info_at_exit(&self, exit: &Exit) -> ProcessInfo {
+        ProcessInfo {
+            members_alive: false,
+            id: self.id,
+            chat: self.chat,
+            command: self.command.clone(),
+            workdir: self.workdir.clone(),
+            background: self.background,
+            running: false,
+            pid: self.pid,
+            started_at: self.started_at,
+            exit: Some(exit.clone()),
+            // Lock order: the process's state (held), then its input's.
+            stdin_open: self.input.as_ref().map(|_| false),
             tty: self.input.as_ref().and_then(Input::size),
         }
     }
@@ -565,6 +590,7 @@ mod tests {
             background: false,
             buffer: BufferConfig::default(),
             pipe_grace: Duration::from_secs(2),
+            tracked: false,
             input: None,
         };
         let proc = Proc::new(spec, child.id(), 1, None);

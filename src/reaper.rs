@@ -1,7 +1,8 @@
 //! The supervisor: the one long-lived thread of a manager.
 //!
 //! It spawns every child (the parent-death signal is tied to the spawning *thread*, so that
-//! thread must outlive the children), runs every deadline (timeouts, kill escalation, retention,
+//! thread must outlive the children), runs every deadline (timeouts, kill escalation, tracked
+//! starts' deadlines, retention,
 //! and, for children watched here, the pipe grace), runs the on-exit hook, and carries out
 //! `close`. Children with a pidfd are watched by their reader thread (see
 //! [`crate::process::watch`]); the supervisor watches the others (no pidfd: other unix systems,
@@ -47,6 +48,8 @@ enum Timer {
     Timeout(Weak<Proc>),
     /// SIGKILL the group if it still runs or may have members.
     Escalate(Weak<Proc>),
+    /// A tracked start's deadline: SIGKILL the group, as an escalation does.
+    Deadline(Weak<Proc>),
     /// The leader exited this long ago: mark exited even if the pipe is still open.
     PipeGrace(Weak<Proc>),
     /// Closing: the kill grace is over, SIGKILL every group left.
@@ -65,6 +68,9 @@ impl Timer {
                 p.upgrade().is_some_and(|p| p.state.lock().exit.is_none())
             }
             Timer::Escalate(p) => p.strong_count() > 0,
+            Timer::Deadline(p) => p
+                .upgrade()
+                .is_some_and(|p| p.state.lock().may_have_members()),
             Timer::CloseKill | Timer::CloseRecheck | Timer::LingerRecheck => true,
         }
     }
@@ -250,6 +256,9 @@ impl Supervisor {
             let at = deadline_from(proc.started, timeout);
             self.add_timer(at, Timer::Timeout(Arc::downgrade(&proc)));
         }
+        if let Some(at) = job.deadline {
+            self.add_timer(at, Timer::Deadline(Arc::downgrade(&proc)));
+        }
         self.shared.insert(Arc::clone(&proc));
         let _ = job.reply.send(Ok(Arc::clone(&proc)));
         log::info!(
@@ -335,6 +344,12 @@ impl Supervisor {
                 }
                 Timer::Escalate(proc) => {
                     if let Some(proc) = proc.upgrade() {
+                        proc.kill_if_alive();
+                    }
+                }
+                Timer::Deadline(proc) => {
+                    if let Some(proc) = proc.upgrade() {
+                        log::info!("{}: its deadline passed", proc.label());
                         proc.kill_if_alive();
                     }
                 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crate::handler::Handler;
 use crate::http::{self, Limits, Listen, Server};
-use crate::manager::{DEFAULT_MAX_RUNNING, Manager};
+use crate::manager::{DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING, DEFAULT_MAX_TRACKED, Manager};
 use crate::sys;
 
 /// Where `serve` listens unless told otherwise.
@@ -39,6 +39,10 @@ pub struct ServeOptions {
     pub max_running: usize,
     /// Most connections served at once (before the file descriptor limit lowers it).
     pub max_connections: usize,
+    /// Most exited processes kept.
+    pub max_exited: usize,
+    /// Most tracked-start identities remembered.
+    pub max_tracked: usize,
 }
 
 impl Default for ServeOptions {
@@ -51,6 +55,8 @@ impl Default for ServeOptions {
             env: Vec::new(),
             max_running: DEFAULT_MAX_RUNNING,
             max_connections: http::DEFAULT_MAX_CONNECTIONS,
+            max_exited: DEFAULT_MAX_EXITED,
+            max_tracked: DEFAULT_MAX_TRACKED,
         }
     }
 }
@@ -187,7 +193,9 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
 
     let mut builder = Manager::builder()
         .env_remove(TOKEN_ENV)
-        .max_running(opts.max_running);
+        .max_running(opts.max_running)
+        .max_exited(opts.max_exited)
+        .max_tracked(opts.max_tracked);
     for (key, value) in &opts.env {
         builder = builder.env(key, value);
         // The contract: a terminal process's TERM is `--env`'s, if given; never the server's.

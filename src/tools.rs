@@ -48,6 +48,13 @@ pub const AGENT_ENV: [(&str, &str); 10] = [
 
 /// How long `execute` waits for a foreground command unless told otherwise.
 pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most tries of a start over a remote API whose answer was lost (the first included). Each
+/// try carries the same tracked identity, so the command runs at most once however many
+/// reach the server.
+pub const START_TRIES: u32 = 3;
+/// The pause before the first retry of a lost start; it doubles before each further one.
+pub const START_RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
 /// How long `process_output` waits for exit unless told otherwise.
 pub const DEFAULT_OUTPUT_WAIT: Duration = Duration::from_secs(10);
 
@@ -508,9 +515,9 @@ pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallCont
         ..api::StartRequest::default()
     };
     let started_at = Instant::now();
-    let started = match api.start(&request) {
+    let started = match start_once(api, &request, context) {
         Ok(started) => started,
-        Err(e) => return failure(e.to_string()),
+        Err(result) => return result,
     };
     context.record(&started.id, 0, tty);
     let stdin_note = args.stdin.as_ref().and_then(|text| {
@@ -645,6 +652,115 @@ fn execute_started(
             json!("It is still running and takes input: use process_input to answer it.");
     }
     result
+}
+
+/// Starts `request` exactly once. In process a start cannot lose its answer; over a remote
+/// API that speaks coder's tracked-process protocol the start carries an identity made for
+/// this call, and a start whose answer was lost (a transport error) is tried again with the
+/// same identity, at most [`START_TRIES`] times with a doubling pause: the server answers a
+/// repeat with the process it already started. If every answer was lost, a snapshot of the
+/// process id decides: it exists (it started), or the identity is fenced so that a start
+/// still on its way never runs, and the call fails saying so.
+fn start_once(
+    api: &dyn ProcessApi,
+    request: &api::StartRequest,
+    context: &CallContext<'_>,
+) -> Result<api::StartResponse, Value> {
+    if !api.is_remote() {
+        return api.start(request).map_err(|e| failure(e.to_string()));
+    }
+    let identity = api::Identity::new_random();
+    let mut lost: Option<ApiError> = None;
+    for attempt in 0..START_TRIES {
+        if attempt > 0 {
+            let pause = START_RETRY_BACKOFF.saturating_mul(1 << (attempt - 1).min(16));
+            // A pause, not a synchronization: the lost answer gives nothing to wait on. A
+            // cancel ends it.
+            let cancelled = match context.cancel {
+                Some(cancel) => cancel.wait_for(pause),
+                None => Interrupt::new().wait_for(pause),
+            };
+            if cancelled {
+                break;
+            }
+        }
+        match api.agent_instance_id() {
+            // A server without tracked starts: today's start.
+            Ok(None) => return api.start(request).map_err(|e| failure(e.to_string())),
+            Ok(Some(_)) => {}
+            Err(e) if e.is_transport() => {
+                lost = Some(e);
+                continue;
+            }
+            Err(e) => return Err(failure(e.to_string())),
+        }
+        match api.start_identified(request, &identity) {
+            Ok(started) => return Ok(started),
+            Err(e) if e.is_transport() => lost = Some(e),
+            // Capacity reached: the server keeps no more identities; an ordinary start.
+            Err(e) if e.status == Some(429) && e.message == api::TRACKED_FAILED => {
+                return api.start(request).map_err(|e| failure(e.to_string()));
+            }
+            // Nothing was lost before, so the identity is new: the server restarted and has
+            // another instance. Ask it again.
+            Err(e) if e.status == Some(409) && lost.is_none() && attempt + 1 < START_TRIES => {
+                api.forget_agent_instance();
+            }
+            Err(e) => return Err(failure(e.to_string())),
+        }
+    }
+    let lost = lost.map_or_else(|| CANCELLED.to_string(), |e| e.to_string());
+    let id = identity.process_id.to_string();
+    match api.output(&id, None, None) {
+        // It did start: go on as if the answer had arrived.
+        Ok(_) => Ok(api::StartResponse {
+            id,
+            started: true,
+            pid: None,
+        }),
+        Err(e) if e.status == Some(404) => Err(fence(api, request, &identity, &lost)),
+        Err(e) => Err(json!({
+            "success": false,
+            "error": format!("starting the command got no answer ({lost}), and neither did asking whether it runs ({e}): it may be running as process {id}"),
+            "background_process_id": id,
+        })),
+    }
+}
+
+/// A start whose every answer was lost and whose process does not exist: fence its identity,
+/// so that a start still on its way never runs, and tell the model what is known.
+fn fence(
+    api: &dyn ProcessApi,
+    request: &api::StartRequest,
+    identity: &api::Identity,
+    lost: &str,
+) -> Value {
+    let id = identity.process_id.to_string();
+    let cancel = api.agent_instance_id().ok().flatten().map(|instance| {
+        let tracked = api::identified(request, instance, identity);
+        api::CancelRequest {
+            process_id: tracked.process_id,
+            agent_instance_id: tracked.agent_instance_id,
+            input_digest: tracked.input_digest,
+            deadline: tracked.deadline,
+            wait_ms: None,
+        }
+    });
+    match cancel.map(|c| api.cancel_tracked(&c)) {
+        Some(Ok(answer)) if answer.fenced => failure(format!(
+            "starting the command got no answer ({lost}); it did not run, and will not: run it again"
+        )),
+        Some(Ok(_)) => json!({
+            "success": false,
+            "error": format!("starting the command got no answer ({lost}); it started meanwhile and was killed: run it again"),
+            "background_process_id": id,
+        }),
+        _ => json!({
+            "success": false,
+            "error": format!("starting the command got no answer ({lost}); it has not started, but a delayed start may still run it as process {id}"),
+            "background_process_id": id,
+        }),
+    }
 }
 
 /// What one wait of a foreground `execute` found.
@@ -1001,7 +1117,7 @@ pub fn definitions() -> Value {
                 "output": {"type": "string", "description": format!("The combined stdout and stderr (the first and last 16 KiB when longer, with an omission marker), at most {MAX_TOOL_OUTPUT_BYTES} bytes.")},
                 "exit_code": {"type": "integer", "description": "The exit code; -1 when a signal ended it, when its status is unknown, or on a timeout; 0 for a background start."},
                 "wall_duration_ms": {"type": "integer", "minimum": 0, "description": "Milliseconds from the start to the exit (0 for a background start)."},
-                "background_process_id": {"type": "string", "description": "The id of a process that runs on: started in the background, or still running when the call ended. Use it with process_output and process_signal."},
+                "background_process_id": {"type": "string", "description": "The id of a process that runs on: started in the background, or still running when the call ended; or, when the start's answers were lost, the id it has or would have. Use it with process_output and process_signal."},
                 "truncated": truncation_schema(),
                 "note": {"type": "string", "description": "Advice about the result."}
             })),

@@ -322,7 +322,7 @@ fn ctrl_c_in_a_terminal_leaves_it_as_found() {
     std::fs::write(
         &script,
         format!(
-            "stty -g > '{d}/before'\n'{bin}' --url '{url}' exec -- 'echo ready; sleep 30'\necho $? > '{d}/rc.tmp'; mv '{d}/rc.tmp' '{d}/rc'\nstty -g > '{d}/after'\nsleep 30\n",
+            "stty -g > '{d}/before'\n'{bin}' --url '{url}' exec -- 'echo ready; sleep 30'\necho $? > '{d}/rc.tmp'; mv '{d}/rc.tmp' '{d}/rc'\nstty -g > '{d}/after.tmp'; mv '{d}/after.tmp' '{d}/after'\nsleep 30\n",
             d = dir.display(),
             bin = binary(),
             url = agent.url

@@ -139,15 +139,18 @@ fn error_answers_keep_status_message_and_detail() {
     assert_eq!(e.status, Some(400), "{e:?}");
     assert!(e.message.contains("Unsupported signal"), "{e:?}");
     let e = client
-        .start(&api::StartRequest {
-            command: Some("true".into()),
-            workdir: Some("relative/dir".into()),
-            ..api::StartRequest::default()
-        })
+        .start(
+            &api::StartRequest {
+                command: Some("true".into()),
+                workdir: Some("relative/dir".into()),
+                ..api::StartRequest::default()
+            },
+            None,
+        )
         .expect_err("relative workdir");
     assert_eq!(e.status, Some(400), "{e:?}");
     let e = client
-        .start(&api::StartRequest::default())
+        .start(&api::StartRequest::default(), None)
         .expect_err("no command");
     assert_eq!(
         (e.status, e.message.as_str()),
@@ -159,10 +162,13 @@ fn error_answers_keep_status_message_and_detail() {
     assert_eq!(result["error"], format!("Process \"{unknown}\" not found."));
     // A signal to an exited process: 409.
     let started = client
-        .start(&api::StartRequest {
-            command: Some("true".into()),
-            ..api::StartRequest::default()
-        })
+        .start(
+            &api::StartRequest {
+                command: Some("true".into()),
+                ..api::StartRequest::default()
+            },
+            None,
+        )
         .expect("start");
     client
         .output(&started.id, None, Some(Duration::from_secs(10)))
@@ -188,10 +194,13 @@ fn the_wait_is_bounded_and_cursors_work() {
     let (_server, client) = local_server();
     let mut groups = OwnedGroups::default();
     let started = client
-        .start(&api::StartRequest {
-            command: Some("echo first; sleep 30".into()),
-            ..api::StartRequest::default()
-        })
+        .start(
+            &api::StartRequest {
+                command: Some("echo first; sleep 30".into()),
+                ..api::StartRequest::default()
+            },
+            None,
+        )
         .expect("start");
     groups.0.push(started.pid.expect("pid") as i32);
     let first = client
@@ -253,10 +262,13 @@ fn the_token_and_the_chat_are_sent() {
     let result = execute(&mine, json!({"command": "echo $CODER_CHAT_ID"}));
     assert_eq!(result["output"], format!("{chat}\n"), "{result}");
     let started = mine
-        .start(&api::StartRequest {
-            command: Some("true".into()),
-            ..api::StartRequest::default()
-        })
+        .start(
+            &api::StartRequest {
+                command: Some("true".into()),
+                ..api::StartRequest::default()
+            },
+            None,
+        )
         .expect("start");
     let theirs = mine.clone().chat(Some(other));
     let e = theirs

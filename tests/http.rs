@@ -42,7 +42,8 @@ fn serve_prints_one_line_and_answers_every_route() {
     let id = id_of(&start(addr, &json!({"command": "echo hello; exit 4"}), &[]));
     assert_eq!(
         output(addr, &id, "wait=true"),
-        json!({"output": "hello\n", "running": false, "exit_code": 4, "next_cursor": 6})
+        json!({"output": "hello\n", "running": false, "exit_code": 4, "next_cursor": 6,
+               "command": "echo hello; exit 4"})
     );
     let list = request(addr, "GET", "/api/v0/processes/list", None, &[]).json();
     assert_eq!(list["processes"][0]["id"], json!(id));

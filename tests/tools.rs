@@ -199,6 +199,7 @@ fn out(running: bool) -> api::OutputResponse {
         signal: None,
         timed_out: None,
         next_cursor: 7,
+        command: "c".into(),
         stdin_open: None,
         tty: None,
         input_dropped_bytes: None,
@@ -226,7 +227,11 @@ impl ProcessApi for Flaky {
         self.snapshot.clone()
     }
     fn list(&self, _: usize) -> Result<api::ListResponse, ApiError> {
-        Ok(api::ListResponse { processes: vec![] })
+        Ok(api::ListResponse {
+            processes: vec![],
+            protocol_version: None,
+            agent_instance_id: None,
+        })
     }
     fn signal(&self, _: &str, _: &str) -> Result<api::Message, ApiError> {
         Ok(api::Message::new("ok"))

@@ -187,6 +187,37 @@ impl GoTime {
     }
 }
 
+impl GoTime {
+    /// The time as RFC 3339 text that [`parse_rfc3339`](Self::parse_rfc3339) reads back to the
+    /// same instant: in UTC when its year is in 0..=9999, else in the zone (at most 23:59 away)
+    /// that brings it into that range; `None` when no zone does. Every time that
+    /// `parse_rfc3339` accepts can be written so.
+    #[must_use]
+    pub fn to_rfc3339(&self) -> Option<String> {
+        if let Some(utc) = self.to_rfc3339_utc() {
+            return Some(utc);
+        }
+        let offset = if self.unix_seconds < 0 {
+            MAX_OFFSET_MINUTES
+        } else {
+            -MAX_OFFSET_MINUTES
+        };
+        let local = GoTime {
+            unix_seconds: self.unix_seconds.checked_add(offset * 60)?,
+            nanos: self.nanos,
+        };
+        let text = local.to_rfc3339_utc()?;
+        let sign = if offset < 0 { '-' } else { '+' };
+        let minutes = offset.abs();
+        Some(format!(
+            "{}{sign}{:02}:{:02}",
+            text.strip_suffix('Z')?,
+            minutes / 60,
+            minutes % 60
+        ))
+    }
+}
+
 fn is_leap(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }
@@ -410,6 +441,29 @@ mod tests {
                 unix_seconds: 1,
                 nanos: 1
             })
+        );
+    }
+
+    #[test]
+    fn every_parsed_time_can_be_written_back() {
+        for text in [
+            "2026-12-01T23:30:05.123456789+01:30",
+            "0000-01-01T00:00:00+00:01",
+            "0000-01-01T00:00:00+23:59",
+            "9999-12-31T23:59:59.5-23:59",
+        ] {
+            let time = GoTime::parse_rfc3339(text).expect(text);
+            let written = time.to_rfc3339().expect(text);
+            assert_eq!(
+                GoTime::parse_rfc3339(&written),
+                Some(time),
+                "{text} as {written}"
+            );
+        }
+        let early = GoTime::parse_rfc3339("0000-01-01T00:00:00+00:01").expect("time");
+        assert_eq!(
+            early.to_rfc3339().as_deref(),
+            Some("0000-01-01T23:58:00+23:59")
         );
     }
 

@@ -6,15 +6,19 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::map::{system_time, tracking_of};
 use super::process_api::{ApiError, ListEntries, ProcessApi};
 use super::{
-    InputRequest, InputResponse, ListResponse, Message, OutputOptions, OutputResponse, ProcessInfo,
-    StartRequest, StartResponse, command_from_start, decode_input, error_answer, parse_signal,
-    signal_name, stdin_pipe_of, unsupported_signal_message,
+    CancelRequest, CancelResponse, InputRequest, InputResponse, ListResponse, Message,
+    OutputOptions, OutputResponse, OutputUnavailable, ProcessInfo, StartRequest, StartResponse,
+    TRACKED_PROTOCOL_VERSION, TrackedOutputResponse, command_from_start, decode_input,
+    error_answer, input_digest, is_tracked, parse_signal, signal_name, stdin_pipe_of,
+    tracked_error, unsupported_signal_message,
 };
+use crate::command::Tracking;
 use crate::error::Error;
 use crate::id::ProcessId;
-use crate::info::OutputQuery;
+use crate::info::{OutputQuery, TrackedOutput};
 use crate::interrupt::Interrupt;
 use crate::manager::Manager;
 
@@ -70,13 +74,48 @@ fn parse_id(id: &str) -> Result<ProcessId, ApiError> {
     id.parse().map_err(|_| ApiError::not_found(id))
 }
 
+/// A tracked-process error answer.
+fn tracked(error: &Error) -> ApiError {
+    let (status, message) = tracked_error(error);
+    ApiError::answer(status, message)
+}
+
+/// Longest wait of a cancel (coder's five-minute cap).
+const MAX_CANCEL_WAIT_MS: i64 = 300_000;
+
+impl LocalApi {
+    /// The checks of a tracked start that come before the manager's receipts, in coder's
+    /// order: a command is required; both ids are set and the digest is the request's; the
+    /// instance is this server's.
+    fn check_tracked(&self, request: &StartRequest) -> Result<(), ApiError> {
+        if request.command.as_deref().is_none_or(str::is_empty) && request.argv.is_none() {
+            return Err(answer(&Error::CommandRequired, None));
+        }
+        let nil = |id: Option<uuid::Uuid>| id.is_none_or(|id| id.is_nil());
+        if nil(request.process_id)
+            || nil(request.agent_instance_id)
+            || request.input_digest.as_deref() != Some(input_digest(request).as_str())
+        {
+            return Err(tracked(&Error::TrackedInvalid));
+        }
+        if request.agent_instance_id != Some(self.manager.instance_id()) {
+            return Err(tracked(&Error::TrackedConflict));
+        }
+        Ok(())
+    }
+}
+
 impl ProcessApi for LocalApi {
     fn start(&self, request: &StartRequest) -> Result<StartResponse, ApiError> {
         if let Err(message) = stdin_pipe_of(request) {
             return Err(ApiError::answer(400, Message::new(message)));
         }
+        if is_tracked(request) {
+            self.check_tracked(request)?;
+        }
+        let cmd = command_from_start(request, self.chat).tracked_opt(tracking_of(request));
         self.manager
-            .start(command_from_start(request, self.chat))
+            .start(cmd)
             .map(|started| StartResponse::from(&started))
             .map_err(|e| answer(&e, None))
     }
@@ -106,7 +145,86 @@ impl ProcessApi for LocalApi {
     fn list(&self, limit: usize) -> Result<ListResponse, ApiError> {
         Ok(ListResponse {
             processes: self.list_entries(limit)?.collect(),
+            protocol_version: Some(TRACKED_PROTOCOL_VERSION),
+            agent_instance_id: Some(self.manager.instance_id()),
         })
+    }
+
+    fn agent_instance_id(&self) -> Result<Option<uuid::Uuid>, ApiError> {
+        Ok(Some(self.manager.instance_id()))
+    }
+
+    fn cancel_tracked(&self, request: &CancelRequest) -> Result<CancelResponse, ApiError> {
+        // coder's order: the wait, then the identity's form, then the instance.
+        let wait_ms = request.wait_ms.unwrap_or(0);
+        if wait_ms < 0 {
+            return Err(tracked(&Error::TrackedInvalid));
+        }
+        let wait = Duration::from_millis(wait_ms.min(MAX_CANCEL_WAIT_MS).unsigned_abs());
+        let digest = request.input_digest.as_deref().unwrap_or_default();
+        let hex_ok = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit());
+        let nil = |id: Option<uuid::Uuid>| id.is_none_or(|id| id.is_nil());
+        if nil(request.process_id) || nil(request.agent_instance_id) || !hex_ok {
+            return Err(tracked(&Error::TrackedInvalid));
+        }
+        if request.agent_instance_id != Some(self.manager.instance_id()) {
+            return Err(tracked(&Error::TrackedConflict));
+        }
+        let deadline = request
+            .deadline
+            .filter(|d| !d.is_zero())
+            .map(|d| system_time(&d));
+        let tracking = Tracking::new(request.process_id.unwrap_or_default())
+            .deadline_opt(deadline)
+            .input_digest(digest);
+        let cancelled = self
+            .manager
+            .cancel_tracked(&tracking, self.chat, wait, self.interrupt.as_ref())
+            .map_err(|e| tracked(&e))?;
+        Ok(CancelResponse {
+            agent_instance_id: self.manager.instance_id(),
+            fenced: cancelled.fenced,
+            process: cancelled.process.as_ref().map(ProcessInfo::from),
+        })
+    }
+
+    fn output_tracked(
+        &self,
+        id: &str,
+        agent_instance_id: &str,
+        input_digest: &str,
+        wait: Option<Duration>,
+    ) -> Result<TrackedOutputResponse, ApiError> {
+        let instance = agent_instance_id.parse::<uuid::Uuid>().ok();
+        if instance != Some(self.manager.instance_id()) {
+            return Err(tracked(&Error::TrackedConflict));
+        }
+        let pid = parse_id(id)?;
+        let digest = Some(input_digest).filter(|d| !d.is_empty());
+        match self.manager.output_tracked(
+            &pid,
+            self.chat,
+            digest,
+            self.query(&OutputOptions {
+                wait,
+                ..OutputOptions::default()
+            }),
+        ) {
+            Ok(TrackedOutput::Output(out)) => {
+                Ok(TrackedOutputResponse::Output(OutputResponse::from(&out)))
+            }
+            Ok(TrackedOutput::Unavailable {
+                input_digest,
+                process,
+            }) => Ok(TrackedOutputResponse::Unavailable(OutputUnavailable {
+                agent_instance_id: self.manager.instance_id(),
+                input_digest,
+                output_unavailable: true,
+                process: ProcessInfo::from(&process),
+            })),
+            Err(e @ Error::TrackedConflict) => Err(tracked(&e)),
+            Err(e) => Err(answer(&e, Some(id))),
+        }
     }
 
     fn list_entries(&self, limit: usize) -> Result<ListEntries, ApiError> {

@@ -11,12 +11,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use uuid::Uuid;
 
+use super::digest::{DigestInput, GoTime, start_digest};
 use super::{
-    InputRequest, InputResponse, Message, OutputResponse, ProcessInfo, StartRequest, StartResponse,
-    Truncation, TtySize,
+    Identity, InputRequest, InputResponse, Message, OutputResponse, ProcessInfo, StartRequest,
+    StartResponse, Truncation, TtySize,
 };
 use crate::buffer::TRUNCATION_STRATEGY;
-use crate::command::{Command, Signal};
+use crate::command::{Command, Signal, Tracking};
 use crate::error::Error;
 use crate::info::{Exit, InputQueued, Output, ProcessInfo as Info, Started, TerminalSize};
 
@@ -123,6 +124,110 @@ pub fn exit_signal(exit: &Exit) -> Option<String> {
 
 fn timed_out(exit: &Exit) -> Option<bool> {
     exit.timed_out.then_some(true)
+}
+
+/// The message of every tracked-process error answer (its `detail` says which), as coder's
+/// agent writes it.
+pub const TRACKED_FAILED: &str = "Tracked process request failed.";
+
+/// Whether a start request is tracked: any of its four tracked fields is set to something
+/// other than its zero (the nil UUID, an empty digest, Go's zero time). A request whose four
+/// fields are all zero or absent is an ordinary start.
+#[must_use]
+pub fn is_tracked(request: &StartRequest) -> bool {
+    request.process_id.is_some_and(|id| !id.is_nil())
+        || request.agent_instance_id.is_some_and(|id| !id.is_nil())
+        || request
+            .input_digest
+            .as_deref()
+            .is_some_and(|d| !d.is_empty())
+        || request.deadline.is_some_and(|d| !d.is_zero())
+}
+
+/// The `input_digest` of a start request, as coder's `StartProcessDigest` makes it (see
+/// [`digest`](super::digest)): coder's fields only, ids nil, the deadline in UTC, an empty
+/// `env` as none.
+#[must_use]
+pub fn input_digest(request: &StartRequest) -> String {
+    let env = request
+        .env
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+        .collect();
+    start_digest(&DigestInput {
+        command: request.command.as_deref().unwrap_or_default().as_bytes(),
+        workdir: request.workdir.as_deref().unwrap_or_default().as_bytes(),
+        env,
+        background: request.background.unwrap_or(false),
+        deadline: request.deadline.filter(|d| !d.is_zero()),
+    })
+}
+
+/// `request` as a tracked start of `identity` for the agent instance `instance`: the four
+/// tracked fields set, the digest computed.
+#[must_use]
+pub fn identified(request: &StartRequest, instance: Uuid, identity: &Identity) -> StartRequest {
+    let mut tracked = StartRequest {
+        process_id: Some(identity.process_id),
+        agent_instance_id: Some(instance),
+        deadline: Some(identity.deadline.unwrap_or(GoTime::ZERO)),
+        input_digest: None,
+        ..request.clone()
+    };
+    tracked.input_digest = Some(input_digest(&tracked));
+    tracked
+}
+
+/// The wire answer of a tracked-process error: `{"message": TRACKED_FAILED, "detail": ...}`
+/// with the status coder's agent gives it (400, 409, 410, 429).
+#[must_use]
+pub fn tracked_error(error: &Error) -> (u16, Message) {
+    let status = match error {
+        Error::TrackedInvalid => 400,
+        Error::TrackedConflict => 409,
+        Error::TrackedExpired => 410,
+        Error::TrackedCapacity { .. } => 429,
+        _ => 500,
+    };
+    (
+        status,
+        Message::with_detail(TRACKED_FAILED, error.to_string()),
+    )
+}
+
+/// The library's tracking of a tracked start request (checked by the caller: see
+/// [`LocalApi`](super::LocalApi)).
+pub(crate) fn tracking_of(request: &StartRequest) -> Option<Tracking> {
+    if !is_tracked(request) {
+        return None;
+    }
+    let deadline = request
+        .deadline
+        .filter(|d| !d.is_zero())
+        .map(|d| system_time(&d));
+    Some(
+        Tracking::new(request.process_id.unwrap_or_default())
+            .deadline_opt(deadline)
+            .input_digest(request.input_digest.clone().unwrap_or_default()),
+    )
+}
+
+/// The instant of a Go time, saturating at what `SystemTime` can hold.
+pub(crate) fn system_time(time: &GoTime) -> SystemTime {
+    let nanos = Duration::from_nanos(u64::from(time.nanos));
+    let at = match u64::try_from(time.unix_seconds) {
+        Ok(secs) => UNIX_EPOCH.checked_add(Duration::from_secs(secs)),
+        Err(_) => UNIX_EPOCH.checked_sub(Duration::from_secs(time.unix_seconds.unsigned_abs())),
+    };
+    at.and_then(|t| t.checked_add(nanos)).unwrap_or_else(|| {
+        if time.unix_seconds < 0 {
+            UNIX_EPOCH
+        } else {
+            // A deadline too far ahead to hold: never, in effect.
+            UNIX_EPOCH + crate::time::NEVER + crate::time::NEVER
+        }
+    })
 }
 
 /// The command a start request asks for, acting for `chat`. An empty `workdir` counts as
@@ -252,6 +357,10 @@ pub fn error_answer(error: &Error, id: Option<&str>) -> (u16, Message) {
         Error::NotFound(parsed) => (404, not_found_message(&id(parsed))),
         Error::NotRunning(parsed) => (409, format!("Process \"{}\" is not running.", id(parsed))),
         Error::Signal(_) => (500, "Failed to signal process.".to_string()),
+        Error::TrackedInvalid
+        | Error::TrackedConflict
+        | Error::TrackedExpired
+        | Error::TrackedCapacity { .. } => return tracked_error(error),
         Error::InvalidTerminalSize { .. } => (400, TERMINAL_SIZE_MESSAGE.to_string()),
         Error::NoInput(parsed) => (
             409,
@@ -357,6 +466,7 @@ impl From<&Output> for OutputResponse {
             signal: exit.and_then(exit_signal),
             timed_out: exit.and_then(timed_out),
             next_cursor: out.next_cursor,
+            command: out.command.clone(),
             stdin_open: out.stdin_open,
             tty: out.tty.map(TtySize::from),
             input_dropped_bytes: (out.input_dropped_bytes > 0).then_some(out.input_dropped_bytes),
@@ -375,7 +485,7 @@ mod tests {
     #[test]
     fn every_error_has_its_status_and_sentence() {
         let id = ProcessId::from(Uuid::from_u128(0x0b6f_4a1e_0000_4000_8000_0000_0000_0001));
-        let cases: [(Error, u16, &str); 22] = [
+        let cases: [(Error, u16, &str); 26] = [
             (
                 Error::InvalidTerminalSize { rows: 0, cols: 80 },
                 400,
@@ -489,6 +599,10 @@ mod tests {
                 500,
                 "Failed to signal process.",
             ),
+            (Error::TrackedInvalid, 400, TRACKED_FAILED),
+            (Error::TrackedConflict, 409, TRACKED_FAILED),
+            (Error::TrackedExpired, 410, TRACKED_FAILED),
+            (Error::TrackedCapacity { limit: 1 }, 429, TRACKED_FAILED),
         ];
         for (error, status, sentence) in cases {
             let (got, message) = error_answer(&error, None);
@@ -506,6 +620,10 @@ mod tests {
                     | Error::ProgramNotFound { .. }
                     | Error::ProgramNotExecutable { .. }
                     | Error::WorkdirNotEnterable { .. }
+                    | Error::TrackedInvalid
+                    | Error::TrackedConflict
+                    | Error::TrackedExpired
+                    | Error::TrackedCapacity { .. }
             );
             assert_eq!(message.detail.is_some(), has_source, "{error:?}");
         }
@@ -532,6 +650,54 @@ mod tests {
     fn detail_is_the_source() {
         let (_, message) = error_answer(&Error::Spawn(io::Error::other("boom")), None);
         assert_eq!(message.detail.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn the_all_zero_rule_and_an_identified_request() {
+        let plain = StartRequest {
+            command: Some("echo hi".into()),
+            ..StartRequest::default()
+        };
+        let zero = StartRequest {
+            process_id: Some(Uuid::nil()),
+            agent_instance_id: Some(Uuid::nil()),
+            input_digest: Some(String::new()),
+            deadline: Some(GoTime::ZERO),
+            ..plain.clone()
+        };
+        assert!(!is_tracked(&plain) && !is_tracked(&zero));
+        assert!(tracking_of(&zero).is_none());
+        // Go's vector "plain command".
+        let digest = "12d549f9ef80bf4b94c5a92f1556c3e96bebc5eb250537454c33ea8cfa181408";
+        assert_eq!(input_digest(&plain), digest);
+        assert_eq!(input_digest(&zero), digest);
+        let identity = Identity::new_random();
+        let instance = Uuid::new_v4();
+        let tracked = identified(&plain, instance, &identity);
+        assert!(is_tracked(&tracked));
+        assert_eq!(tracked.process_id, Some(identity.process_id));
+        assert_eq!(tracked.agent_instance_id, Some(instance));
+        assert_eq!(tracked.input_digest.as_deref(), Some(digest));
+        let tracking = tracking_of(&tracked).expect("tracked");
+        assert_eq!(tracking.process_id(), identity.process_id);
+        assert_eq!(tracking.deadline_at(), None);
+        assert_eq!(tracking.digest(), Some(digest));
+    }
+
+    #[test]
+    fn go_times_become_system_times() {
+        let t = GoTime::parse_rfc3339("2026-12-01T23:30:05.123456789+01:30").expect("time");
+        let at = system_time(&t);
+        let since = at.duration_since(UNIX_EPOCH).expect("after 1970");
+        assert_eq!(since.as_secs(), 1_796_162_405);
+        assert_eq!(since.subsec_nanos(), 123_456_789);
+        let before = GoTime::parse_rfc3339("1969-12-31T23:59:59.5Z").expect("time");
+        assert_eq!(
+            UNIX_EPOCH
+                .duration_since(system_time(&before))
+                .expect("before"),
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

@@ -19,6 +19,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use digest::GoTime;
 
 pub mod digest;
 mod local;
@@ -27,9 +30,9 @@ mod process_api;
 
 pub use local::LocalApi;
 pub use map::{
-    ParseSignalError, SIGNAL_NAMES, command_from_start, decode_input, error_answer, exit_code,
-    exit_signal, list_command, not_found_message, parse_signal, signal_name, stdin_pipe_of,
-    unsupported_signal_message,
+    ParseSignalError, SIGNAL_NAMES, TRACKED_FAILED, command_from_start, decode_input, error_answer,
+    exit_code, exit_signal, identified, input_digest, is_tracked, list_command, not_found_message,
+    parse_signal, signal_name, stdin_pipe_of, tracked_error, unsupported_signal_message,
 };
 pub use process_api::{ApiError, ListEntries, MAX_TOOL_OUTPUT_BYTES, ProcessApi, cap_output};
 
@@ -48,6 +51,9 @@ pub const MAX_LIST_LIMIT: u64 = 1000;
 pub const MAX_WAIT_MS: u64 = 300_000;
 /// Request header that scopes a request to a chat.
 pub const CHAT_HEADER: &str = "Coder-Chat-Id";
+/// The version of coder's tracked-process protocol this server speaks
+/// (`TrackedProcessProtocolVersion`), reported in list answers.
+pub const TRACKED_PROTOCOL_VERSION: u32 = 1;
 
 /// `POST /api/v0/processes/start`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +76,23 @@ pub struct StartRequest {
     /// *Extension*: after this long the group gets SIGTERM, then SIGKILL after the kill grace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Tracked start: the id the process gets, chosen by the client (nil or absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_id: Option<Uuid>,
+    /// Tracked start: the agent instance it is meant for (see [`ListResponse`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_instance_id: Option<Uuid>,
+    /// Tracked start: the lowercase hex SHA-256 of the request as Go writes it
+    /// ([`input_digest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_digest: Option<String>,
+    /// Tracked start: at this time the whole group gets SIGKILL (Go's zero time: none).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "go_time_serde"
+    )]
+    pub deadline: Option<GoTime>,
     /// *Extension*: `"null"` (the default: stdin is `/dev/null`) or `"pipe"` (stdin is a pipe
     /// written through the input route). Any other value is a 400. Ignored with `tty`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +102,120 @@ pub struct StartRequest {
     /// request, also a 400).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tty: Option<TtySize>,
+}
+
+/// A tracked start's identity, as a client chooses it before the start (see
+/// [`identified`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// The id the process will have.
+    pub process_id: Uuid,
+    /// When the agent kills the process's group, if ever.
+    pub deadline: Option<GoTime>,
+}
+
+impl Identity {
+    /// A fresh identity: a random process id, no deadline.
+    #[must_use]
+    pub fn new_random() -> Identity {
+        Identity {
+            process_id: Uuid::new_v4(),
+            deadline: None,
+        }
+    }
+}
+
+/// `POST /api/v0/processes/cancel-tracked`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelRequest {
+    /// The tracked start's process id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_id: Option<Uuid>,
+    /// The agent instance it was meant for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_instance_id: Option<Uuid>,
+    /// The start's `input_digest` (64 hex digits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_digest: Option<String>,
+    /// The start's deadline.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "go_time_serde"
+    )]
+    pub deadline: Option<GoTime>,
+    /// How long to wait for the killed process to exit, in ms (absent or 0: no wait; at most
+    /// five minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<i64>,
+}
+
+/// Answer to a cancel-tracked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelResponse {
+    /// This server's agent instance.
+    pub agent_instance_id: Uuid,
+    /// The identity never started (fenced now or before, or its start failed): nothing with
+    /// it will run.
+    pub fenced: bool,
+    /// The process as observed after the kill and the wait, or its kept final state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessInfo>,
+}
+
+/// The `410` answer of an output-tracked whose output is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputUnavailable {
+    /// This server's agent instance.
+    pub agent_instance_id: Uuid,
+    /// The start's digest.
+    pub input_digest: String,
+    /// Always true.
+    pub output_unavailable: bool,
+    /// The final state (command and workdir blanked).
+    pub process: ProcessInfo,
+}
+
+/// Answer to an output-tracked: the output (`200`) or, once it is gone, the final state
+/// (`410`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackedOutputResponse {
+    /// `200`: the record exists.
+    Output(OutputResponse),
+    /// `410`: the output is gone; the final state is known.
+    Unavailable(OutputUnavailable),
+}
+
+/// (De)serializes a [`GoTime`] as RFC 3339 (in UTC, as Go writes a `time.Time` there, unless
+/// the year is out of RFC 3339's range in UTC: see [`GoTime::to_rfc3339`]); `null` or absent:
+/// none.
+mod go_time_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::GoTime;
+
+    #[allow(clippy::ref_option)] // serde's `with` hands over `&Option<T>`.
+    pub(super) fn serialize<S: Serializer>(
+        time: &Option<GoTime>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let time = time.unwrap_or(GoTime::ZERO);
+        match time.to_rfc3339() {
+            Some(text) => serializer.serialize_str(&text),
+            None => Err(serde::ser::Error::custom("a time RFC 3339 cannot write")),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<GoTime>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        GoTime::parse_rfc3339(&text)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("parsing time {text:?} as RFC 3339")))
+    }
 }
 
 /// The size of a terminal on the wire: `{"rows": int, "cols": int}`.
@@ -191,6 +328,13 @@ pub struct ProcessInfo {
 pub struct ListResponse {
     /// Running first, then newest start first.
     pub processes: Vec<ProcessInfo>,
+    /// The tracked-process protocol the server speaks ([`TRACKED_PROTOCOL_VERSION`]); absent
+    /// from servers that do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<u32>,
+    /// The server's agent instance: random, chosen when it started. Tracked starts name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_instance_id: Option<Uuid>,
 }
 
 /// What was left out of an output.
@@ -228,6 +372,9 @@ pub struct OutputResponse {
     /// *Extension*: stream offset just past the bytes this answer covers.
     #[serde(default)]
     pub next_cursor: u64,
+    /// The process's command, whole (as coder's agent reports it).
+    #[serde(default)]
+    pub command: String,
     /// *Extension*: as in [`ProcessInfo::stdin_open`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin_open: Option<bool>,

@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use super::{
-    InputRequest, InputResponse, ListResponse, Message, OutputOptions, OutputResponse, ProcessInfo,
-    StartRequest, StartResponse,
+    CancelRequest, CancelResponse, Identity, InputRequest, InputResponse, ListResponse, Message,
+    OutputOptions, OutputResponse, ProcessInfo, StartRequest, StartResponse, TrackedOutputResponse,
 };
 
 /// Most bytes of output a tool result carries back to the model.
@@ -166,6 +168,78 @@ pub trait ProcessApi {
         }
     }
 
+    /// Whether calls cross a transport that can lose an answer (a remote server): then a
+    /// start is worth making retry-safe with an [`Identity`]. The provided one says no.
+    fn is_remote(&self) -> bool {
+        false
+    }
+
+    /// The agent instance that tracked starts through this API must name, or `None` when the
+    /// other side does not speak coder's tracked-process protocol. The provided one says
+    /// `None`.
+    ///
+    /// # Errors
+    ///
+    /// A transport error, or whatever error a remote server answers.
+    fn agent_instance_id(&self) -> Result<Option<Uuid>, ApiError> {
+        Ok(None)
+    }
+
+    /// Forgets a cached agent instance, so that the next
+    /// [`agent_instance_id`](Self::agent_instance_id) asks again (a remote server that
+    /// restarted has a new one). The provided one does nothing.
+    fn forget_agent_instance(&self) {}
+
+    /// Starts `request` as the tracked start of `identity` (see [`super::identified`]): the
+    /// same call again answers the process already started, never a second one. The provided
+    /// one fills the tracked fields from [`agent_instance_id`](Self::agent_instance_id) and
+    /// calls [`start`](Self::start).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`start`](Self::start), the tracked answers (400, 409, 410, 429 with
+    /// [`TRACKED_FAILED`](super::TRACKED_FAILED)), or a transport-style error when the other
+    /// side does not track starts.
+    fn start_identified(
+        &self,
+        request: &StartRequest,
+        identity: &Identity,
+    ) -> Result<StartResponse, ApiError> {
+        let Some(instance) = self.agent_instance_id()? else {
+            return Err(unsupported("make tracked starts"));
+        };
+        self.start(&super::identified(request, instance, identity))
+    }
+
+    /// Cancels a tracked start: fences an identity never seen, kills a known process's group
+    /// and waits up to `wait_ms` for it. The provided one refuses.
+    ///
+    /// # Errors
+    ///
+    /// The tracked answers (400, 409, 429), a transport error, or a transport-style error when
+    /// unsupported.
+    fn cancel_tracked(&self, request: &CancelRequest) -> Result<CancelResponse, ApiError> {
+        let _ = request;
+        Err(unsupported("cancel tracked starts"))
+    }
+
+    /// Reads a tracked process's output, or its final state once the output is gone. The
+    /// provided one refuses.
+    ///
+    /// # Errors
+    ///
+    /// 404, 409 (another instance or digest), a transport error, or a transport-style error
+    /// when unsupported.
+    fn output_tracked(
+        &self,
+        id: &str,
+        agent_instance_id: &str,
+        input_digest: &str,
+        wait: Option<Duration>,
+    ) -> Result<TrackedOutputResponse, ApiError> {
+        let _ = (id, agent_instance_id, input_digest, wait);
+        Err(unsupported("read tracked output"))
+    }
     /// Queues input for a process started with `stdin: "pipe"` or `tty` (see
     /// [`InputRequest`]), and with `close: true` closes it after. Answers at once, without
     /// waiting for the process to read. The provided implementation refuses (an API of a

@@ -51,7 +51,7 @@ when Ctrl-C interrupted it.";
 const SERVE_USAGE: &str = "\
 Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
                         [--workdir DIR] [--env KEY=VALUE]... [--max-running N]
-                        [--max-connections N]
+                        [--max-connections N] [--max-exited N] [--max-tracked N]
 
   --listen ADDR            HOST:PORT (default 127.0.0.1:7717; port 0 picks one) or unix:/path
   --token-file FILE        require `Authorization: Bearer <token>`; the token is read from FILE
@@ -63,6 +63,9 @@ Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthentic
   --max-connections N      most connections served at once (default 1024; lowered to fit
                            the file descriptor limit). At the limit an idle or slow
                            connection is closed, else the oldest blocked wait is answered
+  --max-exited N           most exited processes kept with their output (default 1024)
+  --max-tracked N          most tracked-start identities remembered (default 16384); past
+                           it new tracked starts are refused (429)
 
 Prints `listening on <address>` once listening. SIGTERM or SIGINT stops it gracefully.
 Logs go to stderr; RUST_LOG sets the level (default info).";
@@ -328,6 +331,8 @@ pub(super) const FLAGS: &[Spec] = &[
             flag(&["--env"], Value::Text),
             flag(&["--max-running"], Value::Text),
             flag(&["--max-connections"], Value::Text),
+            flag(&["--max-exited"], Value::Text),
+            flag(&["--max-tracked"], Value::Text),
         ],
         Positional::Nothing,
     ),
@@ -807,6 +812,18 @@ fn parse_serve(words: &mut Words<'_>) -> Result<ServeOptions, Usage> {
                     words.error(format!(
                         "--max-connections takes a whole number above 0, got \"{n}\""
                     ))
+                })?;
+            }
+            "--max-exited" => {
+                let n = words.value(&arg)?;
+                opts.max_exited = n.parse().map_err(|_| {
+                    words.error(format!("--max-exited takes a whole number, got \"{n}\""))
+                })?;
+            }
+            "--max-tracked" => {
+                let n = words.value(&arg)?;
+                opts.max_tracked = n.parse().map_err(|_| {
+                    words.error(format!("--max-tracked takes a whole number, got \"{n}\""))
                 })?;
             }
             _ => return Err(words.unknown(arg.word)),

@@ -396,7 +396,12 @@ mod tests {
                             (_, "--url", _) => "http://127.0.0.1:1",
                             (_, "--timeout" | "--interrupt-grace", _) => "1s",
                             (_, "--env", _) => "A=1",
-                            (_, "--limit" | "--max-running" | "--max-connections", _) => "3",
+                            (
+                                _,
+                                "--limit" | "--max-running" | "--max-connections" | "--max-exited"
+                                | "--max-tracked",
+                                _,
+                            ) => "3",
                             _ => "/tmp",
                         }
                         .to_string(),

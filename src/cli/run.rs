@@ -367,7 +367,7 @@ impl Exec<'_> {
         };
         let started_at = Instant::now();
         let started = client
-            .start(&request)
+            .start(&request, None)
             .map_err(|e| match &implicit_workdir {
                 Some(dir) if e.status == Some(400) && e.message.contains("does not exist") => {
                     ApiError {
@@ -644,6 +644,7 @@ mod tests {
             signal: signal.map(str::to_string),
             timed_out: timed_out.then_some(true),
             next_cursor: 0,
+            command: String::new(),
             stdin_open: None,
             tty: None,
             input_dropped_bytes: None,

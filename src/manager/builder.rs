@@ -37,6 +37,11 @@ pub const DEFAULT_THREAD_STACK_BYTES: usize = 64 * 1024;
 /// How long a reader thread with no child to watch waits for the next one before it exits.
 /// Reusing readers saves creating a thread per start; idle ones cost a mostly untouched stack.
 pub const DEFAULT_READER_IDLE: Duration = Duration::from_secs(5);
+/// Default number of tracked identities a manager keeps receipts for. Receipts are small and
+/// outlive the process records (an id is never reused within a manager); past this many, new
+/// tracked starts and fences are refused
+/// ([`Error::TrackedCapacity`](crate::Error::TrackedCapacity)), as coder's agent does.
+pub const DEFAULT_MAX_TRACKED: usize = 16384;
 /// Default bound on a process's pending input (bytes queued and not yet read by it): a write
 /// that would go past it queues nothing and fails with
 /// [`Error::InputFull`](crate::Error::InputFull).
@@ -68,6 +73,7 @@ pub(crate) struct Config {
     pub(crate) workdir_provider: Option<Box<WorkdirProvider>>,
     pub(crate) on_exit: Option<Box<ExitHook>>,
     pub(crate) spawn_method: sys::SpawnMethod,
+    pub(crate) max_tracked: usize,
     pub(crate) max_pending_input: usize,
     pub(crate) terminal_term: String,
 }
@@ -117,6 +123,7 @@ impl Default for ManagerBuilder {
                 workdir_provider: None,
                 on_exit: None,
                 spawn_method: sys::SpawnMethod::default_for_platform(),
+                max_tracked: DEFAULT_MAX_TRACKED,
                 max_pending_input: DEFAULT_MAX_PENDING_INPUT,
                 terminal_term: DEFAULT_TERMINAL_TERM.to_string(),
             },
@@ -261,6 +268,14 @@ impl ManagerBuilder {
         } else {
             sys::SpawnMethod::default_for_platform()
         };
+        self
+    }
+
+    /// Most tracked identities kept (default [`DEFAULT_MAX_TRACKED`]); past it a tracked start
+    /// or fence of a new identity fails with
+    /// [`Error::TrackedCapacity`](crate::Error::TrackedCapacity).
+    pub fn max_tracked(mut self, n: usize) -> Self {
+        self.config.max_tracked = n;
         self
     }
 

@@ -13,15 +13,18 @@ use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{JoinHandle, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 use uuid::Uuid;
 
+use crate::command::Tracking;
 use crate::command::{Command, Signal};
 use crate::error::Error;
 use crate::id::ProcessId;
-use crate::info::{InputQueued, Output, OutputQuery, ProcessInfo, Started, TerminalSize};
+use crate::info::{
+    Cancelled, InputQueued, Output, OutputQuery, ProcessInfo, Started, TerminalSize, TrackedOutput,
+};
 use crate::input::{Input, InputKind, Refused};
 use crate::interrupt::Interrupt;
 use crate::pool::{PoolConfig, ReaderPool};
@@ -32,16 +35,18 @@ use crate::time::deadline_in;
 
 mod builder;
 mod prepare;
+mod receipts;
 pub(crate) mod table;
 
 pub(crate) use builder::Config;
 pub use builder::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED,
-    DEFAULT_MAX_PENDING_INPUT, DEFAULT_MAX_RUNNING, DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE,
-    DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL, DEFAULT_TERMINAL_TERM,
-    DEFAULT_THREAD_STACK_BYTES, ManagerBuilder,
+    DEFAULT_MAX_PENDING_INPUT, DEFAULT_MAX_RUNNING, DEFAULT_MAX_TRACKED, DEFAULT_MAX_WAIT,
+    DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
+    DEFAULT_TERMINAL_TERM, DEFAULT_THREAD_STACK_BYTES, ManagerBuilder,
 };
 use prepare::{Prepared, chat_suffix, cmd_label};
+use receipts::{Claim, Found};
 use table::{Job, Shared, SpawnJob};
 
 /// Runs processes and answers questions about them. All methods block the calling thread only
@@ -65,6 +70,8 @@ pub struct Manager {
     dev_null: Arc<OwnedFd>,
     closed: Mutex<bool>,
     closed_cv: Condvar,
+    /// This manager's random id, which tracked starts must name (coder's agent instance).
+    instance_id: Uuid,
 }
 
 impl fmt::Debug for Manager {
@@ -109,6 +116,24 @@ impl ExactSizeIterator for Listing {}
 enum Failure {
     Unspawned(Error),
     Spawned(Error),
+}
+
+/// What a start answers for the process `proc`.
+fn started_of(proc: &Proc) -> Started {
+    Started {
+        id: proc.id,
+        pid: proc.pid,
+        workdir: proc.workdir.clone(),
+    }
+}
+
+/// The instant of a wall-clock deadline: now if it has passed, never if it is too far ahead.
+fn instant_of(deadline: SystemTime) -> std::time::Instant {
+    deadline_in(
+        deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// A child's stdin and output as [`Manager::child_io`] makes them.
@@ -196,6 +221,7 @@ impl Manager {
             dev_null,
             closed: Mutex::new(false),
             closed_cv: Condvar::new(),
+            instance_id: Uuid::new_v4(),
         })
     }
 
@@ -208,7 +234,16 @@ impl Manager {
     /// In the wire contract's order: the command's own problems ([`Error::CommandRequired`]
     /// and the other 400s), then [`Error::TooManyRunning`], then [`Error::ShuttingDown`], then
     /// [`Error::Spawn`] when the system could not create it.
-    pub fn start(&self, cmd: Command) -> Result<Started, Error> {
+    pub fn start(&self, mut cmd: Command) -> Result<Started, Error> {
+        let claim = match &cmd.tracking {
+            Some(_) => Some(self.tracked_claim(&mut cmd)?),
+            None => None,
+        };
+        if let Some(claim) = &claim
+            && let Found::Existing(proc) = self.check_claim(claim, false)?
+        {
+            return Ok(started_of(&proc));
+        }
         let prepared = prepare::prepare(&self.shared.config, &self.base_envp, &cmd)?;
         let limit = self.shared.config.max_running;
         if self.shared.running.fetch_add(1, Ordering::SeqCst) >= limit {
@@ -219,7 +254,22 @@ impl Manager {
             self.release_slot();
             return Err(Error::ShuttingDown);
         }
-        match self.spawn(cmd, prepared) {
+        // The last check and the reservation are one step under the receipts' lock, so a
+        // fence or a concurrent replay of the same identity sees either nothing or this start.
+        if let Some(claim) = &claim {
+            match self.check_claim(claim, true) {
+                Ok(Found::New) => {}
+                Ok(Found::Existing(proc)) => {
+                    self.release_slot();
+                    return Ok(started_of(&proc));
+                }
+                Err(e) => {
+                    self.release_slot();
+                    return Err(e);
+                }
+            }
+        }
+        let result = match self.spawn(cmd, prepared) {
             Ok(started) => Ok(started),
             Err(Failure::Unspawned(e)) => {
                 self.release_slot();
@@ -227,7 +277,48 @@ impl Manager {
             }
             // The child exists and owns its slot until it is marked exited.
             Err(Failure::Spawned(e)) => Err(e),
+        };
+        if let Some(claim) = &claim {
+            self.shared
+                .receipts
+                .finish(&claim.id, result.as_ref().err());
         }
+        result
+    }
+
+    /// The receipt claim of a tracked start, after the checks that come before it on the
+    /// wire (a command is required; the process id must not be nil).
+    fn tracked_claim(&self, cmd: &mut Command) -> Result<Claim, Error> {
+        if cmd.shell.is_none() && cmd.argv.is_none() {
+            return Err(Error::CommandRequired);
+        }
+        let own = cmd.fingerprint();
+        let Some(tracking) = &cmd.tracking else {
+            return Err(Error::TrackedInvalid);
+        };
+        if tracking.process_id.is_nil() {
+            return Err(Error::TrackedInvalid);
+        }
+        let digest = tracking.input_digest.clone().unwrap_or_else(|| {
+            own.iter().fold(String::with_capacity(64), |mut hex, b| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{b:02x}");
+                hex
+            })
+        });
+        Ok(Claim {
+            id: ProcessId::from(tracking.process_id),
+            digest: Some(digest),
+            chat: cmd.chat,
+            deadline: tracking.deadline,
+            own: Some(own),
+        })
+    }
+
+    fn check_claim(&self, claim: &Claim, reserve: bool) -> Result<Found, Error> {
+        self.shared
+            .receipts
+            .check_start(claim, reserve, |id| self.shared.get(id))
     }
 
     fn release_slot(&self) {
@@ -275,8 +366,10 @@ impl Manager {
         let read_end = io.read_end;
         let chat = cmd.chat;
         let workdir = prepared.workdir.clone();
+        let tracking = cmd.tracking.as_ref();
         let proc = ProcSpec {
-            id: ProcessId::new_random(),
+            id: tracking.map_or_else(ProcessId::new_random, |t| ProcessId::from(t.process_id)),
+            tracked: tracking.is_some(),
             chat,
             command: prepared.display,
             workdir: prepared.workdir,
@@ -290,6 +383,7 @@ impl Manager {
             spec,
             proc,
             timeout: cmd.timeout,
+            deadline: tracking.and_then(|t| t.deadline).map(instant_of),
             reply: reply_tx,
         }));
         if !self.shared.send(job) {
@@ -315,11 +409,7 @@ impl Manager {
         };
         self.start_reader(&proc, read_end)
             .map_err(Failure::Spawned)?;
-        Ok(Started {
-            id: proc.id,
-            pid: proc.pid,
-            workdir: proc.workdir.clone(),
-        })
+        Ok(started_of(&proc))
     }
 
     /// The child's stdin and output, and what the manager keeps of them: `/dev/null` and one
@@ -443,11 +533,15 @@ impl Manager {
         query: OutputQuery,
     ) -> Result<Output, Error> {
         let proc = self.find(id, chat)?;
+        Ok(self.output_of(&proc, &query))
+    }
+
+    fn output_of(&self, proc: &Arc<Proc>, query: &OutputQuery) -> Output {
         if let Some(wait) = query.wait() {
             let deadline = deadline_in(wait.min(self.shared.config.max_wait));
             let interrupt = query.interrupt().cloned();
             let _woken_by = interrupt.as_ref().map(|i| {
-                let waiting = Arc::clone(&proc);
+                let waiting = Arc::clone(proc);
                 i.on_interrupt(move || waiting.wake_waiters())
             });
             let stop = || interrupt.as_ref().is_some_and(Interrupt::is_interrupted);
@@ -473,16 +567,129 @@ impl Manager {
         } else {
             proc.buffer.render_from(cursor)
         };
-        Ok(Output {
+        Output {
             output: rendered.output,
             truncated: rendered.truncated,
             next_cursor: rendered.next_cursor,
             running: exit.is_none(),
             exit,
+            command: proc.command.clone(),
             stdin_open: proc.input.as_ref().map(Input::is_open),
             tty: proc.input.as_ref().and_then(Input::size),
             input_dropped_bytes: proc.input.as_ref().map_or(0, Input::dropped),
+        }
+    }
+
+    /// This manager's agent instance id: random, chosen when it was built. Tracked starts
+    /// made through the wire must name it (coder's `agent_instance_id`).
+    #[must_use]
+    pub fn instance_id(&self) -> Uuid {
+        self.instance_id
+    }
+
+    /// How many tracked identities this manager knows (started, failed or fenced); at most
+    /// [`ManagerBuilder::max_tracked`].
+    #[must_use]
+    pub fn tracked_identities(&self) -> usize {
+        self.shared.receipts.len()
+    }
+
+    /// Cancels a tracked start, for `chat`: an identity never seen is fenced (a start with it
+    /// that arrives later is refused with [`Error::TrackedConflict`]); a known process gets
+    /// SIGKILL to its whole group and is waited for up to `wait` (at most the manager's wait
+    /// limit; `interrupt` ends the wait early). `tracking` must match the start's: its
+    /// deadline, and its digest if it has one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TrackedInvalid`] for a nil process id; [`Error::TrackedConflict`] when the
+    /// manager is closing or the identity was used differently (or names an untracked
+    /// process); [`Error::TrackedCapacity`] when no more identities can be kept.
+    pub fn cancel_tracked(
+        &self,
+        tracking: &Tracking,
+        chat: Option<Uuid>,
+        wait: Duration,
+        interrupt: Option<&Interrupt>,
+    ) -> Result<Cancelled, Error> {
+        if tracking.process_id.is_nil() {
+            return Err(Error::TrackedInvalid);
+        }
+        let claim = Claim {
+            id: ProcessId::from(tracking.process_id),
+            digest: tracking.input_digest.clone(),
+            chat,
+            deadline: tracking.deadline,
+            own: None,
+        };
+        let found = self
+            .shared
+            .receipts
+            .fence_or_find(&claim, self.shared.is_closing(), |id| self.shared.get(id))?;
+        let Some(proc) = found.proc else {
+            return Ok(Cancelled {
+                fenced: found.fenced,
+                process: found.terminal,
+            });
+        };
+        proc.kill_if_alive();
+        if !wait.is_zero() {
+            let deadline = deadline_in(wait.min(self.shared.config.max_wait));
+            let _woken_by = interrupt.map(|i| {
+                let waiting = Arc::clone(&proc);
+                i.on_interrupt(move || waiting.wake_waiters())
+            });
+            proc.wait_exit(deadline, || {
+                interrupt.is_some_and(Interrupt::is_interrupted)
+            });
+        }
+        Ok(Cancelled {
+            fenced: found.fenced,
+            process: Some(proc.info()),
         })
+    }
+
+    /// Reads a tracked process's output as coder's `output-tracked` does: while its record
+    /// exists, as [`output`](Self::output) (but only for exactly the chat it was started
+    /// for); once forgotten, the final state its receipt kept, when `digest` is the start's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an id this chat did not start (or never seen, or without a kept
+    /// final state); [`Error::TrackedConflict`] when `digest` is given and is not the start's.
+    pub fn output_tracked(
+        &self,
+        id: &ProcessId,
+        chat: Option<Uuid>,
+        digest: Option<&str>,
+        query: OutputQuery,
+    ) -> Result<TrackedOutput, Error> {
+        let known = self.shared.receipts.known(id);
+        let proc = self.shared.get(id);
+        if known.as_ref().is_some_and(|k| k.chat != chat)
+            || proc.as_ref().is_some_and(|p| p.chat != chat)
+        {
+            return Err(Error::NotFound(*id));
+        }
+        let digest = digest.filter(|d| !d.is_empty());
+        if let (Some(known), Some(digest)) = (&known, digest)
+            && known.digest != digest
+        {
+            return Err(Error::TrackedConflict);
+        }
+        if let Some(proc) = proc {
+            return Ok(TrackedOutput::Output(self.output_of(&proc, &query)));
+        }
+        match known {
+            Some(known) if digest == Some(known.digest.as_str()) => match known.terminal {
+                Some(process) => Ok(TrackedOutput::Unavailable {
+                    input_digest: known.digest,
+                    process,
+                }),
+                None => Err(Error::NotFound(*id)),
+            },
+            _ => Err(Error::NotFound(*id)),
+        }
     }
 
     /// Queues `bytes` for the process's input (see [`Command::stdin_pipe`] and

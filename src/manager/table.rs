@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use crate::id::ProcessId;
 use crate::info::{Exit, ExitEvent};
 use crate::manager::builder::Config;
+use crate::manager::receipts::Receipts;
 use crate::pool::ReaderPool;
 use crate::process::{ExitSink, Proc, ProcSpec};
 use crate::sys;
@@ -43,6 +44,8 @@ pub(crate) struct SpawnJob {
     pub(crate) spec: sys::SpawnSpec,
     pub(crate) proc: ProcSpec,
     pub(crate) timeout: Option<Duration>,
+    /// A tracked start's deadline: SIGKILL to the group then.
+    pub(crate) deadline: Option<Instant>,
     pub(crate) reply: Sender<Result<Arc<Proc>, sys::SpawnFailure>>,
 }
 
@@ -66,6 +69,8 @@ pub(crate) struct Shared {
     pub(crate) lingering_added: AtomicBool,
     /// Reader threads, reused across children.
     pub(crate) readers: ReaderPool,
+    /// The receipts of tracked starts.
+    pub(crate) receipts: Receipts,
 }
 
 #[derive(Default)]
@@ -84,7 +89,6 @@ impl Shared {
         readers: ReaderPool,
     ) -> io::Result<Shared> {
         Ok(Shared {
-            config,
             table: Mutex::new(Table::default()),
             running: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
@@ -94,6 +98,8 @@ impl Shared {
             lingering: Mutex::new(Vec::new()),
             lingering_added: AtomicBool::new(false),
             readers,
+            receipts: Receipts::new(config.max_tracked),
+            config,
         })
     }
 
@@ -190,6 +196,11 @@ impl ExitSink for Shared {
         // see this exit. Lock order: a process's state, then the table (or the lingering
         // list); nothing takes them the other way round.
         let first_expiry = self.record_exit(proc.id);
+        if proc.tracked {
+            // Lock order: the process's state (held), then the receipts.
+            self.receipts
+                .record_terminal(&proc.id, proc.info_at_exit(exit));
+        }
         if lingers {
             self.lingering.lock().push(Arc::clone(proc));
             self.lingering_added.store(true, Ordering::SeqCst);
