@@ -12,7 +12,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -21,6 +21,7 @@ use crate::api::{self, ApiError, LocalApi, Message, ProcessApi};
 use crate::id::ProcessId;
 use crate::interrupt::Interrupt;
 use crate::manager::Manager;
+use crate::metrics::HttpRoute;
 
 /// A request: what the HTTP front end (`procwarden::http`, feature `server`) parsed, and what the handler answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,8 +131,8 @@ impl PartialEq for Body {
     }
 }
 
-/// A response: a status and a JSON body. The front end adds `Content-Type: application/json`,
-/// `Content-Length` (or chunked framing for a stream), `Date` and `Connection` as needed.
+/// A response: a status and a body (JSON but for `/metrics` and `/ui`). The front end adds
+/// `Content-Type` (from [`Response::content_type`]), `Content-Length` (or chunked framing for a stream), `Date` and `Connection` as needed.
 #[derive(Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Response {
@@ -141,7 +142,18 @@ pub struct Response {
     pub body: Body,
     /// The `Allow` header field of a 405: the route's methods.
     pub allow: Option<&'static str>,
+    /// The `Content-Type` header field: [`JSON`] except for `/metrics` and `/ui`.
+    pub content_type: &'static str,
 }
+
+/// The `Content-Type` of every API answer.
+pub const JSON: &str = "application/json";
+/// The `Content-Type` of `GET /metrics` (the Prometheus text format, version 0.0.4).
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+/// The `Content-Type` of `GET /ui` (the document declares its UTF-8 encoding itself).
+pub const UI_CONTENT_TYPE: &str = "text/html";
+/// The status page, one self-contained HTML document.
+const UI_HTML: &str = include_str!("ui.html");
 
 impl Response {
     /// A response with this status and (JSON) body.
@@ -151,6 +163,7 @@ impl Response {
             status,
             body: Body::Full(body.into()),
             allow: None,
+            content_type: JSON,
         }
     }
 
@@ -161,6 +174,7 @@ impl Response {
             status: 200,
             body: Body::Stream(write),
             allow: None,
+            content_type: JSON,
         }
     }
 
@@ -181,6 +195,15 @@ impl Response {
         self.body.into_bytes()
     }
 
+    /// A 200 whose body is not JSON (the metrics' text, the status page).
+    #[must_use]
+    pub fn other(content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        Response {
+            content_type,
+            ..Response::new(200, body)
+        }
+    }
+
     /// A `{"message": ...}` response.
     #[must_use]
     pub fn message(status: u16, message: impl Into<String>) -> Self {
@@ -193,6 +216,8 @@ impl Response {
 pub struct Handler {
     manager: Arc<Manager>,
     token: Option<Vec<u8>>,
+    /// When the handler was made: the server's start, for `/healthz`'s uptime.
+    started: Instant,
 }
 
 impl std::fmt::Debug for Handler {
@@ -207,6 +232,9 @@ impl std::fmt::Debug for Handler {
 /// The route a path names.
 enum Route<'a> {
     Root,
+    Healthz,
+    Metrics,
+    Ui,
     Start,
     StartTracked,
     CancelTracked,
@@ -218,6 +246,43 @@ enum Route<'a> {
     Resize(&'a str),
 }
 
+impl Route<'_> {
+    /// How the metrics count it.
+    fn metric(&self) -> HttpRoute {
+        match self {
+            Route::Root => HttpRoute::Root,
+            Route::Healthz => HttpRoute::Healthz,
+            Route::Metrics => HttpRoute::Metrics,
+            Route::Ui => HttpRoute::Ui,
+            Route::Start => HttpRoute::Start,
+            Route::StartTracked => HttpRoute::StartTracked,
+            Route::CancelTracked => HttpRoute::CancelTracked,
+            Route::List => HttpRoute::List,
+            Route::Output(_) => HttpRoute::Output,
+            Route::OutputTracked(_) => HttpRoute::OutputTracked,
+            Route::Signal(_) => HttpRoute::Signal,
+            Route::Input(_) => HttpRoute::Input,
+            Route::Resize(_) => HttpRoute::Resize,
+        }
+    }
+
+    /// Whether it is served without the token: the health check (it tells nothing but that
+    /// the server is up) and the status page's document (it holds no data; every call it
+    /// makes carries the token the user typed).
+    fn is_open(&self) -> bool {
+        matches!(self, Route::Healthz | Route::Ui)
+    }
+}
+
+/// `GET /healthz`.
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    running: usize,
+    uptime_s: u64,
+}
+
 impl Handler {
     /// A handler for `manager`; with a token, every request needs `Authorization: Bearer <token>`.
     #[must_use]
@@ -225,6 +290,7 @@ impl Handler {
         Handler {
             manager,
             token: token.map(String::into_bytes),
+            started: Instant::now(),
         }
     }
 
@@ -234,21 +300,43 @@ impl Handler {
         &self.manager
     }
 
-    /// Answers one request. Never panics on any input.
+    /// Answers one request (and counts it in the manager's metrics). Never panics on any
+    /// input.
     #[must_use]
     pub fn handle(&self, req: &Request) -> Response {
-        if !self.authorized(req) {
-            return Response::message(401, "Unauthorized.");
-        }
+        let (route, response) = self.answer(req);
+        self.manager.metrics().http_request(route, response.status);
+        response
+    }
+
+    /// The answer, and the route it counts under.
+    fn answer(&self, req: &Request) -> (HttpRoute, Response) {
         let (path, query) = match origin_form(&req.target).split_once('?') {
             Some((path, query)) => (path, query),
             None => (origin_form(&req.target), ""),
         };
-        let Some(route) = route(path) else {
-            return Response::message(404, "Not found.");
+        let route = route(path);
+        let metric = route.as_ref().map_or(HttpRoute::Other, Route::metric);
+        let open = route.as_ref().is_some_and(Route::is_open);
+        if !open && !self.authorized(req) {
+            return (metric, Response::message(401, "Unauthorized."));
+        }
+        let Some(route) = route else {
+            return (metric, Response::message(404, "Not found."));
         };
+        (metric, self.route(req, route, query))
+    }
+
+    /// Method, chat header, then the route's own work.
+    fn route(&self, req: &Request, route: Route<'_>, query: &str) -> Response {
         let allowed = match route {
-            Route::Root | Route::List | Route::Output(_) | Route::OutputTracked(_) => "GET",
+            Route::Root
+            | Route::Healthz
+            | Route::Metrics
+            | Route::Ui
+            | Route::List
+            | Route::Output(_)
+            | Route::OutputTracked(_) => "GET",
             Route::Start
             | Route::StartTracked
             | Route::CancelTracked
@@ -261,6 +349,16 @@ impl Handler {
             response.allow = Some(allowed);
             return response;
         }
+        match route {
+            Route::Healthz => self.health(),
+            Route::Ui => Response::other(UI_CONTENT_TYPE, UI_HTML),
+            Route::Metrics => self.metrics(),
+            route => self.api_route(req, route, query),
+        }
+    }
+
+    /// The routes that act for the request's chat.
+    fn api_route(&self, req: &Request, route: Route<'_>, query: &str) -> Response {
         let chat = match chat_of(req) {
             Ok(chat) => chat,
             Err(response) => return response,
@@ -280,6 +378,8 @@ impl Handler {
             Route::Signal(id) => self.signal(&api, id, req, chat),
             Route::Input(id) => self.input(&api, id, req, chat),
             Route::Resize(id) => self.resize(&api, id, req, chat),
+            // Answered by `route` without a chat.
+            Route::Healthz | Route::Ui | Route::Metrics => Response::message(404, "Not found."),
         }
     }
 
@@ -329,6 +429,28 @@ impl Handler {
             Ok(body) => answer(api.resize(raw_id, body.rows, body.cols)),
             Err(response) => response,
         }
+    }
+
+    /// `GET /healthz`: up, which version, how many processes run, since when.
+    fn health(&self) -> Response {
+        Response::json(
+            200,
+            &Health {
+                status: "ok",
+                version: env!("CARGO_PKG_VERSION"),
+                running: self.manager.running(),
+                uptime_s: self.started.elapsed().as_secs(),
+            },
+        )
+    }
+
+    /// `GET /metrics`.
+    fn metrics(&self) -> Response {
+        let mut text = String::with_capacity(4096);
+        self.manager
+            .metrics()
+            .write_text(&mut text, self.manager.running());
+        Response::other(METRICS_CONTENT_TYPE, text)
     }
 
     /// Compares the bearer token in constant time (for a given token length).
@@ -551,10 +673,41 @@ fn origin_form(target: &str) -> &str {
     target
 }
 
+/// The route a request target names, as the metrics count it, and the process id its path
+/// carries (for access logs). The target's query is ignored.
+///
+/// ```
+/// use procwarden::handler::route_of;
+/// use procwarden::metrics::HttpRoute;
+///
+/// assert_eq!(route_of("/api/v0/processes/abc/output?wait=true"), (HttpRoute::Output, Some("abc")));
+/// assert_eq!(route_of("/healthz"), (HttpRoute::Healthz, None));
+/// assert_eq!(route_of("/nowhere"), (HttpRoute::Other, None));
+/// ```
+#[must_use]
+pub fn route_of(target: &str) -> (HttpRoute, Option<&str>) {
+    let path = origin_form(target).split('?').next().unwrap_or_default();
+    match route(path) {
+        Some(
+            route @ (Route::Output(id)
+            | Route::OutputTracked(id)
+            | Route::Signal(id)
+            | Route::Input(id)
+            | Route::Resize(id)),
+        ) => (route.metric(), Some(id)),
+        Some(route) => (route.metric(), None),
+        None => (HttpRoute::Other, None),
+    }
+}
+
 /// Which route a path names, if any.
 fn route(path: &str) -> Option<Route<'_>> {
-    if path == "/" {
-        return Some(Route::Root);
+    match path {
+        "/" => return Some(Route::Root),
+        "/healthz" => return Some(Route::Healthz),
+        "/metrics" => return Some(Route::Metrics),
+        "/ui" => return Some(Route::Ui),
+        _ => {}
     }
     let rest = path.strip_prefix(api::PREFIX)?.strip_prefix('/')?;
     match rest {

@@ -179,6 +179,15 @@ pub use crate::handler::{Request, Response};
 pub trait Service: Send + Sync + 'static {
     /// Answers one request.
     fn handle(&self, request: Request) -> Response;
+
+    /// A connection was accepted and is about to be served (for a connection gauge; called
+    /// on the accept thread). Does nothing unless implemented.
+    fn connection_opened(&self) {}
+
+    /// A connection accepted earlier has been served and closed (called on its own thread,
+    /// once per [`connection_opened`](Self::connection_opened)). Does nothing unless
+    /// implemented.
+    fn connection_closed(&self) {}
 }
 
 impl<F> Service for F
@@ -212,6 +221,11 @@ pub enum Listen {
     /// one, or a file that is not a socket, is an "address in use" error. The file is removed
     /// when the server has shut down.
     Unix(PathBuf),
+    /// A listening TCP or unix stream socket this process inherited at this descriptor, as
+    /// a service manager passes one (systemd's socket activation: fd 3 on). The server takes
+    /// it over (marks it close-on-exec, closes it when done) and never removes a unix
+    /// socket's file, which belongs to whoever made it. Not part of the `--listen` syntax.
+    Inherited(std::os::fd::RawFd),
 }
 
 /// Why a `--listen` value could not be parsed.

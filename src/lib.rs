@@ -143,6 +143,7 @@ mod interrupt;
 mod manager;
 #[cfg(feature = "mcp")]
 pub mod mcp;
+pub mod metrics;
 #[cfg(any(test, feature = "model"))]
 #[doc(hidden)]
 pub mod model;

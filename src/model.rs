@@ -317,8 +317,9 @@ fn compare(buffer: &HeadTailBuffer, model: &NaiveBuffer, cursor: u64, data: &[u8
 
 /// Runs one arbitrary request through the HTTP request handler and panics if the answer breaks
 /// the contract's promises for malformed input: the status is one the contract names, the body
-/// is a JSON object, every error carries a `message`, and nothing is ever a 5xx (the manager
-/// behind it runs nothing: its running limit is 0, so no input can start a process).
+/// is a JSON object (but a 200 of `/metrics` or `/ui`, in their own content types), every
+/// error carries a `message`, and nothing is ever a 5xx (the manager behind it runs nothing:
+/// its running limit is 0, so no input can start a process).
 ///
 /// Input layout: byte 0 picks the method and whether a token is required; then NUL-separated
 /// fields: the target, up to eight `name:value` headers, and the body.
@@ -371,8 +372,22 @@ pub fn check_handler_request(data: &[u8]) {
         response.status
     );
     let status = response.status;
+    if response.content_type != crate::handler::JSON {
+        // Only the metrics' text and the status page, and only as a 200.
+        assert_eq!(status, 200, "a non-JSON error for {request:?}");
+        assert!(
+            [
+                crate::handler::METRICS_CONTENT_TYPE,
+                crate::handler::UI_CONTENT_TYPE
+            ]
+            .contains(&response.content_type),
+            "content type {} for {request:?}",
+            response.content_type
+        );
+        return;
+    }
     let value: serde_json::Value =
-        serde_json::from_slice(&response.into_body_bytes()).expect("every body is JSON");
+        serde_json::from_slice(&response.into_body_bytes()).expect("every API body is JSON");
     assert!(value.is_object(), "body is not an object: {value}");
     // The one error answer that is not a message: output-tracked's final state.
     let gone = status == 410 && value["output_unavailable"] == serde_json::json!(true);
@@ -465,6 +480,24 @@ mod tests {
     }
 
     /// The same for the wire types' corpus.
+    #[test]
+    fn the_operations_routes_pass_the_handler_check() {
+        // Byte 0: the method (low bits) and whether a token is required (0x80); then the
+        // target and NUL-separated `name:value` headers.
+        for method in 0..8u8 {
+            for guarded in [0, 0x80] {
+                for target in ["/healthz", "/metrics", "/ui", "/metrics?x=1", "/ui/"] {
+                    for headers in ["", "\0Authorization:Bearer t0ken", "\0Coder-Chat-Id:x"] {
+                        let mut bytes = vec![method | guarded];
+                        bytes.extend_from_slice(target.as_bytes());
+                        bytes.extend_from_slice(headers.as_bytes());
+                        super::check_handler_request(&bytes);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn committed_wire_corpus_replays() {
         replay("wire", super::check_wire);

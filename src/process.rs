@@ -35,6 +35,10 @@ pub(crate) trait ExitSink {
     /// leader (a background member), so a close must still end it.
     fn exited(&self, proc: &Arc<Proc>, exit: &Exit, lingers: bool);
 
+    /// `bytes` were just read from the process's output, `omitted` of them into the omitted
+    /// middle of its stream (for the metrics: called once per drained burst, not per read).
+    fn output_read(&self, bytes: u64, omitted: u64);
+
     /// A watcher reached the end of a process's output: a close waiting for groups to empty
     /// should look again.
     fn output_ended(&self);
@@ -424,6 +428,10 @@ pub(crate) fn watch(
     let mut input = proc.input.as_ref();
     let mut ready = Vec::with_capacity(5);
     let mut chunk: Vec<u8> = Vec::new();
+    // Bytes read so far and the most the buffer keeps, for the metrics' omitted bytes.
+    let mut total: u64 = 0;
+    let config = proc.buffer.config();
+    let kept = (config.head_bytes as u64).saturating_add(config.tail_bytes as u64);
     let result = loop {
         // The input first: write what the child has room for, and learn what to wait for.
         let input_fd = match input.map(Input::service) {
@@ -469,7 +477,18 @@ pub(crate) fn watch(
             break Ok(());
         }
         if pipe_at.is_some_and(|i| ready.contains(&i)) {
-            match drain(proc, pipe.as_mut().expect("polled pipe"), &mut chunk) {
+            let drained = drain(proc, pipe.as_mut().expect("polled pipe"), &mut chunk);
+            let read = match &drained {
+                Ok((_, read)) => *read,
+                Err((_, read)) => *read,
+            };
+            if read > 0 {
+                let after = total.saturating_add(read);
+                let omitted = after.saturating_sub(kept) - total.saturating_sub(kept);
+                sink.output_read(read, omitted);
+                total = after;
+            }
+            match drained.map(|(open, _)| open).map_err(|(e, _)| e) {
                 Ok(true) => {}
                 Ok(false) => {
                     pipe = None;
@@ -536,20 +555,30 @@ impl Proc {
 }
 
 /// Reads what the pipe holds into the buffer. `Ok(false)` at end of file.
-fn drain(proc: &Proc, pipe: &mut File, chunk: &mut Vec<u8>) -> io::Result<bool> {
+/// Reads what the pipe holds into the buffer: whether the pipe is still open, and how many
+/// bytes were read (also on an error, for what came before it).
+fn drain(
+    proc: &Proc,
+    pipe: &mut File,
+    chunk: &mut Vec<u8>,
+) -> Result<(bool, u64), (io::Error, u64)> {
     if chunk.is_empty() {
         *chunk = vec![0; READ_CHUNK_BYTES];
     }
+    let mut read: u64 = 0;
     loop {
         match pipe.read(chunk) {
-            Ok(0) => return Ok(false),
-            Ok(n) => proc.buffer.write(&chunk[..n]),
+            Ok(0) => return Ok((false, read)),
+            Ok(n) => {
+                proc.buffer.write(&chunk[..n]);
+                read += n as u64;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((true, read)),
             // A terminal's master answers EIO once the last slave side has closed: its end
             // of file. (A pipe never does.)
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(false),
-            Err(e) => return Err(e),
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok((false, read)),
+            Err(e) => return Err((e, read)),
         }
     }
 }
@@ -567,6 +596,7 @@ mod tests {
 
     impl ExitSink for PanickingSink {
         fn exited(&self, _: &Arc<Proc>, _: &Exit, _: bool) {}
+        fn output_read(&self, _: u64, _: u64) {}
         fn output_ended(&self) {
             panic!("a bug in the reader's path");
         }

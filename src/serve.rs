@@ -9,11 +9,12 @@ use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crate::handler::Handler;
+use crate::handler::{Body, Handler};
 use crate::http::{self, Limits, Listen, Server};
 use crate::manager::{DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING, DEFAULT_MAX_TRACKED, Manager};
+use crate::metrics::{HttpRoute, Metrics};
 use crate::sys;
 
 /// Where `serve` listens unless told otherwise.
@@ -43,6 +44,83 @@ pub struct ServeOptions {
     pub max_exited: usize,
     /// Most tracked-start identities remembered.
     pub max_tracked: usize,
+    /// How log lines look on stderr.
+    pub log_format: LogFormat,
+}
+
+/// How `serve` writes its log lines (`--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// For a person: `env_logger`'s usual lines; access lines as
+    /// `GET /path 200 0.3ms chat=- peer=...`.
+    #[default]
+    Human,
+    /// One JSON object per line (see [`json_log_line`]): for a log shipper.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("--log-format takes human or json, got \"{s}\"")),
+        }
+    }
+}
+
+/// The `log` target of the access lines (one per request).
+pub const ACCESS_LOG_TARGET: &str = "procwarden::access";
+
+/// One log record as a JSON object line (no trailing newline): `ts` (RFC 3339, UTC,
+/// milliseconds), `level`, `target`, then `message`; an access line (target
+/// [`ACCESS_LOG_TARGET`], logged in [`LogFormat::Json`]) carries its fields instead of a
+/// message: `method`, `route` (the path template), `path`, `status`, `duration_ms`,
+/// `chat_id` and `process_id` (each `null` when there is none) and `peer`.
+#[must_use]
+pub fn json_log_line(record: &log::Record<'_>, now: std::time::SystemTime) -> String {
+    let quote = |s: &str| serde_json::Value::from(s).to_string();
+    let mut line = format!(
+        "{{\"ts\":{},\"level\":{},\"target\":{}",
+        quote(&rfc3339_millis(now)),
+        quote(record.level().as_str()),
+        quote(record.target())
+    );
+    let message = record.args().to_string();
+    // Access lines arrive as a JSON object already (see `Api::handle`): its fields join ours.
+    match message.strip_prefix('{') {
+        Some(fields) if record.target() == ACCESS_LOG_TARGET && fields.len() > 1 => {
+            line.push(',');
+            line.push_str(fields);
+        }
+        _ => {
+            line.push_str(",\"message\":");
+            line.push_str(&quote(&message));
+            line.push('}');
+        }
+    }
+    line
+}
+
+/// `2026-12-02T01:02:03.456Z`.
+fn rfc3339_millis(time: std::time::SystemTime) -> String {
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let (y, m, d) = crate::time::civil_from_days(days);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
 }
 
 impl Default for ServeOptions {
@@ -55,6 +133,7 @@ impl Default for ServeOptions {
             env: Vec::new(),
             max_running: DEFAULT_MAX_RUNNING,
             max_connections: http::DEFAULT_MAX_CONNECTIONS,
+            log_format: LogFormat::Human,
             max_exited: DEFAULT_MAX_EXITED,
             max_tracked: DEFAULT_MAX_TRACKED,
         }
@@ -128,6 +207,64 @@ pub fn resolve_listen(listen: &str) -> Result<Listen, ServeError> {
     Listen::resolve(listen).map_err(|e| ServeError::Refused(format!("--listen: {e}")))
 }
 
+/// systemd's socket activation: how many listening sockets were passed (from
+/// [`LISTEN_FDS_START`] on).
+pub const LISTEN_FDS_ENV: &str = "LISTEN_FDS";
+/// systemd's socket activation: the pid the sockets were passed to (a child that inherits
+/// the variables by mistake must not take them).
+pub const LISTEN_PID_ENV: &str = "LISTEN_PID";
+/// systemd's socket activation: the names of the passed sockets.
+pub const LISTEN_FDNAMES_ENV: &str = "LISTEN_FDNAMES";
+/// The service manager's notification socket (`READY=1`, `STOPPING=1`).
+pub const NOTIFY_SOCKET_ENV: &str = "NOTIFY_SOCKET";
+/// The first descriptor socket activation passes (`SD_LISTEN_FDS_START`).
+pub const LISTEN_FDS_START: std::os::fd::RawFd = 3;
+/// The service manager's variables: none of them reaches a child process.
+const SERVICE_MANAGER_ENV: [&str; 4] = [
+    LISTEN_FDS_ENV,
+    LISTEN_PID_ENV,
+    LISTEN_FDNAMES_ENV,
+    NOTIFY_SOCKET_ENV,
+];
+
+/// The listening socket that socket activation passed to this process, if any: with
+/// [`LISTEN_PID_ENV`] naming this process and [`LISTEN_FDS_ENV`] at least 1, descriptor
+/// [`LISTEN_FDS_START`] (a unit with several sockets: the first; the others are left alone).
+/// Variables meant for another process (another pid) are ignored.
+///
+/// # Errors
+///
+/// [`ServeError::Refused`] when the variables are set for this process but do not parse.
+pub fn activation_fd() -> Result<Option<std::os::fd::RawFd>, ServeError> {
+    let Some(count) = std::env::var_os(LISTEN_FDS_ENV) else {
+        return Ok(None);
+    };
+    let pid = std::env::var(LISTEN_PID_ENV).unwrap_or_default();
+    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
+        log::debug!("{LISTEN_FDS_ENV} is set for pid {pid:?}, not for this process: ignored");
+        return Ok(None);
+    }
+    let count = count.to_string_lossy();
+    let n: u32 = count
+        .trim()
+        .parse()
+        .map_err(|_| ServeError::Refused(format!("{LISTEN_FDS_ENV}={count:?} is not a number")))?;
+    if n > 1 {
+        log::warn!("{n} sockets were passed; serving the first (fd {LISTEN_FDS_START}) only");
+    }
+    Ok((n > 0).then_some(LISTEN_FDS_START))
+}
+
+/// Tells the service manager `state` (`READY=1`, `STOPPING=1`) when it asked to be told
+/// ([`NOTIFY_SOCKET_ENV`]); a failure is logged, never fatal.
+fn notify(socket: Option<&std::ffi::OsStr>, state: &str) {
+    if let Some(socket) = socket
+        && let Err(e) = sys::notify(socket, state)
+    {
+        log::warn!("cannot notify the service manager ({state}): {e}");
+    }
+}
+
 /// The termination signals `serve` handles.
 const TERMINATION: [i32; 2] = [libc::SIGTERM, libc::SIGINT];
 
@@ -135,6 +272,10 @@ const TERMINATION: [i32; 2] = [libc::SIGTERM, libc::SIGINT];
 /// process group (SIGTERM, then SIGKILL after the kill grace), answer blocked waiters, join
 /// everything. Call it from the main thread before starting any other thread: it blocks the
 /// termination signals so that only its signal thread receives them.
+///
+/// It serves the socket a service manager passed ([`activation_fd`]) instead of
+/// [`ServeOptions::listen`] when there is one, and tells the service manager `READY=1` once
+/// serving and `STOPPING=1` when the shutdown begins when [`NOTIFY_SOCKET_ENV`] is set.
 ///
 /// # Errors
 ///
@@ -147,15 +288,21 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
     sys::block_signals(&TERMINATION)
         .map_err(|e| ServeError::Failed(format!("cannot block termination signals: {e}")))?;
     let token = resolve_token(&opts)?;
-    let listen = resolve_listen(&opts.listen)?;
-    if let Listen::Tcp(addr) = &listen
-        && !addr.ip().is_loopback()
-        && token.is_none()
-        && !opts.allow_unauthenticated
-    {
-        return Err(ServeError::Refused(format!(
-            "refusing to listen on {addr} without a token: set {TOKEN_ENV} or --token-file, or pass --allow-unauthenticated"
-        )));
+    let notify_socket = std::env::var_os(NOTIFY_SOCKET_ENV).filter(|s| !s.is_empty());
+    let listen = match activation_fd()? {
+        Some(fd) => Listen::Inherited(fd),
+        None => resolve_listen(&opts.listen)?,
+    };
+    let refuse_open = |addr: &std::net::SocketAddr| {
+        if !addr.ip().is_loopback() && token.is_none() && !opts.allow_unauthenticated {
+            return Err(ServeError::Refused(format!(
+                "refusing to listen on {addr} without a token: set {TOKEN_ENV} or --token-file, or pass --allow-unauthenticated"
+            )));
+        }
+        Ok(())
+    };
+    if let Listen::Tcp(addr) = &listen {
+        refuse_open(addr)?;
     }
     let fd_limit = match sys::raise_fd_limit() {
         Ok(limit) => {
@@ -181,21 +328,44 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
 
     // Bind before the manager exists: a failure to listen then reports one line and nothing
     // else. The accept loop starts only after the handler is installed below.
+    let metrics = Arc::new(Metrics::new());
     let service = Arc::new(Api {
         handler: OnceLock::new(),
+        metrics: Arc::clone(&metrics),
+        log_format: opts.log_format,
     });
     let server = Server::bind(
         &listen,
         limits,
         Arc::clone(&service) as Arc<dyn http::Service>,
     )
-    .map_err(|e| ServeError::Failed(format!("cannot listen on {}: {e}", opts.listen)))?;
+    .map_err(|e| match listen {
+        Listen::Inherited(fd) => {
+            ServeError::Failed(format!("cannot serve the socket passed as fd {fd}: {e}"))
+        }
+        _ => ServeError::Failed(format!("cannot listen on {}: {e}", opts.listen)),
+    })?;
+    if let Listen::Inherited(fd) = listen {
+        // A passed TCP socket gets the same rule as --listen.
+        let bound = server.local_addr();
+        if let Some(addr) = bound
+            .strip_prefix("http://")
+            .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        {
+            refuse_open(&addr)?;
+        }
+        log::info!("serving the socket passed by the service manager (fd {fd}), not --listen");
+    }
 
     let mut builder = Manager::builder()
+        .metrics(metrics)
         .env_remove(TOKEN_ENV)
         .max_running(opts.max_running)
         .max_exited(opts.max_exited)
         .max_tracked(opts.max_tracked);
+    for name in SERVICE_MANAGER_ENV {
+        builder = builder.env_remove(name);
+    }
     for (key, value) in &opts.env {
         builder = builder.env(key, value);
         // The contract: a terminal process's TERM is `--env`'s, if given; never the server's.
@@ -238,11 +408,13 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
 
     let shutdown = server.shutdown_handle();
     let closer = Arc::clone(&manager);
+    let stopping_socket = notify_socket.clone();
     std::thread::Builder::new()
         .name("procwarden-signals".into())
         .spawn(move || match sys::wait_for_signal(&TERMINATION) {
             Ok(sig) => {
                 log::info!("{}: shutting down", sys::signal_name(sig));
+                notify(stopping_socket.as_deref(), "STOPPING=1");
                 // Stop accepting first: a request on a kept-alive connection is told 503
                 // "Server is shutting down." while the process groups end. Once they have
                 // (every waiter answered), close what is left.
@@ -254,6 +426,8 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
         })
         .map_err(|e| ServeError::Failed(format!("cannot start the signal thread: {e}")))?;
 
+    // Connections queue on the bound socket from here on, and the accept loop starts now.
+    notify(notify_socket.as_deref(), "READY=1");
     let served = server.run();
     manager.close();
     served.map_err(|e| ServeError::Failed(format!("server failed: {e}")))?;
@@ -287,10 +461,15 @@ fn home_dir() -> Option<PathBuf> {
     )
 }
 
-/// The HTTP service: the handler plus one access-log line per request.
+/// The HTTP service: the handler plus one access-log line per request, and the connection
+/// gauge of the metrics.
 struct Api {
     /// Set once the manager exists, before the first connection is accepted.
     handler: OnceLock<Handler>,
+    /// The manager's metrics (the connection gauge is kept here).
+    metrics: Arc<Metrics>,
+    /// How access lines are written.
+    log_format: LogFormat,
 }
 
 impl http::Service for Api {
@@ -300,23 +479,67 @@ impl http::Service for Api {
             Some(handler) => handler.handle(&request),
             None => http::Response::message(503, "Server is starting."),
         };
+        if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
+            self.log_access(&request, &response, started.elapsed());
+        }
+        response
+    }
+
+    fn connection_opened(&self) {
+        self.metrics.connection_opened();
+    }
+
+    fn connection_closed(&self) {
+        self.metrics.connection_closed();
+    }
+}
+
+impl Api {
+    /// The access line of one request.
+    fn log_access(&self, request: &http::Request, response: &http::Response, took: Duration) {
         let path = request.target.split('?').next().unwrap_or_default();
         let chat = request
             .header(crate::api::CHAT_HEADER)
             .map(|v| String::from_utf8_lossy(v).trim().to_string())
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "-".into());
-        log::info!(
-            target: "procwarden::access",
-            "{} {} {} {:.1}ms chat={} peer={}",
-            request.method,
-            path,
-            response.status,
-            started.elapsed().as_secs_f64() * 1000.0,
-            chat,
-            request.peer,
-        );
-        response
+            .filter(|v| !v.is_empty());
+        let (route, id) = crate::handler::route_of(&request.target);
+        let ms = took.as_secs_f64() * 1000.0;
+        match self.log_format {
+            LogFormat::Human => log::info!(
+                target: ACCESS_LOG_TARGET,
+                "{} {} {} {:.1}ms chat={} peer={}",
+                request.method,
+                path,
+                response.status,
+                ms,
+                chat.as_deref().unwrap_or("-"),
+                request.peer,
+            ),
+            LogFormat::Json => {
+                // A start's id is in its answer (a small JSON body), the others' in the path.
+                let id = id
+                    .map(str::to_string)
+                    .or_else(|| match (&response.body, route) {
+                        (Body::Full(body), HttpRoute::Start) if response.status == 200 => {
+                            serde_json::from_slice::<serde_json::Value>(body)
+                                .ok()
+                                .and_then(|v| v.get("id")?.as_str().map(str::to_string))
+                        }
+                        _ => None,
+                    });
+                let fields = serde_json::json!({
+                    "method": request.method,
+                    "route": route.label(),
+                    "path": path,
+                    "status": response.status,
+                    "duration_ms": (ms * 1000.0).round() / 1000.0,
+                    "chat_id": chat,
+                    "process_id": id,
+                    "peer": request.peer,
+                });
+                log::info!(target: ACCESS_LOG_TARGET, "{fields}");
+            }
+        }
     }
 }
 

@@ -146,6 +146,14 @@ fn schemas_match_the_wire_types() {
     assert_eq!(properties(&spec, "CancelRequest"), keys(&cancel));
     assert_eq!(properties(&spec, "CancelResponse"), keys(&cancelled));
     assert_eq!(properties(&spec, "OutputUnavailable"), keys(&gone));
+    let handler = Handler::new(Arc::new(procwarden::Manager::new().expect("manager")), None);
+    let health: Value = serde_json::from_slice(
+        &handler
+            .handle(&Request::new("GET", "/healthz", vec![], vec![]))
+            .into_body_bytes(),
+    )
+    .expect("JSON");
+    assert_eq!(properties(&spec, "Health"), keys(&health));
 }
 
 #[test]
@@ -189,8 +197,8 @@ fn routes_and_methods_match_the_handler() {
     }
     assert_eq!(
         paths.len(),
-        10,
-        "the four routes, input, resize, the three tracked ones and GET /"
+        13,
+        "the four routes, input, resize, the three tracked ones, GET /, and /healthz, /metrics, /ui"
     );
 }
 
@@ -225,20 +233,34 @@ fn every_operation_documents_what_the_front_end_and_handler_answer() {
         Some("secret".into()),
     );
     let auth = || ("Authorization".to_string(), b"Bearer secret".to_vec());
+    // Served without the token; without the chat header's checks; not JSON on success.
+    let open = ["/healthz", "/ui"];
+    let chatless = ["/healthz", "/metrics", "/ui"];
+    let text = [("/metrics", "text/plain"), ("/ui", "text/html")];
     for (path, method, op) in operations(&spec) {
         let responses = op["responses"].as_object().expect("responses");
         let concrete = path.replace("{id}", "00000000-0000-4000-8000-000000000000");
+        let is_open = open.contains(&path.as_str());
         // What any route can answer: a head the front end refuses (400), no token (401), a
         // wrong method (405), a slow request (408), a body or head over the limit (413, 431),
         // busy or shutting down (503); and what this route answers on success.
         for status in ["200", "400", "401", "405", "408", "413", "431", "503"] {
-            assert!(
+            assert_eq!(
                 responses.contains_key(status),
-                "{method} {path} does not document {status}"
+                status != "401" || !is_open,
+                "{method} {path} documents {status} exactly when it can answer it"
             );
         }
         for (status, response) in responses {
             let response = resolve(&spec, response);
+            if let Some((_, media)) = text.iter().find(|(p, _)| *p == path && status == "200") {
+                assert_eq!(
+                    response["content"][media]["schema"]["type"], "string",
+                    "{path} answers {media}"
+                );
+                assert_eq!(response["content"].as_object().map(|c| c.len()), Some(1));
+                continue;
+            }
             let schema = resolve(&spec, &response["content"]["application/json"]["schema"]);
             assert!(
                 schema.is_object() && !schema.as_object().expect("schema").is_empty(),
@@ -265,10 +287,22 @@ fn every_operation_documents_what_the_front_end_and_handler_answer() {
             refused.allow,
             "{path}: the documented Allow"
         );
-        // Without the token: 401; a repeated chat header: 400 (both documented above).
+        // Without the token: 401 (200 for the open routes); a repeated chat header: 400
+        // (both documented above).
         let unauthorized =
             handler.handle(&Request::new(&*method, concrete.clone(), vec![], vec![]));
-        assert_eq!(unauthorized.status, 401, "{method} {path}");
+        assert_eq!(
+            unauthorized.status,
+            if is_open { 200 } else { 401 },
+            "{method} {path}"
+        );
+        if chatless.contains(&path.as_str()) {
+            assert!(
+                op.get("parameters").is_none(),
+                "{path} takes no chat header"
+            );
+            continue;
+        }
         let chat = |v: &str| ("Coder-Chat-Id".to_string(), v.as_bytes().to_vec());
         let duplicate = handler.handle(&Request::new(
             &*method,

@@ -52,6 +52,7 @@ const SERVE_USAGE: &str = "\
 Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
                         [--workdir DIR] [--env KEY=VALUE]... [--max-running N]
                         [--max-connections N] [--max-exited N] [--max-tracked N]
+                        [--log-format human|json]
 
   --listen ADDR            HOST:PORT (default 127.0.0.1:7717; port 0 picks one) or unix:/path
   --token-file FILE        require `Authorization: Bearer <token>`; the token is read from FILE
@@ -66,6 +67,8 @@ Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthentic
   --max-exited N           most exited processes kept with their output (default 1024)
   --max-tracked N          most tracked-start identities remembered (default 16384); past
                            it new tracked starts are refused (429)
+  --log-format FORMAT      human (default) or json: one JSON object per log line; access
+                           lines carry method, route, status, duration_ms, chat_id, process_id
 
 Prints `listening on <address>` once listening. SIGTERM or SIGINT stops it gracefully.
 Logs go to stderr; RUST_LOG sets the level (default info).";
@@ -331,6 +334,7 @@ pub(super) const FLAGS: &[Spec] = &[
             flag(&["--env"], Value::Text),
             flag(&["--max-running"], Value::Text),
             flag(&["--max-connections"], Value::Text),
+            flag(&["--log-format"], Value::OneOf(&["human", "json"])),
             flag(&["--max-exited"], Value::Text),
             flag(&["--max-tracked"], Value::Text),
         ],
@@ -825,6 +829,10 @@ fn parse_serve(words: &mut Words<'_>) -> Result<ServeOptions, Usage> {
                 opts.max_tracked = n.parse().map_err(|_| {
                     words.error(format!("--max-tracked takes a whole number, got \"{n}\""))
                 })?;
+            }
+            "--log-format" => {
+                let format = words.value(&arg)?;
+                opts.log_format = format.parse().map_err(|e: String| words.error(e))?;
             }
             _ => return Err(words.unknown(arg.word)),
         }

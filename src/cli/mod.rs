@@ -129,9 +129,20 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 /// Runs the agent with its parsed flags, logging to stderr.
 fn serve_command(options: ServeOptions) -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .target(env_logger::Target::Stderr)
-        .init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    logger.target(env_logger::Target::Stderr);
+    if options.log_format == serve::LogFormat::Json {
+        logger.format(|out, record| {
+            use std::io::Write as _;
+            writeln!(
+                out,
+                "{}",
+                serve::json_log_line(record, std::time::SystemTime::now())
+            )
+        });
+    }
+    logger.init();
     match serve::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => refusal(&e.to_string(), e.exit_code(), "serve"),

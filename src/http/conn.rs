@@ -410,6 +410,7 @@ impl Conn<'_> {
             head_only,
             connection,
             allow: response.allow,
+            content_type: response.content_type,
             now: SystemTime::now(),
         };
         match response.body {

@@ -578,13 +578,18 @@ impl Server {
         };
         let thread_shared = Arc::clone(shared);
         let thread_stream = Arc::clone(&stream);
+        shared.service.connection_opened();
         let spawned = std::thread::Builder::new()
             .name("procwarden-http".into())
             .stack_size(shared.limits.connection_stack_bytes)
-            .spawn(move || conn::serve(&thread_shared, id, &thread_stream, peer));
+            .spawn(move || {
+                conn::serve(&thread_shared, id, &thread_stream, peer);
+                thread_shared.service.connection_closed();
+            });
         match spawned {
             Ok(thread) => Some(thread),
             Err(e) => {
+                shared.service.connection_closed();
                 log::warn!("http: cannot start a connection thread: {e}");
                 shared.leave(id);
                 refuse(

@@ -1,5 +1,5 @@
 //! TCP and unix sockets behind one type each, so the server code does not care which it
-//! serves. Everything here is std: no libc.
+//! serves. Everything here is std (an inherited socket is taken over in `sys`): no libc.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Listen;
+use crate::sys;
 
 /// An accepted connection. Shared (`Arc`) between its thread and the registry, which may shut
 /// it down from another thread to evict it: every method takes `&self`.
@@ -101,6 +102,8 @@ pub(super) enum Listener {
         /// has put there since.
         file_id: (u64, u64),
     },
+    /// An inherited unix socket listener ([`Listen::Inherited`]): its file is not ours.
+    InheritedUnix(UnixListener),
 }
 
 impl Listener {
@@ -109,6 +112,10 @@ impl Listener {
     pub(super) fn bind(listen: &Listen) -> io::Result<Listener> {
         let listener = match listen {
             Listen::Tcp(addr) => Listener::Tcp(TcpListener::bind(addr)?),
+            Listen::Inherited(fd) => match sys::inherited_listener(*fd)? {
+                sys::InheritedListener::Tcp(l) => Listener::Tcp(l),
+                sys::InheritedListener::Unix(l) => Listener::InheritedUnix(l),
+            },
             Listen::Unix(path) => {
                 let listener = bind_unix(path)?;
                 let meta = fs::symlink_metadata(path)?;
@@ -121,7 +128,9 @@ impl Listener {
         };
         match &listener {
             Listener::Tcp(l) => l.set_nonblocking(true)?,
-            Listener::Unix { listener, .. } => listener.set_nonblocking(true)?,
+            Listener::Unix { listener, .. } | Listener::InheritedUnix(listener) => {
+                listener.set_nonblocking(true)?;
+            }
         }
         Ok(listener)
     }
@@ -132,7 +141,7 @@ impl Listener {
             Listener::Tcp(l) => l
                 .accept()
                 .map(|(s, peer)| (Stream::Tcp(s), peer.to_string())),
-            Listener::Unix { listener, .. } => listener
+            Listener::Unix { listener, .. } | Listener::InheritedUnix(listener) => listener
                 .accept()
                 .map(|(s, _)| (Stream::Unix(s), "unix".to_owned())),
         }
@@ -142,7 +151,7 @@ impl Listener {
     pub(super) fn fd(&self) -> BorrowedFd<'_> {
         match self {
             Listener::Tcp(l) => l.as_fd(),
-            Listener::Unix { listener, .. } => listener.as_fd(),
+            Listener::Unix { listener, .. } | Listener::InheritedUnix(listener) => listener.as_fd(),
         }
     }
 
@@ -151,6 +160,13 @@ impl Listener {
         match self {
             Listener::Tcp(l) => Ok(format!("http://{}", l.local_addr()?)),
             Listener::Unix { path, .. } => Ok(format!("unix:{}", path.display())),
+            Listener::InheritedUnix(l) => {
+                let addr = l.local_addr()?;
+                Ok(match addr.as_pathname() {
+                    Some(path) => format!("unix:{}", path.display()),
+                    None => "unix:(inherited socket without a path)".to_owned(),
+                })
+            }
         }
     }
 }

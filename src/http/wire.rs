@@ -5,6 +5,9 @@
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The `Content-Type` of the front end's own answers (and the default of the service's).
+const JSON: &str = "application/json";
+
 /// The interim response to `Expect: 100-continue`.
 pub(super) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -110,6 +113,7 @@ impl ErrorAnswer {
             head_only: false,
             connection: Connection::Close,
             allow: None,
+            content_type: JSON,
             now: SystemTime::now(),
         };
         response(&meta, &self.body())
@@ -158,6 +162,8 @@ pub(super) struct Meta {
     pub(super) connection: Connection,
     /// The `Allow` field (a 405's methods).
     pub(super) allow: Option<&'static str>,
+    /// The `Content-Type` field.
+    pub(super) content_type: &'static str,
     /// For the `Date` field.
     pub(super) now: SystemTime,
 }
@@ -180,9 +186,10 @@ fn head(meta: &Meta, framing: Framing) -> String {
     // Writing to a String cannot fail.
     let _ = write!(
         head,
-        "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: application/json\r\n",
+        "HTTP/1.1 {status} {}\r\nDate: {}\r\nContent-Type: {}\r\n",
         reason(status),
-        http_date(meta.now)
+        http_date(meta.now),
+        meta.content_type
     );
     if !bodyless {
         match framing {
@@ -271,6 +278,7 @@ mod tests {
             head_only,
             connection,
             allow: None,
+            content_type: JSON,
             now,
         };
         response(&meta, body)

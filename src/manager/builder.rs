@@ -8,10 +8,12 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::buffer::BufferConfig;
 use crate::info::ExitEvent;
+use crate::metrics::Metrics;
 use crate::sys;
 
 /// Default limit on processes running at once.
@@ -73,6 +75,7 @@ pub(crate) struct Config {
     pub(crate) workdir_provider: Option<Box<WorkdirProvider>>,
     pub(crate) on_exit: Option<Box<ExitHook>>,
     pub(crate) spawn_method: sys::SpawnMethod,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) max_tracked: usize,
     pub(crate) max_pending_input: usize,
     pub(crate) terminal_term: String,
@@ -123,6 +126,7 @@ impl Default for ManagerBuilder {
                 workdir_provider: None,
                 on_exit: None,
                 spawn_method: sys::SpawnMethod::default_for_platform(),
+                metrics: Arc::new(Metrics::new()),
                 max_tracked: DEFAULT_MAX_TRACKED,
                 max_pending_input: DEFAULT_MAX_PENDING_INPUT,
                 terminal_term: DEFAULT_TERMINAL_TERM.to_string(),
@@ -257,6 +261,13 @@ impl ManagerBuilder {
     /// close.
     pub fn on_exit(mut self, hook: impl Fn(&ExitEvent) + Send + Sync + 'static) -> Self {
         self.config.on_exit = Some(Box::new(hook));
+        self
+    }
+
+    /// Counts into `metrics` (shared with, say, the HTTP front end) instead of a set of the
+    /// manager's own; see [`Manager::metrics`](crate::Manager::metrics).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.config.metrics = metrics;
         self
     }
 

@@ -13,7 +13,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{JoinHandle, ThreadId};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 use uuid::Uuid;
@@ -27,6 +27,7 @@ use crate::info::{
 };
 use crate::input::{Input, InputKind, Refused};
 use crate::interrupt::Interrupt;
+use crate::metrics::Metrics;
 use crate::pool::{PoolConfig, ReaderPool};
 use crate::process::{self, Proc, ProcSpec};
 use crate::reaper;
@@ -386,11 +387,15 @@ impl Manager {
             deadline: tracking.and_then(|t| t.deadline).map(instant_of),
             reply: reply_tx,
         }));
+        let handed = Instant::now();
         if !self.shared.send(job) {
             return Err(Failure::Unspawned(Error::ShuttingDown));
         }
         let proc = match reply_rx.recv() {
-            Ok(Ok(proc)) => proc,
+            Ok(Ok(proc)) => {
+                self.shared.config.metrics.process_started(handed.elapsed());
+                proc
+            }
             Ok(Err(e)) if self.shared.is_closing() => {
                 log::debug!("start refused while closing: {}", e.error);
                 return Err(Failure::Unspawned(Error::ShuttingDown));
@@ -822,6 +827,14 @@ impl Manager {
                 .send(Job::Escalate(Arc::clone(&proc), deadline_in(grace)));
         }
         Ok(())
+    }
+
+    /// The counters this manager updates (starts, spawn latency, exits, output bytes), for
+    /// `GET /metrics`: its own, or the set given to
+    /// [`ManagerBuilder::metrics`](crate::ManagerBuilder::metrics).
+    #[must_use]
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.config.metrics
     }
 
     /// Processes started and not yet marked exited.

@@ -16,6 +16,7 @@ use crate::id::ProcessId;
 use crate::info::{Exit, ExitEvent};
 use crate::manager::builder::Config;
 use crate::manager::receipts::Receipts;
+use crate::metrics::ExitReason;
 use crate::pool::ReaderPool;
 use crate::process::{ExitSink, Proc, ProcSpec};
 use crate::sys;
@@ -192,6 +193,14 @@ impl ExitSink for Shared {
     fn exited(&self, proc: &Arc<Proc>, exit: &Exit, lingers: bool) {
         // The slot first: a waiter woken by this exit may start the next process at once.
         self.running.fetch_sub(1, Ordering::SeqCst);
+        let reason = if exit.timed_out {
+            ExitReason::Timeout
+        } else if exit.signal.is_some() {
+            ExitReason::Signal
+        } else {
+            ExitReason::Exit
+        };
+        self.config.metrics.process_exited(reason);
         // Recorded (and the oldest exited process evicted past the limit) before anyone can
         // see this exit. Lock order: a process's state, then the table (or the lingering
         // list); nothing takes them the other way round.
@@ -219,6 +228,10 @@ impl ExitSink for Shared {
         } else if first_expiry || lingers || self.is_closing() {
             self.wake.wake();
         }
+    }
+
+    fn output_read(&self, bytes: u64, omitted: u64) {
+        self.config.metrics.output_read(bytes, omitted);
     }
 
     fn output_ended(&self) {

@@ -25,8 +25,10 @@
 //! - `rlimit.rs`: [`raise_fd_limit`];
 //! - `pty.rs`: [`open_pty`], [`set_window_size`], [`eof_char`] (a terminal per process);
 //! - `stdin.rs`: [`write_input`] (no SIGPIPE in the host) and [`unread_bytes`] (`FIONREAD`);
-//! - `term.rs`: the command's own terminal for `attach`: raw mode and its restoration, the
-//!   window size (feature `cli`);
+//! - `socket.rs`: a listening socket inherited from a service manager, and its readiness
+//!   notifications (feature `server`);
+//! - `term.rs`: the command's own terminal for `attach`: raw mode and its restoration
+//!   (feature `cli`);
 //! - `pid.rs`: the crate's one pid type, `u32` (as `std::process::Child::id`), and its checked
 //!   conversion to `pid_t`: every function here that takes or returns a pid uses `u32`.
 //!
@@ -68,6 +70,8 @@ mod rlimit;
 mod signal;
 #[cfg(feature = "server")]
 mod sigwait;
+#[cfg(feature = "server")]
+mod socket;
 mod spawn;
 mod stdin;
 #[cfg(feature = "cli")]
@@ -90,6 +94,8 @@ pub(crate) use rlimit::raise_fd_limit;
 pub(crate) use signal::{signal_group, signal_name};
 #[cfg(feature = "server")]
 pub(crate) use sigwait::{block_signals, unblock_signals, wait_for_signal};
+#[cfg(feature = "server")]
+pub(crate) use socket::{InheritedListener, inherited_listener, notify};
 #[cfg(test)]
 pub(crate) use spawn::SpawnedChild;
 pub(crate) use spawn::{SpawnFailure, SpawnMethod, SpawnSpec, SpawnStage, spawn};

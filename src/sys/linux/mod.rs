@@ -14,7 +14,8 @@
 //! - `procfs.rs`: one pass over `/proc` for the groups that still have live members;
 //! - `pty.rs`: `posix_openpt(O_CLOEXEC)` and `ptsname_r`;
 //! - `signal.rs`: the Linux-only signal names and the real-time signals;
-//! - `rlimit.rs`: no cap on the soft fd limit.
+//! - `rlimit.rs`: no cap on the soft fd limit;
+//! - `socket.rs`: abstract unix socket addresses for `$NOTIFY_SOCKET`.
 
 mod child;
 mod fd;
@@ -24,6 +25,8 @@ mod procfs;
 mod pty;
 mod rlimit;
 mod signal;
+#[cfg(feature = "server")]
+mod socket;
 mod spawn;
 
 pub(in crate::sys) use child::{
@@ -39,6 +42,8 @@ pub(crate) use procfs::{live_groups, pipe_reader};
 pub(in crate::sys) use pty::{OPENPT_FLAGS, set_cloexec_if_needed, slave_name};
 pub(in crate::sys) use rlimit::fd_limit_target;
 pub(in crate::sys) use signal::{extra_signal_name, realtime_signal_name};
+#[cfg(feature = "server")]
+pub(in crate::sys) use socket::send_to_abstract;
 #[cfg(test)]
 pub(in crate::sys) use spawn::spare_stack_base;
 pub(in crate::sys) use spawn::{DEFAULT_SPAWN_METHOD, start_vfork};

@@ -18,7 +18,8 @@
 //! - `procfs.rs`: no `/proc` pass: groups are asked one by one;
 //! - `pty.rs`: close-on-exec after `posix_openpt`, `ptsname` under a lock;
 //! - `signal.rs`: the macOS-only signal names, no real-time signals;
-//! - `rlimit.rs`: the macOS cap on the soft fd limit.
+//! - `rlimit.rs`: the macOS cap on the soft fd limit;
+//! - `socket.rs`: no abstract unix socket addresses.
 
 mod child;
 mod fd;
@@ -28,6 +29,8 @@ mod procfs;
 mod pty;
 mod rlimit;
 mod signal;
+#[cfg(feature = "server")]
+mod socket;
 mod spawn;
 
 pub(in crate::sys) use child::{
@@ -41,4 +44,6 @@ pub(crate) use procfs::{live_groups, pipe_reader};
 pub(in crate::sys) use pty::{OPENPT_FLAGS, set_cloexec_if_needed, slave_name};
 pub(in crate::sys) use rlimit::fd_limit_target;
 pub(in crate::sys) use signal::{extra_signal_name, realtime_signal_name};
+#[cfg(feature = "server")]
+pub(in crate::sys) use socket::send_to_abstract;
 pub(in crate::sys) use spawn::{DEFAULT_SPAWN_METHOD, start_vfork};
