@@ -12,6 +12,11 @@
 //!   in a long-poll (`output?wait=true&timeout_ms=120000`) on one of them. Goal: median at
 //!   most 5 ms.
 //!
+//! - `input_round_trip/http` vs `input_round_trip/in_process`: a line written to a running
+//!   `cat` (`POST {id}/input`) and read back through a cursor wait (`output?cursor=N&wait=true`)
+//!   over one keep-alive loopback connection, against the same through the library in the
+//!   same process. Goal: HTTP median under 1 ms.
+//!
 //! Medians are in `target/criterion/<group>/<name>/new/estimates.json`
 //! (`.median.point_estimate`, in ns).
 //!
@@ -300,5 +305,66 @@ fn list_under_load(c: &mut Criterion) {
     drop(server);
 }
 
-criterion_group!(benches, roundtrip, list_under_load);
+/// One line through `cat` and back: `POST {id}/input {"data":"ping\n"}`, then
+/// `GET {id}/output?cursor=N&wait=true` until the line is back, over one keep-alive loopback
+/// connection; against the same through the library (`Manager::write_input`, then
+/// `Manager::output` with a cursor wait) in the same process.
+fn input_round_trip(c: &mut Criterion) {
+    const LINE: &str = "ping\n";
+    let server = TestServer::start();
+    let mut client = server.connect();
+    let body = serde_json::json!({"command": "cat", "stdin": "pipe"}).to_string();
+    let started = client.call_ok("POST", "/api/v0/processes/start", body.as_bytes());
+    let id = started["id"].as_str().expect("id").to_string();
+    let input_target = format!("/api/v0/processes/{id}/input");
+    let input_body = serde_json::json!({ "data": LINE }).to_string();
+    let mut cursor = 0u64;
+    let mut group = c.benchmark_group("input_round_trip");
+    group.sample_size(500);
+    group.measurement_time(Duration::from_secs(8));
+    group.bench_function("http", |b| {
+        b.iter(|| {
+            client.call_ok("POST", &input_target, input_body.as_bytes());
+            let want = cursor + LINE.len() as u64;
+            // The line may come back in pieces; each wait returns as soon as any arrives.
+            for _ in 0..LINE.len() {
+                let target = format!(
+                    "/api/v0/processes/{id}/output?cursor={cursor}&wait=true&timeout_ms=10000"
+                );
+                let out = client.call_ok("GET", &target, b"");
+                cursor = out["next_cursor"].as_u64().expect("next_cursor");
+                if cursor >= want {
+                    break;
+                }
+            }
+            assert_eq!(cursor, want, "the line came back");
+        });
+    });
+    let local = Manager::new().expect("manager");
+    let started = local
+        .start(Command::shell("cat").stdin_pipe())
+        .expect("start");
+    let mut cursor = 0u64;
+    group.bench_function("in_process", |b| {
+        b.iter(|| {
+            local
+                .write_input(&started.id, None, LINE.as_bytes())
+                .expect("input");
+            let want = cursor + LINE.len() as u64;
+            for _ in 0..LINE.len() {
+                let out = local
+                    .output(&started.id, None, OutputQuery::after(cursor, WAIT))
+                    .expect("output");
+                cursor = out.next_cursor;
+                if cursor >= want {
+                    break;
+                }
+            }
+            assert_eq!(cursor, want, "the line came back");
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, roundtrip, list_under_load, input_round_trip);
 criterion_main!(benches);

@@ -8,6 +8,14 @@
 //! - `wakeup/manager` vs `wakeup/std_waitpid`: the child runs `exec date +%s%N`, printing the
 //!   time just before it exits; the measured value is how long after that the waiter returned.
 //!   Goal: the manager's median at most 300 µs above the bare spawn + waitpid median.
+//! - `tty_start/tty` vs `tty_start/plain`: start and wait for `sh -c true` under a new
+//!   pseudo-terminal (`Command::tty(24, 80)`), against the same without one. Goal: median
+//!   ratio at most 1.3. `tty_start/tty_start_only` vs `tty_start/plain_start_only`: the start
+//!   alone (until the child has exec'd), the wait outside the timed part. Each iteration runs
+//!   one start of each kind and times its own, so both kinds see the same load.
+//! - `input_round_trip_library/manager` vs `input_round_trip_library/raw_pipes`: a line written
+//!   to a running `cat` with `Manager::write_input` and read back with a cursor wait, against
+//!   the same line through a bare pipe pair to a `cat` child.
 
 use std::hint::black_box;
 use std::io::Read;
@@ -116,5 +124,105 @@ fn wakeup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, start_wait, wakeup);
+/// Starts `sh -c true` (under a terminal with `tty`) and waits for its exit; returns how long
+/// the start alone took and how long start and wait took.
+fn start_and_wait(manager: &Manager, tty: bool) -> (Duration, Duration) {
+    let cmd = Command::shell("true");
+    let cmd = if tty { cmd.tty(24, 80) } else { cmd };
+    let began = std::time::Instant::now();
+    let started = manager.start(cmd).expect("start");
+    let start = began.elapsed();
+    let out = manager
+        .output(&started.id, None, wait_query())
+        .expect("output");
+    let total = began.elapsed();
+    assert!(!out.running);
+    black_box(out);
+    (start, total)
+}
+
+/// Start and wait for `sh -c true` under a new terminal, against the same without one. The
+/// two are measured in pairs: every iteration runs one of each kind, in turn, and times only
+/// its own, so both see the same mix of work and the same load (on a shared machine, two
+/// groups measured one after the other drift apart by more than the difference sought).
+fn tty_start(c: &mut Criterion) {
+    let manager = Manager::new().expect("manager");
+    let mut group = c.benchmark_group("tty_start");
+    group.sample_size(200);
+    group.measurement_time(Duration::from_secs(10));
+    for (name, tty) in [("plain", false), ("tty", true)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        start_and_wait(&manager, !tty);
+                        start_and_wait(&manager, tty).1
+                    })
+                    .sum()
+            });
+        });
+        // The start alone (until the child has exec'd); the wait is outside the timed part.
+        group.bench_function(format!("{name}_start_only"), |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        start_and_wait(&manager, !tty);
+                        start_and_wait(&manager, tty).0
+                    })
+                    .sum()
+            });
+        });
+    }
+    group.finish();
+}
+
+/// A line written to a running `cat` through the manager's input and read back through a
+/// cursor wait, against the same line through a bare pipe pair to a `cat` child.
+fn input_round_trip(c: &mut Criterion) {
+    const LINE: &[u8] = b"ping\n";
+    let manager = Manager::new().expect("manager");
+    let started = manager
+        .start(Command::shell("cat").stdin_pipe())
+        .expect("start");
+    let mut group = c.benchmark_group("input_round_trip_library");
+    group.sample_size(500);
+    group.measurement_time(Duration::from_secs(8));
+    let mut cursor = 0u64;
+    group.bench_function("manager", |b| {
+        b.iter(|| {
+            manager.write_input(&started.id, None, LINE).expect("input");
+            let want = cursor + LINE.len() as u64;
+            for _ in 0..LINE.len() {
+                let out = manager
+                    .output(&started.id, None, OutputQuery::after(cursor, WAIT))
+                    .expect("output");
+                cursor = out.next_cursor;
+                if cursor >= want {
+                    break;
+                }
+            }
+            assert_eq!(cursor, want);
+        });
+    });
+    let mut child = std::process::Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cat");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    group.bench_function("raw_pipes", |b| {
+        b.iter(|| {
+            std::io::Write::write_all(&mut stdin, LINE).expect("write");
+            let mut back = [0u8; LINE.len()];
+            stdout.read_exact(&mut back).expect("read");
+            black_box(back);
+        });
+    });
+    drop(stdin);
+    let _ = child.wait();
+    group.finish();
+}
+
+criterion_group!(benches, start_wait, wakeup, tty_start, input_round_trip);
 criterion_main!(benches);

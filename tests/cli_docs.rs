@@ -410,7 +410,7 @@ impl Tmux {
     /// as it is after the deadline.
     fn screen_with(&self, needle: &str) -> String {
         let mut screen = String::new();
-        eventually(std::time::Duration::from_secs(10), || {
+        eventually(std::time::Duration::from_secs(30), || {
             let out = self.run(&["capture-pane", "-p", "-t", "sh"]);
             screen = String::from_utf8_lossy(&out.stdout).into_owned();
             screen.contains(needle)
@@ -422,7 +422,7 @@ impl Tmux {
     /// completion; tmux trims trailing blanks).
     fn line_ending(&self, text: &str) -> Option<String> {
         let mut screen = String::new();
-        let found = eventually(std::time::Duration::from_secs(10), || {
+        let found = eventually(std::time::Duration::from_secs(30), || {
             let out = self.run(&["capture-pane", "-p", "-t", "sh"]);
             screen = String::from_utf8_lossy(&out.stdout).into_owned();
             screen.lines().any(|l| l.trim_end().ends_with(text))

@@ -30,27 +30,12 @@ pub(crate) fn open_pty(rows: u16, cols: u16) -> io::Result<Pty> {
     // SAFETY: the fd was just returned to us and nothing else owns it.
     let master = unsafe { OwnedFd::from_raw_fd(fd) };
     platform::set_cloexec_if_needed(&master)?;
-    // SAFETY: grantpt and unlockpt take the master fd, open and ours.
-    if unsafe { libc::grantpt(master.as_raw_fd()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
+    platform::grant(&master)?;
+    // SAFETY: unlockpt takes the master fd, open and ours.
     if unsafe { libc::unlockpt(master.as_raw_fd()) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let name = platform::slave_name(&master)?;
-    // SAFETY: `name` is a valid C string; open returns a new fd or -1.
-    let fd = unsafe {
-        libc::open(
-            name.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the fd was just returned to us and nothing else owns it.
-    let slave = unsafe { OwnedFd::from_raw_fd(fd) };
+    let slave = platform::open_slave(&master)?;
     let pty = Pty { master, slave };
     set_window_size(borrow(&pty.master), rows, cols)?;
     Ok(pty)

@@ -12,7 +12,7 @@
 //! - `fd.rs`: `pipe2(O_CLOEXEC)`, the `close_range` probe, `/proc/self/fd`;
 //! - `poll.rs`: an `eventfd` waker;
 //! - `procfs.rs`: one pass over `/proc` for the groups that still have live members;
-//! - `pty.rs`: `posix_openpt(O_CLOEXEC)` and `ptsname_r`;
+//! - `pty.rs`: `posix_openpt(O_CLOEXEC)`, no `grantpt`, the slave by `TIOCGPTPEER`;
 //! - `signal.rs`: the Linux-only signal names and the real-time signals;
 //! - `rlimit.rs`: no cap on the soft fd limit;
 //! - `socket.rs`: abstract unix socket addresses for `$NOTIFY_SOCKET`.
@@ -39,7 +39,7 @@ pub(in crate::sys) use pidfd::{PIDFD_SIGNAL_PROCESS_GROUP, pidfd_send_signal};
 pub(in crate::sys) use pidfd::{pidfd_after_fork, signal_group_via_pidfd, try_reap_via_pidfd};
 pub(in crate::sys) use poll::{WAKE_TOKEN, WakeFds};
 pub(crate) use procfs::{live_groups, pipe_reader};
-pub(in crate::sys) use pty::{OPENPT_FLAGS, set_cloexec_if_needed, slave_name};
+pub(in crate::sys) use pty::{OPENPT_FLAGS, grant, open_slave, set_cloexec_if_needed};
 pub(in crate::sys) use rlimit::fd_limit_target;
 pub(in crate::sys) use signal::{extra_signal_name, realtime_signal_name};
 #[cfg(feature = "server")]

@@ -16,7 +16,7 @@
 //! - `fd.rs`: `pipe` then `fcntl(FD_CLOEXEC)`, `/dev/fd`;
 //! - `poll.rs`: a nonblocking pipe as the waker;
 //! - `procfs.rs`: no `/proc` pass: groups are asked one by one;
-//! - `pty.rs`: close-on-exec after `posix_openpt`, `ptsname` under a lock;
+//! - `pty.rs`: close-on-exec after `posix_openpt`, `grantpt`, the slave by `ptsname` (locked);
 //! - `signal.rs`: the macOS-only signal names, no real-time signals;
 //! - `rlimit.rs`: the macOS cap on the soft fd limit;
 //! - `socket.rs`: no abstract unix socket addresses.
@@ -41,7 +41,7 @@ pub(in crate::sys) use fd::{FD_DIR, close_range_cloexec_works};
 pub(in crate::sys) use pidfd::{pidfd_after_fork, signal_group_via_pidfd, try_reap_via_pidfd};
 pub(in crate::sys) use poll::{WAKE_TOKEN, WakeFds};
 pub(crate) use procfs::{live_groups, pipe_reader};
-pub(in crate::sys) use pty::{OPENPT_FLAGS, set_cloexec_if_needed, slave_name};
+pub(in crate::sys) use pty::{OPENPT_FLAGS, grant, open_slave, set_cloexec_if_needed};
 pub(in crate::sys) use rlimit::fd_limit_target;
 pub(in crate::sys) use signal::{extra_signal_name, realtime_signal_name};
 #[cfg(feature = "server")]
