@@ -561,10 +561,18 @@ fn process_input_through_mcp_answers_with_what_is_new_for_the_session() {
     // holds only what is new, so the pieces add up to the terminal's text, once.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = String::new();
-    let mut input = "first\n";
+    // Nothing is typed before the banner is seen: a terminal echoes what is typed ahead at
+    // once, before the program's own first words.
+    let mut typed = false;
     let mut call = 3;
     while !seen.contains("<first>") {
         assert!(Instant::now() < deadline, "so far {seen:?}");
+        let input = if !typed && seen.contains("banner\n") {
+            typed = true;
+            "first\n"
+        } else {
+            ""
+        };
         let (answer, is_error) = mcp.call(
             call,
             "process_input",
@@ -573,7 +581,6 @@ fn process_input_through_mcp_answers_with_what_is_new_for_the_session() {
         assert!(!is_error, "{answer}");
         assert_eq!(answer["running"], json!(true), "{answer}");
         seen.push_str(answer["output"].as_str().expect("output"));
-        input = "";
         call += 1;
     }
     assert_eq!(seen, "banner\nfirst\n<first>\n");
