@@ -184,6 +184,14 @@ pub trait Service: Send + Sync + 'static {
     /// on the accept thread). Does nothing unless implemented.
     fn connection_opened(&self) {}
 
+    /// The front end answered a request itself, without calling [`handle`](Self::handle):
+    /// one it could not read (400, 408, 413, 431), a connection refused or evicted to make
+    /// room or during a shutdown (503, 408), a request during a graceful shutdown (503), or
+    /// a service that panicked (500). For request counters. Does nothing unless implemented.
+    fn answered_by_front_end(&self, status: u16) {
+        let _ = status;
+    }
+
     /// A connection accepted earlier has been served and closed (called on its own thread,
     /// once per [`connection_opened`](Self::connection_opened)). Does nothing unless
     /// implemented.

@@ -95,8 +95,9 @@ pub enum HttpRoute {
     Input,
     /// `POST /api/v0/processes/{id}/resize`.
     Resize,
-    /// A path that names no route (answered 404), or a request refused before its path was
-    /// looked at (401).
+    /// A path that names no route (answered 404), a request refused before its path was
+    /// looked at (401), or one the HTTP front end answered itself (a request it could not
+    /// read: 400, 408, 413, 431; a connection refused or evicted: 503; a shutdown: 503).
     Other,
 }
 
@@ -320,7 +321,7 @@ impl Metrics {
             out,
             "procwarden_http_requests_total",
             "counter",
-            "HTTP requests answered by the handler, by route and status.",
+            "HTTP requests answered, by route (its path template) and status.",
         );
         for (route, slots) in HttpRoute::ALL.iter().zip(&self.requests) {
             for (i, count) in slots.iter().enumerate() {

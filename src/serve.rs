@@ -485,6 +485,10 @@ impl http::Service for Api {
         response
     }
 
+    fn answered_by_front_end(&self, status: u16) {
+        self.metrics.http_request(HttpRoute::Other, status);
+    }
+
     fn connection_opened(&self) {
         self.metrics.connection_opened();
     }

@@ -323,6 +323,15 @@ fn metrics_parse_with_prometheus_and_move_after_a_start_and_an_exit() {
         &[],
     ));
     wait_exit(&server.addr, &timed);
+    // Two requests the front end answers itself: a body over the limit and a broken head.
+    let mut big = common::http::Conn::open(&server.addr);
+    big.send_raw(
+        "POST /api/v0/processes/start HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\r\n",
+    );
+    assert_eq!(big.reply().status, 413);
+    let mut broken = common::http::Conn::open(&server.addr);
+    broken.send_raw("NOT HTTP AT ALL\r\n\r\n");
+    assert_eq!(broken.reply().status, 400);
     let after = scrape();
     assert_eq!(started(&after), 3.0);
     assert_eq!(running(&after), 0.0);
@@ -359,6 +368,8 @@ fn metrics_parse_with_prometheus_and_move_after_a_start_and_an_exit() {
         2.0,
         "the two scrapes before this one"
     );
+    assert_eq!(requests("other", "413"), 1.0, "answered by the front end");
+    assert_eq!(requests("other", "400"), 1.0, "answered by the front end");
     assert!(!after.to_string().contains(&sleeper));
 }
 

@@ -912,3 +912,39 @@ fn execute_fences_a_start_whose_every_answer_was_lost() {
     }));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A server that restarted has another instance: the client's cached one is refused (409) on
+/// a first try, which cannot have run anything, so `execute` asks again and starts.
+#[test]
+fn execute_asks_again_for_the_instance_of_a_restarted_server() {
+    let dir = tempdir("restart");
+    let listen = format!("unix:{dir}/agent.sock");
+    let mut first = serve(&["--listen", &listen], &[]);
+    let client = Client::new(&listen);
+    let result = tools::call(&client, "execute", &json!({"command": "echo one"}));
+    assert_eq!(
+        (result["success"].clone(), result["output"].clone()),
+        (json!(true), json!("one\n")),
+        "{result}"
+    );
+    let old = client
+        .agent_instance_id()
+        .expect("answer")
+        .expect("tracked");
+    first.terminate();
+    let second = serve(&["--listen", &listen], &[]);
+    let result = tools::call(&client, "execute", &json!({"command": "echo two"}));
+    assert_eq!(
+        (result["success"].clone(), result["output"].clone()),
+        (json!(true), json!("two\n")),
+        "{result}"
+    );
+    let new = client
+        .agent_instance_id()
+        .expect("answer")
+        .expect("tracked");
+    assert_ne!(new, old);
+    assert_eq!(new.to_string(), instance(&second.addr));
+    drop(second);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -372,6 +372,7 @@ impl Conn<'_> {
         let call = || {
             if self.shared.is_stopping() {
                 // Arrived during a graceful shutdown: told so, and the connection closes.
+                service.answered_by_front_end(503);
                 return Response::new(503, ErrorAnswer::shutting_down().body());
             }
             service.handle(request)
@@ -383,6 +384,7 @@ impl Conn<'_> {
                     "http: the service answered {what} with status {}: sending 500",
                     response.status
                 );
+                service.answered_by_front_end(500);
                 internal_error()
             }
             Err(panic) => {
@@ -390,6 +392,7 @@ impl Conn<'_> {
                     "http: the service panicked on {what}: {}",
                     panic_message(&*panic)
                 );
+                service.answered_by_front_end(500);
                 internal_error()
             }
         };
@@ -474,6 +477,7 @@ impl Conn<'_> {
                 }
                 match self.write_all(&answer.to_bytes()) {
                     Ok(()) => {
+                        self.shared.service.answered_by_front_end(answer.status);
                         self.linger();
                         format!(
                             "answered {} {}",

@@ -138,11 +138,10 @@ impl Registry {
         self.conns.values().filter(|e| !e.ending).count()
     }
 
-    /// Evicts connection `id` (see [`Eviction`]).
-    fn evict(&mut self, id: u64, why: &str) {
-        let Some(entry) = self.conns.get_mut(&id) else {
-            return;
-        };
+    /// Evicts connection `id` (see [`Eviction`]). Returns the status of the answer it was
+    /// given, if it was answered.
+    fn evict(&mut self, id: u64, why: &str) -> Option<u16> {
+        let entry = self.conns.get_mut(&id)?;
         let how = entry.eviction();
         log::debug!(
             "http: evicting connection {id} ({:?}, {how:?}): {why}",
@@ -153,11 +152,10 @@ impl Registry {
             if let Some(interrupt) = &entry.interrupt {
                 interrupt.interrupt();
             }
-            return;
+            return None;
         }
-        let Some(entry) = self.conns.remove(&id) else {
-            return;
-        };
+        let entry = self.conns.remove(&id)?;
+        let mut answered = None;
         if how == Eviction::Answer {
             let answer = if self.closing_all {
                 ErrorAnswer::shutting_down()
@@ -167,9 +165,11 @@ impl Registry {
                 ErrorAnswer::busy(None)
             };
             refuse(&entry.stream, &answer);
+            answered = Some(answer.status);
         }
         // It may already be closed by its peer: nothing to do then.
         let _ = entry.stream.shutdown(Shutdown::Both);
+        answered
     }
 }
 
@@ -283,7 +283,9 @@ impl Shared {
                 .map(|(id, _)| *id)
                 .collect();
             for id in ids {
-                registry.evict(id, "server shutting down");
+                if let Some(status) = registry.evict(id, "server shutting down") {
+                    self.service.answered_by_front_end(status);
+                }
             }
         }
         drop(registry);
@@ -496,7 +498,8 @@ impl Server {
                                         }
                                     } else {
                                         log::warn!("http: accept: {e}: refusing {peer}");
-                                        refuse(
+                                        refuse_counted(
+                                            &*shared.service,
                                             &stream,
                                             &ErrorAnswer::busy(Some("too many open files".into())),
                                         );
@@ -534,7 +537,9 @@ impl Server {
         let mut registry = self.shared.registry.lock();
         match registry.victim() {
             Some(victim) => {
-                registry.evict(victim, why);
+                if let Some(status) = registry.evict(victim, why) {
+                    self.shared.service.answered_by_front_end(status);
+                }
                 true
             }
             None => false,
@@ -554,19 +559,23 @@ impl Server {
             let mut registry = shared.registry.lock();
             if registry.stopping {
                 drop(registry);
-                refuse(&stream, &ErrorAnswer::shutting_down());
+                refuse_counted(&*shared.service, &stream, &ErrorAnswer::shutting_down());
                 return None;
             }
             if registry.occupied() >= shared.limits.max_connections {
                 match registry.victim() {
-                    Some(victim) => registry.evict(victim, "connection limit reached"),
+                    Some(victim) => {
+                        if let Some(status) = registry.evict(victim, "connection limit reached") {
+                            shared.service.answered_by_front_end(status);
+                        }
+                    }
                     None => {
                         drop(registry);
                         log::warn!(
                             "http: all {} connections are busy: refusing {peer}",
                             shared.limits.max_connections
                         );
-                        refuse(&stream, &ErrorAnswer::busy(None));
+                        refuse_counted(&*shared.service, &stream, &ErrorAnswer::busy(None));
                         return None;
                     }
                 }
@@ -592,7 +601,8 @@ impl Server {
                 shared.service.connection_closed();
                 log::warn!("http: cannot start a connection thread: {e}");
                 shared.leave(id);
-                refuse(
+                refuse_counted(
+                    &*shared.service,
                     &stream,
                     &ErrorAnswer::busy(Some("cannot start a thread".into())),
                 );
@@ -666,6 +676,12 @@ fn open_spare() -> Option<OwnedFd> {
             None
         }
     }
+}
+
+/// [`refuse`], and tells the service (for its request counters).
+fn refuse_counted(service: &dyn Service, stream: &Stream, answer: &ErrorAnswer) {
+    refuse(stream, answer);
+    service.answered_by_front_end(answer.status);
 }
 
 /// Answers a connection we will not serve, from the accept thread, without ever blocking:
