@@ -18,7 +18,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -58,7 +58,10 @@ pub(crate) enum Service {
 pub(crate) struct Input {
     kind: InputKind,
     /// Wakes the watcher: bytes were queued, a close was asked for, or the process ended.
-    waker: sys::Waker,
+    /// Let go of once the watcher is done with the input for good, so that an exited record
+    /// kept for its output holds no descriptor for it (the watcher holds its own copy while it
+    /// polls).
+    waker: Mutex<Option<Arc<sys::Waker>>>,
     /// Most bytes pending at once (queued, and for a pipe, unread in the kernel's buffer).
     max_pending: usize,
     /// The terminal's end-of-file character (terminals only).
@@ -113,7 +116,7 @@ impl Input {
         };
         Ok(Input {
             kind,
-            waker: sys::Waker::new()?,
+            waker: Mutex::new(Some(Arc::new(sys::Waker::new()?))),
             max_pending,
             eof_char,
             state: Mutex::new(InputState {
@@ -150,7 +153,7 @@ impl Input {
         state.queue.extend(bytes);
         state.close_requested = close;
         drop(state);
-        self.waker.wake();
+        self.wake();
         Ok(InputQueued {
             queued_bytes: bytes.len() as u64,
             pending_bytes: (pending + bytes.len()) as u64,
@@ -208,7 +211,7 @@ impl Input {
         let mut state = self.state.lock();
         self.end_locked(&mut state);
         drop(state);
-        self.waker.wake();
+        self.wake();
     }
 
     fn end_locked(&self, state: &mut InputState) {
@@ -223,15 +226,34 @@ impl Input {
         state.unread_probe = None;
     }
 
-    /// The fd the watcher polls for wake-ups.
-    pub(crate) fn waker(&self) -> BorrowedFd<'_> {
-        self.waker.fd()
+    fn wake(&self) {
+        if let Some(waker) = &*self.waker.lock() {
+            waker.wake();
+        }
+    }
+
+    /// The waker the watcher polls (`None` once it is done with the input).
+    pub(crate) fn waker(&self) -> Option<Arc<sys::Waker>> {
+        self.waker.lock().clone()
     }
 
     /// Watcher side: consumes wake-ups, writes what the child has room for, carries out a
-    /// close that has been reached, and says what to wait for next.
+    /// close that has been reached, and says what to wait for next. Once it answers
+    /// [`Service::Done`] it always will, and the input's waker is let go of.
     pub(crate) fn service(&self) -> Service {
-        self.waker.drain();
+        // Wake-ups are consumed before the state is looked at, so none that comes after the
+        // look is lost.
+        if let Some(waker) = &*self.waker.lock() {
+            waker.drain();
+        }
+        let service = self.write_what_fits();
+        if matches!(service, Service::Done) {
+            *self.waker.lock() = None;
+        }
+        service
+    }
+
+    fn write_what_fits(&self) -> Service {
         let mut state = self.state.lock();
         loop {
             // After a close nothing is written any more (a terminal's master stays open for

@@ -432,12 +432,14 @@ pub(crate) fn watch(
     let mut total: u64 = 0;
     let config = proc.buffer.config();
     let kept = (config.head_bytes as u64).saturating_add(config.tail_bytes as u64);
+    let mut input_waker = input.and_then(Input::waker);
     let result = loop {
         // The input first: write what the child has room for, and learn what to wait for.
         let input_fd = match input.map(Input::service) {
             None => None,
             Some(Service::Done) => {
                 input = None;
+                input_waker = None;
                 None
             }
             Some(Service::Idle) => None,
@@ -460,8 +462,8 @@ pub(crate) fn watch(
             n += 1;
             n - 1
         });
-        if let Some(input) = input {
-            fds[n] = (input.waker(), Interest::Read);
+        if let Some(waker) = &input_waker {
+            fds[n] = (waker.fd(), Interest::Read);
             n += 1;
         }
         if let Some(fd) = &input_fd {
