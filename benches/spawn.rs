@@ -8,6 +8,12 @@
 //! - `wakeup/manager` vs `wakeup/std_waitpid`: the child runs `exec date +%s%N`, printing the
 //!   time just before it exits; the measured value is how long after that the waiter returned.
 //!   Goal: the manager's median at most 300 µs above the bare spawn + waitpid median.
+//! - `contained/start_wait` vs `contained/start_wait_uncontained`, and `contained/wakeup` vs
+//!   `contained/wakeup_uncontained`: the same two with every process in a cgroup of its own
+//!   (`ManagerBuilder::cgroup`, under a parent directory the benchmark makes at the top of the
+//!   cgroup2 hierarchy and removes; skipped with a message where there is none writable).
+//!   Goals: start + wait at most 1.25x of the uncontained manager; the wake-up within 0.2 ms
+//!   of the uncontained (pidfd) path.
 //! - `tty_start/tty` vs `tty_start/plain`: start and wait for `sh -c true` under a new
 //!   pseudo-terminal (`Command::tty(24, 80)`), against the same without one. Goal: median
 //!   ratio at most 1.3. `tty_start/tty_start_only` vs `tty_start/plain_start_only`: the start
@@ -23,7 +29,7 @@ use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use procwarden::{Command, Manager, OutputQuery};
+use procwarden::{CgroupMode, Command, Manager, OutputQuery};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -224,5 +230,87 @@ fn input_round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, start_wait, wakeup, tty_start, input_round_trip);
+/// A cgroup parent for the contained benchmarks, removed on drop.
+struct BenchCgroup(std::path::PathBuf);
+
+impl BenchCgroup {
+    fn new() -> Option<BenchCgroup> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mount = info.lines().find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            (right.split_whitespace().next() == Some("cgroup2"))
+                .then(|| left.split_whitespace().nth(4).map(std::path::PathBuf::from))
+                .flatten()
+        })?;
+        let dir = mount.join(format!("pwbench-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        Some(BenchCgroup(dir))
+    }
+}
+
+impl Drop for BenchCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("cgroup.kill"), "1");
+        // The manager removed its instance at close; only the parent is left.
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Milliseconds late, as `wakeup` measures them, for one start on `manager`.
+fn late_once(manager: &Manager) -> Duration {
+    let started = manager
+        .start(Command::shell("exec date +%s%N"))
+        .expect("start");
+    let out = manager
+        .output(&started.id, None, wait_query())
+        .expect("output");
+    let back = now_nanos();
+    assert!(!out.running);
+    Duration::from_nanos(back.saturating_sub(printed_nanos(&out.output)) as u64)
+}
+
+fn contained(c: &mut Criterion) {
+    let Some(parent) = BenchCgroup::new() else {
+        eprintln!("contained benchmarks skipped: no writable cgroup2 hierarchy");
+        return;
+    };
+    let plain = Manager::new().expect("manager");
+    let boxed = Manager::builder()
+        .cgroup(CgroupMode::Path(parent.0.clone()))
+        .build()
+        .expect("contained manager");
+    assert!(boxed.contained(), "{:?}", boxed.startup_notes());
+    let mut group = c.benchmark_group("contained");
+    group.sample_size(200);
+    group.measurement_time(Duration::from_secs(8));
+    for (name, manager) in [("start_wait", &boxed), ("start_wait_uncontained", &plain)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let started = manager.start(Command::shell("true")).expect("start");
+                let out = manager
+                    .output(&started.id, None, wait_query())
+                    .expect("output");
+                assert!(!out.running);
+                black_box(out);
+            });
+        });
+    }
+    for (name, manager) in [("wakeup", &boxed), ("wakeup_uncontained", &plain)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| late_once(manager)).sum());
+        });
+    }
+    group.finish();
+    drop(boxed);
+    drop(parent);
+}
+
+criterion_group!(
+    benches,
+    start_wait,
+    wakeup,
+    tty_start,
+    input_round_trip,
+    contained
+);
 criterion_main!(benches);

@@ -31,9 +31,60 @@ pub struct Command {
     pub(crate) background: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) chat: Option<Uuid>,
+    pub(crate) limits: Limits,
     pub(crate) tracking: Option<Tracking>,
     pub(crate) stdin_pipe: bool,
     pub(crate) tty: Option<TerminalSize>,
+}
+
+/// Resource limits for one process and everything it starts, applied through its cgroup (see
+/// [`ManagerBuilder::cgroup`](crate::ManagerBuilder::cgroup)) where the controller is enabled;
+/// a start asking for one that is not gets [`Error::LimitUnavailable`](crate::Error::LimitUnavailable).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Most memory at once, in bytes (`memory.max`; swap is not allowed past it). A process
+    /// the OOM killer ends for it reports [`ProcessInfo::oom_killed`](crate::ProcessInfo::oom_killed).
+    pub memory_bytes: Option<u64>,
+    /// Most processes and threads at once (`pids.max`): a fork past it fails with `EAGAIN`.
+    pub pids: Option<u64>,
+    /// Most CPU time, in percent of one CPU (`cpu.max`; 200 is two CPUs).
+    pub cpu_percent: Option<u64>,
+}
+
+impl Limits {
+    /// No limits.
+    #[must_use]
+    pub fn new() -> Self {
+        Limits::default()
+    }
+
+    /// Sets [`Limits::memory_bytes`].
+    #[must_use]
+    pub fn memory_bytes(mut self, bytes: u64) -> Self {
+        self.memory_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`Limits::pids`].
+    #[must_use]
+    pub fn pids(mut self, pids: u64) -> Self {
+        self.pids = Some(pids);
+        self
+    }
+
+    /// Sets [`Limits::cpu_percent`].
+    #[must_use]
+    pub fn cpu_percent(mut self, percent: u64) -> Self {
+        self.cpu_percent = Some(percent);
+        self
+    }
+
+    /// Whether no limit is set.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
 }
 
 /// The identity a caller gives a start before it is made, so that a start retried after a lost
@@ -195,6 +246,12 @@ impl Command {
         self
     }
 
+    /// Resource limits (see [`Limits`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Sets or clears the chat.
     pub fn chat_opt(mut self, chat: Option<Uuid>) -> Self {
         self.chat = chat;
@@ -263,11 +320,22 @@ pub enum Signal {
     Kill,
     /// SIGINT: as Ctrl-C would.
     Interrupt,
+    /// Freezes the whole tree: `cgroup.freeze` where the process has a cgroup, else SIGSTOP to
+    /// its group.
+    Stop,
+    /// Thaws what [`Signal::Stop`] froze (`cgroup.freeze` 0, else SIGCONT to the group).
+    Continue,
 }
 
 impl Signal {
     /// Every signal, in the order the wire lists them.
-    pub const ALL: [Signal; 3] = [Signal::Terminate, Signal::Kill, Signal::Interrupt];
+    pub const ALL: [Signal; 5] = [
+        Signal::Terminate,
+        Signal::Kill,
+        Signal::Interrupt,
+        Signal::Stop,
+        Signal::Continue,
+    ];
 
     /// The signal number.
     #[must_use]
@@ -276,6 +344,8 @@ impl Signal {
             Signal::Terminate => libc::SIGTERM,
             Signal::Kill => libc::SIGKILL,
             Signal::Interrupt => libc::SIGINT,
+            Signal::Stop => libc::SIGSTOP,
+            Signal::Continue => libc::SIGCONT,
         }
     }
 }

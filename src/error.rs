@@ -76,6 +76,13 @@ pub enum Error {
     NotFound(ProcessId),
     /// The process has exited (409).
     NotRunning(ProcessId),
+    /// A start asked for a limit whose cgroup controller is not enabled here, or the manager
+    /// runs without cgroups (400). `limit` is its wire name: `memory_bytes`, `pids` or
+    /// `cpu_percent`.
+    LimitUnavailable {
+        /// The limit's name.
+        limit: &'static str,
+    },
     /// Sending a signal failed for a reason other than the group being gone (500).
     Signal(io::Error),
     /// A tracked start or cancel whose identity is malformed: a nil process id (on the wire
@@ -152,6 +159,7 @@ impl Error {
             Error::Spawn(e) => Error::Spawn(io(e)),
             Error::NotFound(id) => Error::NotFound(*id),
             Error::NotRunning(id) => Error::NotRunning(*id),
+            Error::LimitUnavailable { limit } => Error::LimitUnavailable { limit },
             Error::Signal(e) => Error::Signal(io(e)),
             Error::TrackedInvalid => Error::TrackedInvalid,
             Error::TrackedConflict => Error::TrackedConflict,
@@ -209,6 +217,9 @@ impl fmt::Display for Error {
             Error::Spawn(_) => f.write_str("Failed to start process."),
             Error::NotFound(id) => write!(f, "Process \"{id}\" not found."),
             Error::NotRunning(id) => write!(f, "Process \"{id}\" is not running."),
+            Error::LimitUnavailable { limit } => {
+                write!(f, "Limit \"{limit}\" is not available on this host.")
+            }
             Error::Signal(_) => f.write_str("Failed to signal process."),
             Error::InvalidTerminalSize { rows, cols } => write!(
                 f,

@@ -60,6 +60,20 @@ pub struct ProcessInfo {
     /// Exited, but its process group still has live members (a background child outlived
     /// the leader): a signal still reaches them.
     pub members_alive: bool,
+    /// It runs in a cgroup of its own (see [`ManagerBuilder::cgroup`]): kills and close reach
+    /// everything it started, whatever process group or session that is in.
+    ///
+    /// [`ManagerBuilder::cgroup`]: crate::ManagerBuilder::cgroup
+    pub contained: bool,
+    /// Frozen by [`Signal::Stop`](crate::Signal::Stop) and not thawed since.
+    pub stopped: bool,
+    /// User plus system CPU time of the whole tree, in milliseconds (contained processes).
+    pub cpu_ms: Option<u64>,
+    /// The most memory the tree used at once, in bytes (where the memory controller is
+    /// enabled for its cgroup).
+    pub memory_peak_bytes: Option<u64>,
+    /// The kernel's OOM killer killed a process of the tree (its memory limit was reached).
+    pub oom_killed: bool,
     /// How it ended; `None` while running.
     pub exit: Option<Exit>,
     /// For a process started with input ([`Command::stdin_pipe`](crate::Command::stdin_pipe)

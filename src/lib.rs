@@ -160,7 +160,7 @@ pub mod tools;
 
 pub use api::ParseSignalError;
 pub use buffer::{BufferConfig, HeadTailBuffer, Rendered, TRUNCATION_SUFFIX, Truncation};
-pub use command::{Command, LOG_COMMAND_BYTES, MAX_TERMINAL_DIMENSION, Signal, Tracking};
+pub use command::{Command, LOG_COMMAND_BYTES, Limits, MAX_TERMINAL_DIMENSION, Signal, Tracking};
 pub use error::Error;
 pub use id::ProcessId;
 pub use info::{
@@ -168,6 +168,9 @@ pub use info::{
     TerminalSize, TrackedOutput,
 };
 pub use interrupt::Interrupt;
+pub use manager::{
+    AUTO_CGROUP_NAME, CGROUP_EMPTY_WAIT, CgroupMode, DEFAULT_CHILD_OOM_SCORE_ADJ, SERVER_LEAF_NAME,
+};
 pub use manager::{
     CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED,
     DEFAULT_MAX_PENDING_INPUT, DEFAULT_MAX_RUNNING, DEFAULT_MAX_TRACKED, DEFAULT_MAX_WAIT,

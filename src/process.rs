@@ -46,6 +46,13 @@ pub(crate) trait ExitSink {
     /// The process's reader stopped (or failed) before its leader was reaped: somebody else
     /// must watch the leader from now on.
     fn unwatched(&self, proc: Arc<Proc>);
+
+    /// The leader `pid` has just been reaped (its number is free for reuse now).
+    fn leader_reaped(&self, pid: u32);
+
+    /// An exited process's cgroup has emptied (the kernel's `populated 0`): nothing of it is
+    /// left, so it lingers no more.
+    fn group_emptied(&self, proc: &Arc<Proc>);
 }
 
 /// What a record is made of, known before the spawn.
@@ -59,6 +66,8 @@ pub(crate) struct ProcSpec {
     pub(crate) buffer: BufferConfig,
     /// How long an open output pipe keeps the process running after its leader's exit.
     pub(crate) pipe_grace: Duration,
+    /// The process's own cgroup (created before the spawn), when the manager contains.
+    pub(crate) cgroup: Option<Arc<sys::contain::ProcCgroup>>,
     /// A tracked start: its receipt keeps its final state.
     pub(crate) tracked: bool,
     /// Its input, when started with a stdin pipe or a terminal.
@@ -82,6 +91,9 @@ pub(crate) struct Proc {
     pub(crate) started_at: SystemTime,
     pub(crate) started: Instant,
     pipe_grace: Duration,
+    /// Its own cgroup, holding the leader and everything it starts: signals, kills and the
+    /// question whether anything of it is left go there instead of to the process group.
+    pub(crate) cgroup: Option<Arc<sys::contain::ProcCgroup>>,
     pub(crate) buffer: HeadTailBuffer,
     pub(crate) state: Mutex<ProcState>,
     exited: Condvar,
@@ -109,13 +121,35 @@ pub(crate) struct ProcState {
     /// Exited, and the group outlived its leader (as far as the last look could tell): the
     /// manager keeps it among the lingering groups until a look finds no live member.
     pub(crate) lingers: bool,
+    /// Frozen (or SIGSTOPped) by a `stop` signal, not thawed since.
+    pub(crate) stopped: bool,
+    /// The cgroup's accounting, read just before its directory was removed.
+    pub(crate) final_stats: Option<CgroupStats>,
+}
+
+/// What a process's cgroup counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CgroupStats {
+    cpu_usec: Option<u64>,
+    memory_peak: Option<u64>,
+    oom_killed: bool,
+}
+
+impl CgroupStats {
+    fn read(cgroup: &sys::contain::ProcCgroup) -> CgroupStats {
+        CgroupStats {
+            cpu_usec: cgroup.cpu_usec(),
+            memory_peak: cgroup.memory_peak(),
+            oom_killed: cgroup.oom_killed(),
+        }
+    }
 }
 
 impl ProcState {
     /// Whether anything of the process may still be alive: it runs, or its group may have
     /// members (the pidfd is kept for that, or the pipe is still held).
     pub(crate) fn may_have_members(&self) -> bool {
-        self.exit.is_none() || self.pidfd.is_some() || self.pipe_open
+        self.exit.is_none() || self.pidfd.is_some() || self.pipe_open || self.lingers
     }
 }
 
@@ -134,6 +168,7 @@ impl Proc {
             started_at: SystemTime::now(),
             started: Instant::now(),
             pipe_grace: spec.pipe_grace,
+            cgroup: spec.cgroup,
             buffer: HeadTailBuffer::with_config(spec.buffer),
             state: Mutex::new(ProcState {
                 leader: Leader::Alive,
@@ -142,6 +177,8 @@ impl Proc {
                 exit: None,
                 pidfd: pidfd.map(Arc::new),
                 lingers: false,
+                stopped: false,
+                final_stats: None,
             }),
             exited: Condvar::new(),
             input: spec.input,
@@ -152,9 +189,21 @@ impl Proc {
         let state = self.state.lock();
         let exit = state.exit.clone();
         let members_alive = exit.is_some() && state.lingers;
+        let stopped = state.stopped && (exit.is_none() || members_alive);
+        let stats = match (&self.cgroup, state.final_stats) {
+            (_, Some(stats)) => Some(stats),
+            (Some(cgroup), None) if !cgroup.is_removed() => Some(CgroupStats::read(cgroup)),
+            _ => None,
+        };
         drop(state);
+        let stats = stats.unwrap_or_default();
         ProcessInfo {
             members_alive,
+            contained: self.cgroup.is_some(),
+            stopped,
+            cpu_ms: stats.cpu_usec.map(|us| us / 1000),
+            memory_peak_bytes: stats.memory_peak,
+            oom_killed: stats.oom_killed,
             id: self.id,
             chat: self.chat,
             command: self.command.clone(),
@@ -174,6 +223,12 @@ impl Proc {
     pub(crate) fn info_at_exit(&self, exit: &Exit) -> ProcessInfo {
         ProcessInfo {
             members_alive: false,
+            // The cgroup's accounting is read once it has emptied, not here under the lock.
+            contained: self.cgroup.is_some(),
+            stopped: false,
+            cpu_ms: None,
+            memory_peak_bytes: None,
+            oom_killed: false,
             id: self.id,
             chat: self.chat,
             command: self.command.clone(),
@@ -225,6 +280,9 @@ impl Proc {
     /// pins the id, or while the open pipe shows that members remain. `Ok(false)` when nothing
     /// was left to signal. The caller holds the process's lock (`state`).
     pub(crate) fn signal_locked(&self, state: &ProcState, sig: i32) -> io::Result<bool> {
+        if let Some(cgroup) = &self.cgroup {
+            return signal_cgroup(cgroup, sig);
+        }
         let by_number_safe = state.leader == Leader::Alive || state.pipe_open;
         let pidfd = state.pidfd.as_deref().map(AsFd::as_fd);
         if pidfd.is_none() && !by_number_safe {
@@ -261,6 +319,14 @@ impl Proc {
     }
 
     pub(crate) fn group_may_have_members_locked(&self, state: &mut ProcState) -> bool {
+        if let Some(cgroup) = &self.cgroup {
+            // Exact: the kernel counts the cgroup's live members (zombies are not).
+            let populated = cgroup.populated();
+            if !populated {
+                self.forget_group(state);
+            }
+            return populated;
+        }
         let by_pidfd = state.pidfd.as_deref().map(|fd| {
             sys::signal_group(Some(fd.as_fd()), self.pid, 0, false)
                 .map_or_else(|e| e.raw_os_error() != Some(libc::ESRCH), |()| true)
@@ -283,6 +349,9 @@ impl Proc {
     /// member that is only a zombie (dead, waiting for its parent) counts as gone, which the
     /// pidfd cannot tell. Costs a scan of `/proc` where there is one.
     pub(crate) fn group_has_live_members(&self, state: &mut ProcState) -> bool {
+        if self.cgroup.is_some() {
+            return state.lingers && self.group_may_have_members_locked(state);
+        }
         if !state.lingers || !self.group_may_have_members_locked(state) {
             return false;
         }
@@ -426,8 +495,11 @@ pub(crate) fn watch(
     let mut pipe = Some(File::from(pipe));
     let mut grace_until: Option<Instant> = None;
     let mut input = proc.input.as_ref();
-    let mut ready = Vec::with_capacity(5);
+    let mut ready = Vec::with_capacity(6);
     let mut chunk: Vec<u8> = Vec::new();
+    // The cgroup is watched until it has emptied after the exit (`populated 0`); the watch's
+    // fd is closed then.
+    let mut cgroup = proc.cgroup.as_ref().and_then(|c| c.take_events());
     // Bytes read so far and the most the buffer keeps, for the metrics' omitted bytes.
     let mut total: u64 = 0;
     let config = proc.buffer.config();
@@ -445,12 +517,17 @@ pub(crate) fn watch(
             Some(Service::Idle) => None,
             Some(Service::Write(fd)) => Some(fd),
         };
-        if pipe.is_none() && pidfd.is_none() && grace_until.is_none() && input.is_none() {
+        if pipe.is_none()
+            && pidfd.is_none()
+            && grace_until.is_none()
+            && input.is_none()
+            && cgroup.is_none()
+        {
             break Ok(());
         }
-        // Index 0: stop; then the pipe, the pidfd and the input's waker and fd while they
-        // matter.
-        let mut fds = [(stop, Interest::Read); 5];
+        // Index 0: stop; then the pipe, the pidfd, the cgroup's events and the input's waker
+        // and fd while they matter.
+        let mut fds = [(stop, Interest::Read); 6];
         let mut n = 1;
         let pipe_at = pipe.as_ref().map(|p| {
             fds[n] = (p.as_fd(), Interest::Read);
@@ -459,6 +536,11 @@ pub(crate) fn watch(
         });
         let pidfd_at = pidfd.as_ref().map(|p| {
             fds[n] = (p.as_fd(), Interest::Read);
+            n += 1;
+            n - 1
+        });
+        let events_at = cgroup.as_ref().map(|events| {
+            fds[n] = (events.fd(), Interest::Read);
             n += 1;
             n - 1
         });
@@ -506,7 +588,11 @@ pub(crate) fn watch(
         {
             let fd = pidfd.take().expect("polled pidfd");
             let mut state = proc.state.lock();
-            if proc.reap_leader(&mut state, Some(fd.as_fd())) || state.leader != Leader::Alive {
+            let reaped = proc.reap_leader(&mut state, Some(fd.as_fd()));
+            if reaped {
+                sink.leader_reaped(proc.pid);
+            }
+            if reaped || state.leader != Leader::Alive {
                 grace_until = proc.leader_reaped(state, sink);
             } else {
                 pidfd = Some(fd);
@@ -515,6 +601,14 @@ pub(crate) fn watch(
         if grace_until.is_some_and(|at| at <= Instant::now()) {
             grace_until = None;
             proc.pipe_grace_over(sink);
+        }
+        if let Some(events) = &cgroup {
+            if events_at.is_some_and(|i| ready.contains(&i)) {
+                events.drain();
+            }
+            if proc.cgroup_emptied_after_exit(sink) {
+                cgroup = None;
+            }
         }
     };
     proc.watcher_gone(sink);
@@ -544,7 +638,47 @@ pub(crate) fn watch_guarded(
     }
 }
 
+/// `sig` to every member of `cgroup`: SIGKILL through `cgroup.kill` (all at once, no fork
+/// escapes), SIGSTOP and SIGCONT as freezing and thawing the cgroup (`cgroup.freeze`: the
+/// whole tree at once, and nothing it does can undo it), any other signal to each member. `Ok(false)` when nothing is left in it.
+fn signal_cgroup(cgroup: &sys::contain::ProcCgroup, sig: i32) -> io::Result<bool> {
+    if !cgroup.populated() {
+        return Ok(false);
+    }
+    match sig {
+        libc::SIGKILL => cgroup.kill()?,
+        libc::SIGSTOP => cgroup.freeze(true)?,
+        libc::SIGCONT => cgroup.freeze(false)?,
+        _ => return Ok(cgroup.signal_members(sig)? > 0),
+    }
+    Ok(true)
+}
+
 impl Proc {
+    /// For the watcher of a contained process: once it is marked exited and its cgroup has no
+    /// live member left, the group is forgotten, the owner told, and the directory removed.
+    /// Returns whether that happened (nothing more to watch).
+    fn cgroup_emptied_after_exit(self: &Arc<Self>, sink: &dyn ExitSink) -> bool {
+        let Some(cgroup) = &self.cgroup else {
+            return true;
+        };
+        let mut state = self.state.lock();
+        if state.exit.is_none() || self.group_may_have_members_locked(&mut state) {
+            return false;
+        }
+        state.final_stats = Some(CgroupStats::read(cgroup));
+        drop(state);
+        sink.group_emptied(self);
+        if let Err(e) = cgroup.remove() {
+            log::debug!(
+                "{}: removing {}: {e}",
+                self.label(),
+                cgroup.path().display()
+            );
+        }
+        true
+    }
+
     /// Its watcher stopped (at the end of a close, on an error, or by unwinding): the pipe
     /// counts as closed from here on, and if the leader is still to be reaped, the watch is
     /// handed on (to the supervisor).
@@ -605,6 +739,8 @@ mod tests {
         fn unwatched(&self, proc: Arc<Proc>) {
             self.unwatched.lock().push(proc.id);
         }
+        fn leader_reaped(&self, _: u32) {}
+        fn group_emptied(&self, _: &Arc<Proc>) {}
     }
 
     #[test]
@@ -622,6 +758,7 @@ mod tests {
             background: false,
             buffer: BufferConfig::default(),
             pipe_grace: Duration::from_secs(2),
+            cgroup: None,
             tracked: false,
             input: None,
         };

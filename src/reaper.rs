@@ -234,7 +234,15 @@ impl Supervisor {
             let _ = job.reply.send(Err(shutting_down()));
             return;
         }
+        // Held across the spawn: the orphan reaper that finds this child exited must find it
+        // recorded as ours (see `manager::orphans`).
+        let mut managed = self.shared.managed.lock();
         let spawned = sys::spawn(&job.spec);
+        if let Ok(child) = &spawned {
+            managed.insert(child.pid);
+        }
+        drop(managed);
+        self.shared.managed.spawned();
         // The child has its copy of the output's write end; ours must go so that end of file
         // arrives.
         drop(job.spec);
@@ -308,6 +316,7 @@ impl Supervisor {
             }
             return;
         }
+        self.shared.managed.reaped_leader(proc.pid);
         if let Some(at) = proc.leader_reaped(state, &*self.shared) {
             self.add_timer(at, Timer::PipeGrace(Arc::downgrade(proc)));
         }
@@ -412,7 +421,8 @@ impl Supervisor {
         if self.shared.lingering_added.swap(false, Ordering::SeqCst) {
             self.linger_interval = LINGER_RECHECK_FIRST;
         }
-        if self.shared.lingering().is_empty() {
+        // Contained groups need no re-check: their watcher has the kernel's event.
+        if !self.shared.lingering().iter().any(|p| p.cgroup.is_none()) {
             self.linger_interval = LINGER_RECHECK_FIRST;
             return;
         }
@@ -436,7 +446,10 @@ impl Supervisor {
             recheck_pending: false,
         });
         let signalled = self.signal_remaining(libc::SIGTERM);
-        log::info!("closing: sent SIGTERM to {signalled} process groups");
+        let adopted = self.signal_adopted(libc::SIGTERM);
+        log::info!(
+            "closing: sent SIGTERM to {signalled} process groups and {adopted} adopted processes"
+        );
         let at = deadline_in(self.shared.config.kill_grace);
         self.add_timer(at, Timer::CloseKill);
     }
@@ -458,6 +471,25 @@ impl Supervisor {
         signalled
     }
 
+    /// Without cgroups, a child subreaper's adopted descendants (orphans reparented to it) are
+    /// members of the processes they came from: a close ends them too. With cgroups they are
+    /// in their process's cgroup already.
+    fn adopted(&self) -> Vec<u32> {
+        if !self.shared.config.subreaper || self.shared.containment.is_some() {
+            return Vec::new();
+        }
+        self.shared.managed.adopted()
+    }
+
+    /// `sig` to every adopted descendant (see [`adopted`](Self::adopted)); how many.
+    fn signal_adopted(&self, sig: i32) -> usize {
+        let adopted = self.adopted();
+        for &pid in &adopted {
+            sys::contain::signal_child(pid, sig);
+        }
+        adopted.len()
+    }
+
     fn close_kill(&mut self) {
         let Some(closing) = &mut self.closing else {
             return;
@@ -466,7 +498,7 @@ impl Supervisor {
             return;
         }
         closing.kill_sent_at = Some(Instant::now());
-        let killed = self.signal_remaining(libc::SIGKILL);
+        let killed = self.signal_remaining(libc::SIGKILL) + self.signal_adopted(libc::SIGKILL);
         if killed > 0 {
             log::info!("closing: sent SIGKILL to {killed} process groups after the kill grace");
         }
@@ -488,7 +520,14 @@ impl Supervisor {
             return false;
         }
         self.prune_lingering();
-        if self.shared.lingering().is_empty() {
+        let adopted = self.adopted();
+        if kill_sent_at.is_some() {
+            // Killing an adopted process can orphan its children to us: they go too.
+            for &pid in &adopted {
+                sys::contain::signal_child(pid, libc::SIGKILL);
+            }
+        }
+        if self.shared.lingering().is_empty() && adopted.is_empty() {
             return true;
         }
         let now = Instant::now();
@@ -499,6 +538,24 @@ impl Supervisor {
                 "closing: process groups still have members after SIGKILL; giving up on them"
             );
             return true;
+        }
+        let uncontained =
+            !adopted.is_empty() || self.shared.lingering().iter().any(|p| p.cgroup.is_none());
+        if !uncontained {
+            // Contained groups tell us when they empty (`ExitSink::group_emptied`); only the
+            // give-up deadline after SIGKILL needs a timer.
+            if let Some(sent) = kill_sent_at
+                && !recheck_pending
+            {
+                if let Some(closing) = &mut self.closing {
+                    closing.recheck_pending = true;
+                }
+                self.add_timer(
+                    deadline_from(sent, self.shared.config.kill_grace),
+                    Timer::CloseRecheck,
+                );
+            }
+            return false;
         }
         if !recheck_pending {
             if let Some(closing) = &mut self.closing {
@@ -533,6 +590,10 @@ impl Supervisor {
             }
         }
         self.shared.clear_lingering();
+        if let Some(containment) = &self.shared.containment {
+            containment.close();
+        }
+        self.shared.managed.stop();
         for reply in self.closing.take().map(|c| c.replies).unwrap_or_default() {
             let _ = reply.send(());
         }

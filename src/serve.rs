@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use crate::handler::{Body, Handler};
 use crate::http::{self, Limits, Listen, Server};
-use crate::manager::{DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING, DEFAULT_MAX_TRACKED, Manager};
+use crate::manager::{
+    CgroupMode, DEFAULT_CHILD_OOM_SCORE_ADJ, DEFAULT_MAX_EXITED, DEFAULT_MAX_RUNNING,
+    DEFAULT_MAX_TRACKED, Manager,
+};
 use crate::metrics::{HttpRoute, Metrics};
 use crate::sys;
 
@@ -40,6 +43,11 @@ pub struct ServeOptions {
     pub max_running: usize,
     /// Most connections served at once (before the file descriptor limit lowers it).
     pub max_connections: usize,
+    /// Where processes' cgroups go (default [`CgroupMode::Auto`]).
+    pub cgroup: CgroupMode,
+    /// Children's `oom_score_adj` over the server's own (default
+    /// [`DEFAULT_CHILD_OOM_SCORE_ADJ`]; 0 leaves it unchanged).
+    pub child_oom_score_adj: i32,
     /// Most exited processes kept.
     pub max_exited: usize,
     /// Most tracked-start identities remembered.
@@ -133,6 +141,8 @@ impl Default for ServeOptions {
             env: Vec::new(),
             max_running: DEFAULT_MAX_RUNNING,
             max_connections: http::DEFAULT_MAX_CONNECTIONS,
+            cgroup: CgroupMode::Auto,
+            child_oom_score_adj: DEFAULT_CHILD_OOM_SCORE_ADJ,
             log_format: LogFormat::Human,
             max_exited: DEFAULT_MAX_EXITED,
             max_tracked: DEFAULT_MAX_TRACKED,
@@ -362,7 +372,11 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
         .env_remove(TOKEN_ENV)
         .max_running(opts.max_running)
         .max_exited(opts.max_exited)
-        .max_tracked(opts.max_tracked);
+        .max_tracked(opts.max_tracked)
+        // The server owns every child: it adopts and reaps orphans, and contains.
+        .subreaper(true)
+        .cgroup(opts.cgroup.clone())
+        .child_oom_score_adj(opts.child_oom_score_adj);
     for name in SERVICE_MANAGER_ENV {
         builder = builder.env_remove(name);
     }
@@ -393,6 +407,10 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
             .build()
             .map_err(|e| ServeError::Failed(format!("cannot start the process manager: {e}")))?,
     );
+    // Once, at start: what is degraded, what a sweep of a dead predecessor's cgroups did.
+    for note in manager.startup_notes() {
+        eprintln!("procwarden: {note}");
+    }
     let _ = service
         .handler
         .set(Handler::new(Arc::clone(&manager), token));

@@ -202,7 +202,7 @@ pub struct OutputArgs {
 pub struct SignalArgs {
     /// The id `execute` returned.
     pub process_id: String,
-    /// `terminate`, `kill` or `interrupt` ([`api::SIGNAL_NAMES`]).
+    /// `terminate`, `kill`, `interrupt`, `stop` or `continue` ([`api::SIGNAL_NAMES`]).
     pub signal: String,
 }
 
@@ -694,7 +694,7 @@ pub fn process_list(api: &dyn ProcessApi) -> Value {
     }
 }
 
-/// `process_signal`: terminate, kill or interrupt a process's whole group.
+/// `process_signal`: terminate, kill, interrupt, stop or continue a process's whole group.
 pub fn process_signal(api: &dyn ProcessApi, args: &SignalArgs) -> Value {
     match api.signal(&args.process_id, &args.signal) {
         Ok(message) => json!({"success": true, "message": message.message}),
@@ -787,7 +787,7 @@ pub fn definitions() -> Value {
                 "type": "object",
                 "properties": {
                     "process_id": {"type": "string"},
-                    "signal": {"type": "string", "enum": signal_names}
+                    "signal": {"type": "string", "enum": signal_names, "description": "terminate asks it to end, kill ends it now, interrupt is Ctrl-C; stop freezes it and everything it started, continue thaws it."}
                 },
                 "required": ["process_id", "signal"]
             },
@@ -849,6 +849,11 @@ fn process_info_schema() -> Value {
             "timed_out": {"type": "boolean"},
             "duration_ms": {"type": "integer", "minimum": 0},
             "members_alive": {"type": "boolean"},
+            "contained": {"type": "boolean"},
+            "stopped": {"type": "boolean"},
+            "cpu_ms": {"type": "integer", "minimum": 0},
+            "memory_peak_bytes": {"type": "integer", "minimum": 0},
+            "oom_killed": {"type": "boolean"},
             "stdin_open": {"type": "boolean"},
             "tty": {
                 "type": "object",
@@ -965,7 +970,7 @@ mod tests {
         assert!(output.contains("(default 10s, "), "{output}");
         assert_eq!(
             defs[3]["parameters"]["properties"]["signal"]["enum"],
-            json!(["terminate", "kill", "interrupt"])
+            json!(["terminate", "kill", "interrupt", "stop", "continue"])
         );
     }
 }

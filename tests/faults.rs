@@ -271,7 +271,7 @@ fn out_of_fds_a_start_fails_cleanly_and_the_server_recovers() {
     let mut cmd = Command::new("sh");
     cmd.args([
         "-c",
-        "ulimit -n 64 && exec \"$0\" serve --listen 127.0.0.1:0",
+        "ulimit -n 64 && exec \"$0\" serve --listen 127.0.0.1:0 --cgroup off",
         binary(),
     ])
     .env_remove("PROCWARDEN_TOKEN");

@@ -27,7 +27,8 @@ fn serve_after(prefix: &str, args: &str) -> ServerProc {
     let mut cmd = Command::new("sh");
     cmd.args([
         "-c",
-        &format!("{prefix} && exec \"$0\" serve {args}"),
+        // Outside a test-owned cgroup parent: no cgroups (see common::cgroup).
+        &format!("{prefix} && exec \"$0\" serve --cgroup off {args}"),
         binary(),
     ])
     .env_remove("PROCWARDEN_TOKEN");
@@ -327,6 +328,7 @@ fn spawn_failures_that_are_the_callers_are_400() {
         let mut cmd = Command::new("setpriv");
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", binary()])
             .args(["serve", "--listen", "127.0.0.1:0", "--workdir", "/tmp"])
+            .args(["--cgroup", "off"])
             .env("HOME", "/tmp")
             .env_remove("PROCWARDEN_TOKEN");
         Some(serve_command(cmd))

@@ -357,6 +357,7 @@ fn the_server_falls_back_to_home_not_its_own_directory() {
         let mut cmd = std::process::Command::new(common::http::binary());
         cmd.arg("serve")
             .args(&args)
+            .args(["--cgroup", "off"])
             .current_dir("/")
             .env("HOME", &home_arg)
             .env_remove("PROCWARDEN_TOKEN");
@@ -392,6 +393,9 @@ fn serve_warns_when_its_workdir_does_not_exist() {
             "127.0.0.1:0",
             "--workdir",
             "/nonexistent/procwarden",
+            // Outside a test-owned cgroup parent: no cgroups (see common::cgroup).
+            "--cgroup",
+            "off",
         ])
         .env_remove("PROCWARDEN_TOKEN")
         .env("RUST_LOG", "off")

@@ -44,6 +44,11 @@ fn schemas_match_the_wire_types() {
         env: Some(Default::default()),
         background: Some(true),
         timeout_ms: Some(1),
+        limits: Some(api::StartLimits {
+            memory_bytes: Some(1),
+            pids: Some(1),
+            cpu_percent: Some(1),
+        }),
         process_id: Some(procwarden::Uuid::nil()),
         agent_instance_id: Some(procwarden::Uuid::nil()),
         input_digest: Some(String::new()),
@@ -65,6 +70,11 @@ fn schemas_match_the_wire_types() {
         timed_out: Some(true),
         duration_ms: Some(1),
         members_alive: Some(true),
+        contained: Some(true),
+        stopped: Some(true),
+        cpu_ms: Some(1),
+        memory_peak_bytes: Some(1),
+        oom_killed: Some(true),
         stdin_open: Some(true),
         tty: Some(api::TtySize { rows: 1, cols: 1 }),
     };

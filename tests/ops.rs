@@ -377,6 +377,8 @@ fn metrics_parse_with_prometheus_and_move_after_a_start_and_an_exit() {
 fn json_access_lines_carry_the_request() {
     let mut cmd = Command::new(binary());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        // Outside a test-owned cgroup parent: no cgroups (see common::cgroup).
+        .args(["--cgroup", "off"])
         .env_remove("PROCWARDEN_TOKEN")
         .env("RUST_LOG", "info");
     // serve_command drains stderr; read it ourselves instead.
@@ -572,7 +574,10 @@ fn activated(
     let pid = pid.map_or_else(|| "$$".to_string(), str::to_string);
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
-        .arg(format!("LISTEN_PID={pid} exec \"$0\" serve \"$@\""))
+        // Outside a test-owned cgroup parent: no cgroups (see common::cgroup).
+        .arg(format!(
+            "LISTEN_PID={pid} exec \"$0\" serve --cgroup off \"$@\""
+        ))
         .arg(binary())
         .args(args)
         .env_remove("PROCWARDEN_TOKEN")

@@ -24,10 +24,12 @@ use crate::info::{Exit, InputQueued, Output, ProcessInfo as Info, Started, Termi
 /// The wire name of every signal the API accepts, in the order the answers list them. The one
 /// table of signal names: [`Signal::name`], its `FromStr`, the handler, the tools and the CLI
 /// all read it.
-pub const SIGNAL_NAMES: [(Signal, &str); 3] = [
+pub const SIGNAL_NAMES: [(Signal, &str); 5] = [
     (Signal::Terminate, "terminate"),
     (Signal::Kill, "kill"),
     (Signal::Interrupt, "interrupt"),
+    (Signal::Stop, "stop"),
+    (Signal::Continue, "continue"),
 ];
 
 /// The wire name of a signal.
@@ -247,6 +249,13 @@ pub fn command_from_start(request: &StartRequest, chat: Option<Uuid>) -> Command
     if let Some(ms) = request.timeout_ms.filter(|&ms| ms > 0) {
         cmd = cmd.timeout(Duration::from_millis(ms));
     }
+    if let Some(limits) = &request.limits {
+        let mut set = crate::command::Limits::new();
+        set.memory_bytes = limits.memory_bytes;
+        set.pids = limits.pids;
+        set.cpu_percent = limits.cpu_percent;
+        cmd = cmd.limits(set);
+    }
     if let Some(size) = request.tty {
         cmd = cmd.tty(size.rows, size.cols);
     } else if stdin_pipe_of(request) == Ok(true) {
@@ -356,6 +365,10 @@ pub fn error_answer(error: &Error, id: Option<&str>) -> (u16, Message) {
         Error::Spawn(_) => (500, "Failed to start process.".to_string()),
         Error::NotFound(parsed) => (404, not_found_message(&id(parsed))),
         Error::NotRunning(parsed) => (409, format!("Process \"{}\" is not running.", id(parsed))),
+        Error::LimitUnavailable { limit } => (
+            400,
+            format!("Limit \"{limit}\" is not available on this host."),
+        ),
         Error::Signal(_) => (500, "Failed to signal process.".to_string()),
         Error::TrackedInvalid
         | Error::TrackedConflict
@@ -412,6 +425,11 @@ impl From<&Info> for ProcessInfo {
             timed_out: exit.and_then(timed_out),
             duration_ms: exit.map(|e| duration_ms(e.duration)),
             members_alive: info.members_alive.then_some(true),
+            contained: info.contained.then_some(true),
+            stopped: info.stopped.then_some(true),
+            cpu_ms: info.cpu_ms,
+            memory_peak_bytes: info.memory_peak_bytes,
+            oom_killed: info.oom_killed.then_some(true),
             stdin_open: info.stdin_open,
             tty: info.tty.map(TtySize::from),
         }

@@ -75,6 +75,9 @@ pub struct StartRequest {
     /// *Extension*: after this long the group gets SIGTERM, then SIGKILL after the kill grace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// *Extension*: resource limits for the process's cgroup (`serve --cgroup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<StartLimits>,
     /// Tracked start: the id the process gets, chosen by the client (nil or absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process_id: Option<Uuid>,
@@ -264,6 +267,21 @@ pub struct ResizeRequest {
     pub cols: u16,
 }
 
+/// The `limits` of a start: each optional, each applied where its cgroup controller is
+/// enabled (400 `Limit "<name>" is not available on this host.` otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartLimits {
+    /// `memory.max`, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// `pids.max`: most processes and threads at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+    /// `cpu.max`, percent of one CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<u64>,
+}
+
 /// Answer to a start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartResponse {
@@ -313,6 +331,22 @@ pub struct ProcessInfo {
     /// live members (a signal still reaches them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members_alive: Option<bool>,
+    /// *Extension*: present and true when the process runs in a cgroup of its own (`serve
+    /// --cgroup`): kills, timeouts and close reach everything it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contained: Option<bool>,
+    /// *Extension*: present and true while a `stop` signal has it frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<bool>,
+    /// *Extension* (contained processes): user plus system CPU time of the whole tree, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ms: Option<u64>,
+    /// *Extension* (where the memory controller is enabled): the tree's peak memory, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_peak_bytes: Option<u64>,
+    /// *Extension*: present and true when the memory limit's OOM kill ended part of the tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_killed: Option<bool>,
     /// *Extension*: present for a process started with `stdin: "pipe"` or `tty`: true until
     /// its input is closed or it exits.
     #[serde(default, skip_serializing_if = "Option::is_none")]

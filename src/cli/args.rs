@@ -49,7 +49,8 @@ const SERVE_USAGE: &str = "\
 Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthenticated]
                         [--workdir DIR] [--env KEY=VALUE]... [--max-running N]
                         [--max-connections N] [--max-exited N] [--max-tracked N]
-                        [--log-format human|json]
+                        [--log-format human|json] [--cgroup auto|off|PATH]
+                        [--child-oom-score-adj N]
 
   --listen ADDR            HOST:PORT (default 127.0.0.1:7717; port 0 picks one) or unix:/path
   --token-file FILE        require `Authorization: Bearer <token>`; the token is read from FILE
@@ -61,6 +62,11 @@ Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthentic
   --max-connections N      most connections served at once (default 1024; lowered to fit
                            the file descriptor limit). At the limit an idle or slow
                            connection is closed, else the oldest blocked wait is answered
+  --cgroup auto|off|PATH   a cgroup v2 directory per process (default auto: a `procwarden`
+                           child of the server's own cgroup when it may create one; PATH: a
+                           cgroup2 directory to use instead; off: process groups only)
+  --child-oom-score-adj N  children's oom_score_adj above the server's own (default 500,
+                           0 leaves it unchanged), so the OOM killer takes them first
   --max-exited N           most exited processes kept with their output (default 1024)
   --max-tracked N          most tracked-start identities remembered (default 16384); past
                            it new tracked starts are refused (429)
@@ -145,9 +151,10 @@ unique prefix of at least 4 characters.
 const KILL_USAGE: &str = "\
 Usage: procwarden kill ID... [--signal SIGNAL | -s SIGNAL | -SIGNAL] [--url URL] [--json]
 
-Sends a signal to each process's whole group: terminate (SIGTERM, the default), kill (SIGKILL)
-or interrupt (SIGINT). SIGNAL may also be spelled as kill(1) does, in any case: TERM, SIGTERM
-or 15; KILL, SIGKILL or 9; INT, SIGINT or 2 (so `kill -9 ID` and `kill -s KILL ID` work).
+Sends a signal to each process's whole group: terminate (SIGTERM, the default), kill (SIGKILL),
+interrupt (SIGINT), stop (freeze) or continue (thaw). SIGNAL may also be spelled as kill(1)
+does, in any case: TERM, SIGTERM or 15; KILL, SIGKILL or 9; INT, SIGINT or 2; STOP, SIGSTOP;
+CONT, SIGCONT (so `kill -9 ID` and `kill -s KILL ID` work).
 Each ID may be a unique prefix of at least 4 characters. Every ID is tried; the exit code is 1
 when any of them failed.
 
@@ -295,6 +302,8 @@ pub(super) const FLAGS: &[Spec] = &[
             flag(&["--env"], Value::Text),
             flag(&["--max-running"], Value::Text),
             flag(&["--max-connections"], Value::Text),
+            flag(&["--cgroup"], Value::Text),
+            flag(&["--child-oom-score-adj"], Value::Text),
             flag(&["--log-format"], Value::OneOf(&["human", "json"])),
             flag(&["--max-exited"], Value::Text),
             flag(&["--max-tracked"], Value::Text),
@@ -751,6 +760,31 @@ fn parse_serve(words: &mut Words<'_>) -> Result<ServeOptions, Usage> {
                     ))
                 })?;
             }
+            "--cgroup" => {
+                let mode = words.value(&arg)?;
+                opts.cgroup = match mode.as_str() {
+                    "auto" => crate::CgroupMode::Auto,
+                    "off" => crate::CgroupMode::Off,
+                    path if path.starts_with('/') => crate::CgroupMode::Path(path.into()),
+                    _ => {
+                        return Err(words.error(format!(
+                            "--cgroup takes auto, off or an absolute path, got \"{mode}\""
+                        )));
+                    }
+                };
+            }
+            "--child-oom-score-adj" => {
+                let n = words.value(&arg)?;
+                opts.child_oom_score_adj = n
+                    .parse()
+                    .ok()
+                    .filter(|n: &i32| (-2000..=2000).contains(n))
+                    .ok_or_else(|| {
+                        words.error(format!(
+                            "--child-oom-score-adj takes a whole number from -2000 to 2000, got \"{n}\""
+                        ))
+                    })?;
+            }
             "--max-exited" => {
                 let n = words.value(&arg)?;
                 opts.max_exited = n.parse().map_err(|_| {
@@ -1052,6 +1086,9 @@ fn signal_alias(word: &str) -> Option<&'static str> {
         "TERM" | "15" | "TERMINATE" => Some("terminate"),
         "KILL" | "9" => Some("kill"),
         "INT" | "2" | "INTERRUPT" => Some("interrupt"),
+        // No numbers: SIGSTOP and SIGCONT differ between architectures.
+        "STOP" => Some("stop"),
+        "CONT" | "CONTINUE" => Some("continue"),
         _ => None,
     }
 }
@@ -1217,6 +1254,8 @@ mod tests {
             (&["kill", "abcd", "-s", "int"], "interrupt"),
             (&["kill", "-SIGINT", "abcd"], "interrupt"),
             (&["kill", "-2", "abcd"], "interrupt"),
+            (&["kill", "-STOP", "abcd"], "stop"),
+            (&["kill", "abcd", "-s", "SIGCONT"], "continue"),
         ] {
             assert_eq!(
                 client(words).1,

@@ -398,8 +398,12 @@ mod tests {
                             (_, "--env", _) => "A=1",
                             (
                                 _,
-                                "--limit" | "--max-running" | "--max-connections" | "--max-exited"
-                                | "--max-tracked",
+                                "--limit"
+                                | "--max-running"
+                                | "--max-connections"
+                                | "--max-exited"
+                                | "--max-tracked"
+                                | "--child-oom-score-adj",
                                 _,
                             ) => "3",
                             _ => "/tmp",

@@ -167,6 +167,11 @@ mod tests {
             timed_out: None,
             duration_ms: (!running).then_some(1500),
             members_alive: None,
+            contained: None,
+            stopped: None,
+            cpu_ms: None,
+            memory_peak_bytes: None,
+            oom_killed: None,
             stdin_open: None,
             tty: None,
         }

@@ -113,6 +113,11 @@ mod tests {
             timed_out: None,
             duration_ms: None,
             members_alive: None,
+            contained: None,
+            stopped: None,
+            cpu_ms: None,
+            memory_peak_bytes: None,
+            oom_killed: None,
             stdin_open: None,
             tty: None,
         }

@@ -16,6 +16,13 @@ use crate::info::ExitEvent;
 use crate::metrics::Metrics;
 use crate::sys;
 
+pub use super::contain::CgroupMode;
+
+/// The `oom_score_adj` the server gives children over its own (see
+/// [`ManagerBuilder::child_oom_score_adj`]): high enough that the OOM killer picks a runaway
+/// build before the agent.
+pub const DEFAULT_CHILD_OOM_SCORE_ADJ: i32 = 500;
+
 /// Default limit on processes running at once.
 pub const DEFAULT_MAX_RUNNING: usize = 256;
 /// Default time between SIGTERM and SIGKILL when a timeout or a close stops a group.
@@ -75,6 +82,9 @@ pub(crate) struct Config {
     pub(crate) workdir_provider: Option<Box<WorkdirProvider>>,
     pub(crate) on_exit: Option<Box<ExitHook>>,
     pub(crate) spawn_method: sys::SpawnMethod,
+    pub(crate) cgroup: CgroupMode,
+    pub(crate) subreaper: bool,
+    pub(crate) child_oom_score_adj: i32,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) max_tracked: usize,
     pub(crate) max_pending_input: usize,
@@ -126,6 +136,9 @@ impl Default for ManagerBuilder {
                 workdir_provider: None,
                 on_exit: None,
                 spawn_method: sys::SpawnMethod::default_for_platform(),
+                cgroup: CgroupMode::Off,
+                subreaper: false,
+                child_oom_score_adj: 0,
                 metrics: Arc::new(Metrics::new()),
                 max_tracked: DEFAULT_MAX_TRACKED,
                 max_pending_input: DEFAULT_MAX_PENDING_INPUT,
@@ -279,6 +292,41 @@ impl ManagerBuilder {
         } else {
             sys::SpawnMethod::default_for_platform()
         };
+        self
+    }
+
+    /// Puts every process in a cgroup v2 directory of its own (Linux 5.14+, x86-64), so
+    /// that kills, timeouts and a close reach everything it started, `setsid` daemons and
+    /// double forks included, a signal reaches what is left of it after the leader's exit,
+    /// the end of the whole tree is the kernel's event, and limits can be applied. Default
+    /// [`CgroupMode::Off`]: the library does not touch the embedding program's cgroups unless
+    /// asked. A mode that cannot be set up leaves the manager without cgroups and says why
+    /// in [`Manager::startup_notes`](crate::Manager::startup_notes).
+    ///
+    /// While cgroups are on, a keeper process (forked at build) kills every one of them
+    /// should this process die without closing the manager, SIGKILL included.
+    pub fn cgroup(mut self, mode: CgroupMode) -> Self {
+        self.config.cgroup = mode;
+        self
+    }
+
+    /// Makes this process a child subreaper (Linux `PR_SET_CHILD_SUBREAPER`): descendants
+    /// orphaned by a process's exit are reparented here instead of to PID 1, and a thread
+    /// reaps them, so no zombie is left (also when this process is PID 1 in a container).
+    /// Default off, because the reaping waits for *any* child: an embedding program that
+    /// starts children of its own would find them reaped (its waits failing with `ECHILD`)
+    /// unless they are a manager's. The server turns it on: it owns every child.
+    pub fn subreaper(mut self, on: bool) -> Self {
+        self.config.subreaper = on;
+        self
+    }
+
+    /// Children's `oom_score_adj`: this much above this process's own (clamped to the
+    /// kernel's -1000..=1000), so the kernel's OOM killer takes a runaway command before
+    /// its supervisor. Default 0 (unchanged); the server uses
+    /// [`DEFAULT_CHILD_OOM_SCORE_ADJ`].
+    pub fn child_oom_score_adj(mut self, delta: i32) -> Self {
+        self.config.child_oom_score_adj = delta;
         self
     }
 

@@ -35,6 +35,8 @@ use crate::sys;
 use crate::time::deadline_in;
 
 mod builder;
+mod contain;
+mod orphans;
 mod prepare;
 mod receipts;
 pub(crate) mod table;
@@ -46,6 +48,9 @@ pub use builder::{
     DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
     DEFAULT_TERMINAL_TERM, DEFAULT_THREAD_STACK_BYTES, ManagerBuilder,
 };
+pub use builder::{CgroupMode, DEFAULT_CHILD_OOM_SCORE_ADJ};
+use contain::Containment;
+pub use contain::{AUTO_CGROUP_NAME, CGROUP_EMPTY_WAIT, SERVER_LEAF_NAME};
 use prepare::{Prepared, chat_suffix, cmd_label};
 use receipts::{Claim, Found};
 use table::{Job, Shared, SpawnJob};
@@ -71,6 +76,11 @@ pub struct Manager {
     dev_null: Arc<OwnedFd>,
     closed: Mutex<bool>,
     closed_cv: Condvar,
+    /// What setting up containment and the subreaper found worth telling (see
+    /// [`Manager::startup_notes`]).
+    notes: Vec<String>,
+    /// Every child's `oom_score_adj`, when it is to differ from ours.
+    child_oom_score_adj: Option<i32>,
     /// This manager's random id, which tracked starts must name (coder's agent instance).
     instance_id: Uuid,
 }
@@ -208,7 +218,47 @@ impl Manager {
                 retired_wake.wake();
             }),
         );
-        let shared = Arc::new(Shared::new(config, jobs_tx, wake, readers)?);
+        let setup = Containment::setup(&config.cgroup);
+        let mut notes = setup.notes;
+        let subreaper = config.subreaper;
+        let child_oom_score_adj = match config.child_oom_score_adj {
+            0 => None,
+            delta => sys::contain::own_oom_score_adj()
+                .map(|own| own.saturating_add(delta).clamp(-1000, 1000)),
+        };
+        let shared = Arc::new(Shared::new(
+            config,
+            jobs_tx,
+            wake,
+            readers,
+            setup.containment,
+        )?);
+        if subreaper {
+            match sys::contain::set_child_subreaper() {
+                Ok(()) => {
+                    let managed = Arc::clone(&shared.managed);
+                    let weak = Arc::downgrade(&shared);
+                    // A close without cgroups waits for adopted descendants too: tell it.
+                    let reaped_one = move || {
+                        if let Some(shared) = weak.upgrade()
+                            && shared.is_closing()
+                        {
+                            shared.wake.wake();
+                        }
+                    };
+                    std::thread::Builder::new()
+                        .name("procwarden-orphans".into())
+                        .stack_size(shared.config.thread_stack_bytes)
+                        .spawn(move || orphans::run(&managed, &reaped_one))?;
+                }
+                Err(e) => notes.push(format!(
+                    "not a child subreaper ({e}): orphaned descendants go to PID 1"
+                )),
+            }
+        }
+        for note in &notes {
+            log::debug!("{note}");
+        }
         let dev_null = Arc::new(sys::open_dev_null()?);
         let for_supervisor = Arc::clone(&shared);
         let supervisor = std::thread::Builder::new()
@@ -222,6 +272,8 @@ impl Manager {
             dev_null,
             closed: Mutex::new(false),
             closed_cv: Condvar::new(),
+            notes,
+            child_oom_score_adj,
             instance_id: Uuid::new_v4(),
         })
     }
@@ -246,6 +298,7 @@ impl Manager {
             return Ok(started_of(&proc));
         }
         let prepared = prepare::prepare(&self.shared.config, &self.base_envp, &cmd)?;
+        self.check_limits(&cmd)?;
         let limit = self.shared.config.max_running;
         if self.shared.running.fetch_add(1, Ordering::SeqCst) >= limit {
             self.release_slot();
@@ -322,6 +375,27 @@ impl Manager {
             .check_start(claim, reserve, |id| self.shared.get(id))
     }
 
+    /// Every limit asked for must have its controller in the process's cgroup.
+    fn check_limits(&self, cmd: &Command) -> Result<(), Error> {
+        let limits = &cmd.limits;
+        let asked = [
+            ("memory_bytes", limits.memory_bytes.is_some(), "memory"),
+            ("pids", limits.pids.is_some(), "pids"),
+            ("cpu_percent", limits.cpu_percent.is_some(), "cpu"),
+        ];
+        for (limit, set, controller) in asked {
+            let available = self
+                .shared
+                .containment
+                .as_ref()
+                .is_some_and(|c| c.has_controller(controller));
+            if set && !available {
+                return Err(Error::LimitUnavailable { limit });
+            }
+        }
+        Ok(())
+    }
+
     fn release_slot(&self) {
         self.shared.running.fetch_sub(1, Ordering::SeqCst);
         // A close may be waiting for the count to reach zero.
@@ -348,6 +422,26 @@ impl Manager {
                 })?
             }
         };
+        // A tracked start names its id; the cgroup (made before the spawn) is named for it.
+        let id = cmd
+            .tracking
+            .as_ref()
+            .map_or_else(ProcessId::new_random, |t| ProcessId::from(t.process_id));
+        let cgroup = match &self.shared.containment {
+            Some(containment) => Some(Arc::new(
+                containment
+                    .create(
+                        &id,
+                        sys::contain::CgroupLimits {
+                            memory_bytes: cmd.limits.memory_bytes,
+                            pids: cmd.limits.pids,
+                            cpu_percent: cmd.limits.cpu_percent,
+                        },
+                    )
+                    .map_err(unspawned)?,
+            )),
+            None => None,
+        };
         let io = self.child_io(&cmd).map_err(unspawned)?;
         let spec = sys::SpawnSpec {
             path: to_cstring(program.into_os_string().into_vec())?,
@@ -362,6 +456,8 @@ impl Manager {
             stdin: Some(io.stdin),
             parent_death_signal: Some(libc::SIGKILL),
             method: config.spawn_method,
+            cgroup: cgroup.clone(),
+            oom_score_adj: self.child_oom_score_adj,
             terminal: io.terminal,
         };
         let read_end = io.read_end;
@@ -369,7 +465,7 @@ impl Manager {
         let workdir = prepared.workdir.clone();
         let tracking = cmd.tracking.as_ref();
         let proc = ProcSpec {
-            id: tracking.map_or_else(ProcessId::new_random, |t| ProcessId::from(t.process_id)),
+            id,
             tracked: tracking.is_some(),
             chat,
             command: prepared.display,
@@ -377,6 +473,7 @@ impl Manager {
             background: cmd.background,
             buffer: config.buffer,
             pipe_grace: config.pipe_grace,
+            cgroup,
             input: io.input,
         };
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
@@ -781,7 +878,7 @@ impl Manager {
     }
 
     /// Sends a signal to the process's whole group; with `grace`, SIGKILL follows that much
-    /// later if the process still runs (ignored for [`Signal::Kill`]). A process that has
+    /// later if the process still runs (only for [`Signal::Terminate`] and [`Signal::Interrupt`]). A process that has
     /// exited but whose group still has live members ([`ProcessInfo::members_alive`]) is
     /// signalled too: the signal reaches what is left of the group.
     ///
@@ -806,6 +903,11 @@ impl Manager {
             return Err(Error::NotRunning(*id));
         }
         let sent = proc.signal_locked(&state, signal.number());
+        match (signal, &sent) {
+            (Signal::Stop, Ok(true)) => state.stopped = true,
+            (Signal::Continue, Ok(true)) => state.stopped = false,
+            _ => {}
+        }
         drop(state);
         match sent {
             Ok(false) if proc.state.lock().exit.is_some() => {
@@ -817,11 +919,36 @@ impl Manager {
                 return Err(Error::Signal(e));
             }
         }
-        if let Some(grace) = grace.filter(|_| signal != Signal::Kill) {
+        let escalates = matches!(signal, Signal::Terminate | Signal::Interrupt);
+        if let Some(grace) = grace.filter(|_| escalates) {
             self.shared
                 .send(Job::Escalate(Arc::clone(&proc), deadline_in(grace)));
         }
         Ok(())
+    }
+
+    /// What the manager could not set up as configured, and what it cleaned up at start, one
+    /// line each (no cgroups, and why; no subreaper; a dead predecessor's cgroups removed):
+    /// a server prints them once at start.
+    #[must_use]
+    pub fn startup_notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Whether processes run in cgroups of their own (see [`ManagerBuilder::cgroup`]).
+    #[must_use]
+    pub fn contained(&self) -> bool {
+        self.shared.containment.is_some()
+    }
+
+    /// The keeper's pid while cgroups are on (the process that kills them all should this one
+    /// die); for diagnostics and tests.
+    #[must_use]
+    pub fn keeper_pid(&self) -> Option<u32> {
+        self.shared
+            .containment
+            .as_ref()
+            .and_then(|c| c.keeper_pid())
     }
 
     /// The counters this manager updates (starts, spawn latency, exits, output bytes), for

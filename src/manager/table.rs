@@ -15,6 +15,8 @@ use parking_lot::Mutex;
 use crate::id::ProcessId;
 use crate::info::{Exit, ExitEvent};
 use crate::manager::builder::Config;
+use crate::manager::contain::Containment;
+use crate::manager::orphans::Managed;
 use crate::manager::receipts::Receipts;
 use crate::metrics::ExitReason;
 use crate::pool::ReaderPool;
@@ -70,6 +72,10 @@ pub(crate) struct Shared {
     pub(crate) lingering_added: AtomicBool,
     /// Reader threads, reused across children.
     pub(crate) readers: ReaderPool,
+    /// The cgroups of this manager's processes, when it contains them.
+    pub(crate) containment: Option<Containment>,
+    /// The leaders not reaped yet, for the orphan reaper (and the lock spawns hold).
+    pub(crate) managed: Arc<Managed>,
     /// The receipts of tracked starts.
     pub(crate) receipts: Receipts,
 }
@@ -88,6 +94,7 @@ impl Shared {
         jobs: Sender<Job>,
         wake: Arc<sys::Waker>,
         readers: ReaderPool,
+        containment: Option<Containment>,
     ) -> io::Result<Shared> {
         Ok(Shared {
             table: Mutex::new(Table::default()),
@@ -99,6 +106,8 @@ impl Shared {
             lingering: Mutex::new(Vec::new()),
             lingering_added: AtomicBool::new(false),
             readers,
+            containment,
+            managed: Arc::new(Managed::default()),
             receipts: Receipts::new(config.max_tracked),
             config,
         })
@@ -243,5 +252,17 @@ impl ExitSink for Shared {
 
     fn unwatched(&self, proc: Arc<Proc>) {
         self.send(Job::Watch(proc));
+    }
+
+    fn leader_reaped(&self, pid: u32) {
+        self.managed.reaped_leader(pid);
+    }
+
+    fn group_emptied(&self, proc: &Arc<Proc>) {
+        self.lingering.lock().retain(|p| !Arc::ptr_eq(p, proc));
+        // A close waits for the last lingering group to empty: this is the event it waits on.
+        if self.is_closing() {
+            self.wake.wake();
+        }
     }
 }

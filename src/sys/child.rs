@@ -60,6 +60,11 @@ pub(super) struct ChildArgs {
     pub(super) default_action: libc::sigaction,
     /// An empty signal set.
     pub(super) empty_mask: libc::sigset_t,
+    /// The child's `oom_score_adj` as decimal ASCII (`oom_score_adj_len` bytes, not
+    /// NUL-terminated), written to `/proc/self/oom_score_adj`; length 0: left as inherited.
+    pub(super) oom_score_adj: *const u8,
+    /// Length of `oom_score_adj`.
+    pub(super) oom_score_adj_len: usize,
     /// `output` is a terminal's slave side: lead a new session with it as the controlling
     /// terminal (see [`take_terminal`]) instead of only a new process group.
     pub(super) terminal: bool,
@@ -235,6 +240,8 @@ pub(super) unsafe fn child_exec(args: &ChildArgs) -> ! {
     if let Err((code, step)) = args.death_signal.arm() {
         report_and_exit(args, code, step);
     }
+    // 4b. The OOM killer's preference (see `set_oom_score_adj`).
+    set_oom_score_adj(args);
     // 5. stdin from /dev/null; stdout and stderr into the one output pipe. All sources are
     // >= 3, so no dup2 overwrites another's source and each clears close-on-exec on 0, 1, 2.
     // SAFETY: dup2 is async-signal-safe; both fds are open (the parent keeps them open).
@@ -261,6 +268,29 @@ pub(super) unsafe fn child_exec(args: &ChildArgs) -> ! {
     // SAFETY: execve is async-signal-safe; all three arrays are valid and NULL-terminated.
     unsafe { libc::execve(args.path, args.argv, args.envp) };
     report_and_exit(args, errno(), ChildStep::Exec)
+}
+
+/// Containment: writes `args.oom_score_adj` to `/proc/self/oom_score_adj`, so the kernel's
+/// OOM killer prefers this child (and what it forks, which inherits the value) to the
+/// supervisor. Best effort: a failure (no `/proc`, a value below the parent's without
+/// `CAP_SYS_RESOURCE`) leaves the inherited value and is not a spawn failure.
+/// Async-signal-safe: `open`, `write`, `close` on memory the parent prepared.
+fn set_oom_score_adj(args: &ChildArgs) {
+    if args.oom_score_adj_len == 0 {
+        return;
+    }
+    // SAFETY: open, write and close are async-signal-safe; the path is a C string literal and
+    // the value points at `oom_score_adj_len` bytes the parent keeps alive.
+    unsafe {
+        let fd = libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if fd >= 0 {
+            libc::write(fd, args.oom_score_adj.cast(), args.oom_score_adj_len);
+            libc::close(fd);
+        }
+    }
 }
 
 /// Terminal processes: a new session (`setsid`, which also makes the child the leader of a

@@ -23,6 +23,8 @@
 //! - `wait.rs`: [`try_reap`], [`WaitOutcome`], [`wait_exit_no_reap`];
 //! - `poll.rs`: [`poll_readable`], [`poll_fds`] (readable or writable) and the [`Waker`];
 //! - `rlimit.rs`: [`raise_fd_limit`];
+//! - `contain` (from `linux/cgroup.rs`, `linux/keeper.rs`, `linux/reap.rs`): cgroup v2, the
+//!   keeper, the child subreaper;
 //! - `pty.rs`: [`open_pty`], [`set_window_size`], [`eof_char`] (a terminal per process);
 //! - `stdin.rs`: [`write_input`] (no SIGPIPE in the host) and [`unread_bytes`] (`FIONREAD`);
 //! - `socket.rs`: a listening socket inherited from a service manager, and its readiness
@@ -95,3 +97,21 @@ pub(crate) use spawn::SpawnedChild;
 pub(crate) use spawn::{SpawnFailure, SpawnMethod, SpawnSpec, SpawnStage, spawn};
 pub(crate) use stdin::{unread_bytes, write_input};
 pub(crate) use wait::{WaitOutcome, try_reap, wait_exit_no_reap};
+
+/// cgroup v2, the keeper and the child subreaper (Linux; elsewhere each says `Unsupported`
+/// and a manager runs without them).
+pub(crate) mod contain {
+    pub(crate) use super::platform::{
+        CgroupLimits, EventsWatch, Keeper, LIMIT_CONTROLLERS, ProcCgroup, all_member_pids,
+        available_controllers, cgroup2_mount, clone3_available, enable_controllers, kill_all,
+        live_children, member_pids, move_self_into, own_cgroup_dir, own_oom_score_adj,
+        process_alive, process_start_ticks, reap_exited, remove_tree, set_child_subreaper,
+        signal_child, subtree_controllers, wait_any_exited,
+    };
+
+    /// Whether a child can be spawned straight into a cgroup on this platform and
+    /// architecture (`clone3` with `CLONE_INTO_CGROUP`, written for x86-64 Linux).
+    pub(crate) fn clone_into_cgroup_supported() -> bool {
+        super::platform::CLONE_INTO_CGROUP_SUPPORTED && clone3_available()
+    }
+}

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::child::{ChildArgs, ChildFailure, ChildStep, REPORT_LEN, child_exec};
 use super::fd::{DupSource, above_stdio, fd_scan_limit, open_dev_null};
 use super::pid::from_pid_t;
+use super::platform::ProcCgroup;
 use super::platform::{self, pipe_cloexec};
 use super::signal::{BlockedSignals, default_action, empty_sigset};
 use super::wait::reap_blocking;
@@ -69,6 +70,13 @@ pub(crate) struct SpawnSpec {
     pub(crate) parent_death_signal: Option<c_int>,
     /// How to create the child.
     pub(crate) method: SpawnMethod,
+    /// The cgroup the child starts in (Linux): created with `clone3(CLONE_INTO_CGROUP)`,
+    /// whatever `method` says, so it is a member from its first instruction. `None`: the
+    /// child stays in the parent's cgroup.
+    pub(crate) cgroup: Option<Arc<ProcCgroup>>,
+    /// The child's `oom_score_adj` (-1000..=1000), set before `execve`; `None` leaves the
+    /// inherited value.
+    pub(crate) oom_score_adj: Option<i32>,
     /// `output` is the slave side of a pseudo-terminal (opened `O_NOCTTY`; `stdin` should be
     /// it too): the child leads a new session with it as its controlling terminal (`setsid`,
     /// `TIOCSCTTY`) instead of calling `setpgid`. It still leads its own process group.
@@ -216,6 +224,10 @@ pub(super) fn start(spec: &SpawnSpec) -> Result<SpawnedChild, SpawnError> {
         None => DupSource::owned(open_dev_null()?)?,
     };
     let output = DupSource::new(spec.output.as_fd())?;
+    let oom_score_adj = spec
+        .oom_score_adj
+        .map(|v| v.clamp(-1000, 1000).to_string().into_bytes())
+        .unwrap_or_default();
 
     let mut args = ChildArgs {
         path: spec.path.as_ptr(),
@@ -230,10 +242,19 @@ pub(super) fn start(spec: &SpawnSpec) -> Result<SpawnedChild, SpawnError> {
         fd_scan_limit: fd_scan_limit(),
         default_action: default_action(),
         empty_mask: empty_sigset(),
+        oom_score_adj: oom_score_adj.as_ptr(),
+        oom_score_adj_len: oom_score_adj.len(),
         terminal: spec.terminal,
     };
 
-    let (pid, pidfd, channel) = start_child(spec.method, &mut args)?;
+    let (pid, pidfd, channel) = match &spec.cgroup {
+        Some(cgroup) => {
+            let (pid, pidfd) =
+                cgroup.spawn_into(|dir| platform::start_vfork_into_cgroup(&args, dir))?;
+            (pid, pidfd, ReportChannel::SharedMemory)
+        }
+        None => start_child(spec.method, &mut args)?,
+    };
     // The child has exec'd or exited (CloneVfork) or holds its own copies (Fork).
     drop(stdin);
     drop(output);

@@ -520,6 +520,8 @@ pub struct ServerProc {
     pub addr: Addr,
     /// Its first line of output (`listening on ...`).
     pub line: String,
+    /// The test-owned cgroup parent it was given (`--cgroup PATH`), removed after it.
+    pub cgroup: Option<super::cgroup::TestCgroup>,
 }
 
 /// The `procwarden` binary under test: this build's, or the one `PROCWARDEN_TEST_BINARY`
@@ -535,13 +537,29 @@ pub fn binary() -> &'static str {
 
 /// Starts `procwarden serve ARGS` (without the caller's `PROCWARDEN_TOKEN`, plus `env`) and
 /// waits for its `listening on` line.
+///
+/// Unless `args` say `--cgroup`, the server gets a cgroup parent of the test's own (see
+/// [`super::cgroup::TestCgroup`]), so its processes are contained as in production and
+/// nothing is left behind; where there is none it runs with `--cgroup off`.
 pub fn serve(args: &[&str], env: &[(&str, &str)]) -> ServerProc {
     let mut cmd = Command::new(binary());
     cmd.arg("serve").args(args).env_remove("PROCWARDEN_TOKEN");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    serve_command(cmd)
+    let cgroup = if args.iter().any(|a| a.starts_with("--cgroup")) {
+        None
+    } else {
+        let cgroup = super::cgroup::TestCgroup::new("serve");
+        match &cgroup {
+            Some(c) => cmd.args(["--cgroup", c.arg()]),
+            None => cmd.args(["--cgroup", "off"]),
+        };
+        cgroup
+    };
+    let mut server = serve_command(cmd);
+    server.cgroup = cgroup;
+    server
 }
 
 /// Starts a prepared command that ends up running `procwarden serve` in its own process (e.g.
@@ -573,7 +591,12 @@ pub fn serve_command(mut cmd: Command) -> ServerProc {
             let _ = io::copy(&mut stderr, &mut io::sink());
         });
     }
-    ServerProc { child, addr, line }
+    ServerProc {
+        child,
+        addr,
+        line,
+        cgroup: None,
+    }
 }
 
 impl ServerProc {

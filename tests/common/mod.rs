@@ -3,6 +3,7 @@
 //! is blocked in, what a socket has queued), and the clean-up of process groups a test started.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod cgroup;
 pub mod http;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

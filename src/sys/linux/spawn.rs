@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr;
 
 use super::child::child_entry;
@@ -208,4 +208,134 @@ impl Drop for ChildStack {
         // CLONE_VFORK child that ran on it has exec'd (leaving our address space) or exited.
         unsafe { libc::munmap(self.base, self.len) };
     }
+}
+
+/// `struct clone_args` of `<linux/sched.h>` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`, 88 bytes,
+/// Linux 5.7+). Every field is a 64-bit integer; pointers are passed as addresses.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_INTO_CGROUP` (Linux 5.7+): the child starts as a member of the cgroup whose
+/// directory fd is `clone_args.cgroup`. Kernel ABI, defined here because `libc` 0.2 may not
+/// export it.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Whether [`start_vfork_into_cgroup`] can run here: the `clone3` entry is written for
+/// x86-64 only (it needs a few instructions of assembly, see [`clone3_vm`]).
+pub(in crate::sys) const CLONE_INTO_CGROUP_SUPPORTED: bool = cfg!(target_arch = "x86_64");
+
+/// As [`start_vfork`], but with `clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD |
+/// CLONE_INTO_CGROUP)`: the child is a member of the cgroup `cgroup` names from its first
+/// instruction, so there is no moment in which it (or anything it forks) is outside it, and
+/// no migration (a write to `cgroup.procs` takes the cgroup core's global lock). Returns
+/// `(pid, pidfd)` once the child has exec'd or exited.
+pub(in crate::sys) fn start_vfork_into_cgroup(
+    args: &ChildArgs,
+    cgroup: BorrowedFd<'_>,
+) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+    let arg = args as *const ChildArgs as *mut c_void;
+    let stack = match SPARE_STACK.try_with(Cell::take) {
+        Ok(Some(stack)) => stack,
+        _ => ChildStack::new(CHILD_STACK_SIZE)?,
+    };
+    let mut pidfd: c_int = -1;
+    let mut clone_args = CloneArgs {
+        flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64 | CLONE_INTO_CGROUP,
+        pidfd: &mut pidfd as *mut c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.base as u64,
+        stack_size: stack.len as u64,
+        cgroup: u64::try_from(cgroup.as_raw_fd())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?,
+        ..CloneArgs::default()
+    };
+    let result = {
+        let _blocked = BlockedSignals::all()?;
+        // SAFETY: as for `clone_vfork`: `child_entry` only runs `child_exec` (async-signal-
+        // safe, no allocation, ends in execve or _exit), `args` outlives the call, which
+        // returns only after the child has exec'd or exited (CLONE_VFORK), all signals are
+        // blocked, and the stack (including its guard page, below the usable part) is ours
+        // alone for the call. `clone_args` and `pidfd` outlive the call.
+        unsafe { clone3_vm(&mut clone_args, child_entry, arg) }
+    };
+    let _ = SPARE_STACK.try_with(move |spare| spare.set(Some(stack)));
+    let pid = result?;
+    let pidfd = (pidfd >= 0).then(|| {
+        // SAFETY: the kernel stored a fresh pidfd here for us; nothing else owns it.
+        unsafe { OwnedFd::from_raw_fd(pidfd) }
+    });
+    Ok((pid, pidfd))
+}
+
+/// `clone3(args)` whose child calls `entry(arg)` on the stack `args` names and never comes
+/// back. Assembly because a `CLONE_VM` child on a stack of its own cannot return through the
+/// caller's frames (the libc `syscall` wrapper would return into the parent's stack), so the
+/// child must jump straight to `entry`, as glibc's and musl's `clone` do.
+///
+/// # Safety
+///
+/// As [`clone_vfork`]: `entry` must never return and may only make async-signal-safe calls
+/// without allocating; `arg` and everything `args` points to must outlive the call; all
+/// signals must be blocked; the stack must be a private mapping of this thread.
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_vm(
+    args: &mut CloneArgs,
+    entry: extern "C" fn(*mut c_void) -> c_int,
+    arg: *mut c_void,
+) -> io::Result<libc::pid_t> {
+    let ret: i64;
+    // SAFETY: the system call clobbers rax (result), rcx and r11 (declared). In the parent
+    // the block is just that system call. The child starts on the stack `args` names, whose
+    // top is page aligned, so `call` leaves it aligned as the ABI wants; it calls `entry`
+    // with `arg` in rdi and never returns (`ud2` traps if it did). The kernel reads `args`
+    // and writes the pidfd through it: memory is not declared untouched.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") args as *mut CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") arg,
+            in("r13") entry as usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if ret < 0 {
+        return Err(io::Error::from_raw_os_error(
+            i32::try_from(-ret).unwrap_or(libc::EINVAL),
+        ));
+    }
+    libc::pid_t::try_from(ret).map_err(|_| io::Error::other("clone3 returned a bad pid"))
+}
+
+/// Not written for this architecture: [`CLONE_INTO_CGROUP_SUPPORTED`] is false, so cgroups
+/// are turned off at start and this is never called.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn clone3_vm(
+    _args: &mut CloneArgs,
+    _entry: extern "C" fn(*mut c_void) -> c_int,
+    _arg: *mut c_void,
+) -> io::Result<libc::pid_t> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }

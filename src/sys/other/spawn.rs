@@ -16,3 +16,14 @@ pub(in crate::sys) fn start_vfork(
 ) -> io::Result<Option<(libc::pid_t, Option<OwnedFd>)>> {
     Ok(None)
 }
+
+/// No `clone3` here.
+pub(in crate::sys) const CLONE_INTO_CGROUP_SUPPORTED: bool = false;
+
+/// No `clone3` here; never called (cgroups are off).
+pub(in crate::sys) fn start_vfork_into_cgroup(
+    _args: &ChildArgs,
+    _cgroup: std::os::fd::BorrowedFd<'_>,
+) -> io::Result<(libc::pid_t, Option<OwnedFd>)> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}

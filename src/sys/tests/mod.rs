@@ -69,6 +69,8 @@ fn spec(method: SpawnMethod, path: CString, argv: &[&str]) -> SpawnSpec {
         stdin: None,
         parent_death_signal: None,
         method,
+        cgroup: None,
+        oom_score_adj: None,
         terminal: false,
     }
 }
