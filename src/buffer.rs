@@ -274,7 +274,18 @@ impl HeadTailBuffer {
     #[must_use]
     pub fn render_from(&self, cursor: u64) -> Rendered {
         let snapshot = self.snapshot(cursor);
-        snapshot.render(self.config.max_line_bytes)
+        snapshot.render(self.config.max_line_bytes, false)
+    }
+
+    /// As [`render_from`](Self::render_from), rendered as a terminal shows the text: escape
+    /// sequences removed, `\r\n` as `\n`, a lone `\r` overwriting its line from the start.
+    /// Everything else is as in `render_from`: the same bytes are covered, the cursor and
+    /// [`Rendered::next_cursor`] are raw stream offsets, long lines are cut (counted in the
+    /// rendered text), and [`Truncation::retained_bytes`] is the returned text's length.
+    #[must_use]
+    pub fn render_plain_from(&self, cursor: u64) -> Rendered {
+        let snapshot = self.snapshot(cursor);
+        snapshot.render(self.config.max_line_bytes, true)
     }
 
     /// Blocks until the buffer is closed or `deadline` passes. Returns whether it is closed.
@@ -693,7 +704,7 @@ struct Segment {
 }
 
 impl Segment {
-    fn render_into(&self, out: &mut String, max_line: usize) {
+    fn render_into(&self, out: &mut String, max_line: usize, plain: bool) {
         let (context, body) = self.bytes.split_at(self.context);
         let body = &body[render::continued_prefix(context, body)..];
         let body = if self.before_gap {
@@ -701,7 +712,14 @@ impl Segment {
         } else {
             body
         };
-        render::push_lines(out, body, max_line);
+        if plain {
+            // Decoded first (the same units as the raw rendering), then rendered as a terminal
+            // shows it, then cut: line lengths are those of the text a reader sees.
+            let shown = crate::plain::render(&String::from_utf8_lossy(body));
+            render::push_lines(out, shown.as_bytes(), max_line);
+        } else {
+            render::push_lines(out, body, max_line);
+        }
     }
 }
 
@@ -717,17 +735,17 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn render(&self, max_line: usize) -> Rendered {
+    fn render(&self, max_line: usize, plain: bool) -> Rendered {
         let mut output = String::new();
         if let Some(first) = &self.first {
-            first.render_into(&mut output, max_line);
+            first.render_into(&mut output, max_line, plain);
         }
         if self.omitted > 0 {
             let opens = output.is_empty();
             render::push_marker(&mut output, self.omitted, opens);
         }
         if let Some(second) = &self.second {
-            second.render_into(&mut output, max_line);
+            second.render_into(&mut output, max_line, plain);
         }
         let truncated = (self.omitted > 0).then(|| Truncation {
             original_bytes: self.total - self.cursor,
@@ -1081,6 +1099,54 @@ mod tests {
         let r = b.render();
         assert_eq!((r.output.as_str(), r.next_cursor), ("a\u{FFFD}", 3));
         assert!(r.closed);
+    }
+
+    #[test]
+    fn plain_rendering_keeps_raw_cursors() {
+        let b = HeadTailBuffer::new();
+        b.write(b"\x1b[32m10%\x1b[0m\r20%\r30%\r\n");
+        let raw = b.render();
+        let plain = b.render_plain_from(0);
+        assert_eq!(plain.output, "30%\n");
+        assert_eq!(plain.next_cursor, raw.next_cursor);
+        assert_eq!(plain.next_cursor, 22);
+        b.write(b"\x1b[1mdone\x1b[0m");
+        let r = b.render_plain_from(22);
+        assert_eq!((r.output.as_str(), r.next_cursor), ("done", 34));
+        assert_eq!(r.truncated, None);
+    }
+
+    #[test]
+    fn plain_truncation_counts_the_plain_text() {
+        let b = small(10, 10);
+        b.write(b"\x1b[1mAAAAA");
+        b.write(&[b'-'; 50]);
+        b.write(b"ZZZZ\x1b[0m\rY");
+        let r = b.render_plain_from(0);
+        // Head `ESC[1mAAAAA-`, tail `ZZZZ ESC[0m \r Y`: each rendered on its own.
+        assert_eq!(r.output, "AAAAA-\n\n... [omitted 49 bytes] ...\n\nYZZZ");
+        assert_eq!(
+            r.truncated,
+            Some(Truncation {
+                original_bytes: 69,
+                retained_bytes: r.output.len() as u64,
+                omitted_bytes: 49,
+            })
+        );
+        assert_eq!(r.next_cursor, 69);
+    }
+
+    #[test]
+    fn plain_long_lines_are_cut_after_rendering() {
+        // A progress bar that redraws one line 1000 times is one short line on a terminal.
+        let b = HeadTailBuffer::new();
+        let mut bar = Vec::new();
+        for i in 0..1000 {
+            bar.extend_from_slice(format!("\r{:>4}/1000", i + 1).as_bytes());
+        }
+        b.write(&bar);
+        assert!(b.render().output.ends_with(TRUNCATION_SUFFIX));
+        assert_eq!(b.render_plain_from(0).output, "1000/1000");
     }
 
     #[test]

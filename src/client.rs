@@ -327,8 +327,8 @@ impl Client {
         )
     }
 
-    /// [`Client::output`] with every option of the output route: also `until=<regex>`, a wait
-    /// for a matching line (with a wait; see [`api::OutputOptions`]).
+    /// `GET /api/v0/processes/{id}/output` with every query parameter `options` sets
+    /// (`cursor`, `wait=true&timeout_ms`, `plain=true`, `until=<regex>`).
     ///
     /// # Errors
     ///
@@ -339,20 +339,27 @@ impl Client {
         options: &api::OutputOptions,
     ) -> Result<api::OutputResponse, ApiError> {
         let mut target = format!("{}/{}/output", api::PREFIX, escape_segment(id));
-        let mut sep = '?';
+        let mut params = Vec::new();
         let mut timeout = REQUEST_TIMEOUT;
         if let Some(cursor) = options.cursor {
-            target.push_str(&format!("{sep}cursor={cursor}"));
-            sep = '&';
+            params.push(format!("cursor={cursor}"));
         }
         if let Some(wait) = options.wait {
-            let ms = wait_ms(wait);
-            target.push_str(&format!("{sep}wait=true&timeout_ms={ms}"));
-            sep = '&';
+            let ms = u64::try_from(wait.as_millis())
+                .unwrap_or(u64::MAX)
+                .min(api::MAX_WAIT_MS);
+            params.push(format!("wait=true&timeout_ms={ms}"));
             timeout = Duration::from_millis(ms) + WAIT_MARGIN;
         }
+        if options.plain {
+            params.push("plain=true".to_owned());
+        }
         if let Some(pattern) = &options.until {
-            target.push_str(&format!("{sep}until={}", escape_segment(pattern)));
+            params.push(format!("until={}", escape_segment(pattern)));
+        }
+        if !params.is_empty() {
+            target.push('?');
+            target.push_str(&params.join("&"));
         }
         self.send(&target, None, timeout)
     }

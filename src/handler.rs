@@ -602,15 +602,18 @@ fn output(api: &dyn ProcessApi, raw_id: &str, query: &str) -> Response {
         Ok(cursor) => cursor,
         Err(response) => return response,
     };
+    // As with `wait`, anything but `true` is the default.
+    let plain = query_value(query, "plain").as_deref() == Some("true");
     match output_wait(query) {
-        Ok(wait) => {
-            let options = api::OutputOptions {
+        Ok(wait) => answer(api.output_with(
+            raw_id,
+            &api::OutputOptions {
                 cursor,
                 wait,
+                plain,
                 until: query_value(query, "until"),
-            };
-            answer(api.output_with(raw_id, &options))
-        }
+            },
+        )),
         Err(response) => response,
     }
 }

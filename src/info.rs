@@ -248,6 +248,7 @@ pub struct OutputQuery {
     wait: Option<Duration>,
     interrupt: Option<Interrupt>,
     until: Option<String>,
+    plain: bool,
 }
 
 impl OutputQuery {
@@ -342,6 +343,22 @@ impl OutputQuery {
     #[must_use]
     pub fn pattern(&self) -> Option<&str> {
         self.until.as_deref()
+    }
+
+    /// Renders the output as a terminal shows it (see
+    /// [`HeadTailBuffer::render_plain_from`](crate::HeadTailBuffer::render_plain_from)): escape
+    /// sequences removed, `\r\n` as `\n`, a lone `\r` overwriting its line. Cursors stay raw
+    /// stream offsets.
+    #[must_use]
+    pub fn plain(mut self) -> Self {
+        self.plain = true;
+        self
+    }
+
+    /// Whether the output is rendered plain (see [`plain`](Self::plain)).
+    #[must_use]
+    pub fn is_plain(&self) -> bool {
+        self.plain
     }
 
     /// The interrupt that may end the wait, if any.

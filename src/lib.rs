@@ -149,6 +149,7 @@ pub mod metrics;
 #[doc(hidden)]
 pub mod model;
 mod pattern;
+mod plain;
 mod pool;
 mod process;
 mod reaper;

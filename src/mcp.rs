@@ -265,6 +265,9 @@ struct Inner {
     /// The `tools/list` result and the tool names, computed once.
     tool_list: Value,
     tool_names: Vec<String>,
+    /// How far this session's tool calls have read each process (`process_input` answers
+    /// with what comes after).
+    positions: tools::ReadPositions,
 }
 
 /// The protocol state of the session.
@@ -350,6 +353,7 @@ impl Server {
             workers: Mutex::new(Vec::new()),
             tool_list: tool_list(&definitions),
             tool_names,
+            positions: tools::ReadPositions::new(),
             limits,
         });
         let last = Arc::new(ShutdownOnDrop(Arc::clone(&inner)));

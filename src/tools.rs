@@ -1,5 +1,5 @@
-//! Agent tools: `execute`, `process_output`, `process_list`, `process_signal` and
-//! `process_wait`, for an AI
+//! Agent tools: `execute`, `process_output`, `process_input`, `process_list`,
+//! `process_signal`, `process_log_search`, `process_log_read` and `process_wait`, for an AI
 //! model calling functions. They run over one trait, [`ProcessApi`], which the in-process
 //! [`Manager`](crate::Manager) implements through [`LocalApi`], and the blocking HTTP client
 //! implements with the `client` feature. The trait, its error and the output cap live in
@@ -13,11 +13,20 @@
 //!
 //! [`call`] runs a tool; [`call_with`] also takes a [`CallContext`]: an [`Interrupt`] that ends
 //! the call early (a caller that no longer wants the answer), and a callback that hears of a
-//! foreground `execute`'s new output as it arrives ([`Progress`]). The MCP server
-//! (`procwarden::mcp`) uses both.
+//! foreground `execute`'s new output as it arrives ([`Progress`]), and the [`ReadPositions`]
+//! of a session: where the caller last read each process, so that `process_input` answers with
+//! only what is new. The MCP server (`procwarden::mcp`) uses all three, one `ReadPositions` per
+//! session.
+//!
+//! Interactive programs: `execute` takes `stdin` (text written to the command's stdin, then
+//! closed) and `tty: true` (the command runs under a pseudo-terminal of [`TOOL_TTY_SIZE`], its
+//! output read back as a terminal shows it: escape sequences removed, `\r` redraws collapsed);
+//! `process_input` types into a running process and returns what it printed in answer.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::api;
@@ -55,6 +64,23 @@ pub const DEFAULT_OUTPUT_WAIT: Duration = Duration::from_secs(10);
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// Longest line a [`Progress`] report carries (longer ones are cut at a character boundary).
 pub const MAX_PROGRESS_LINE_BYTES: usize = 256;
+
+/// How long `process_input` waits for output unless `yield_ms` says otherwise.
+pub const DEFAULT_INPUT_YIELD: Duration = Duration::from_millis(1000);
+/// Longest `yield_ms` of `process_input`; a larger one is clamped to it.
+pub const MAX_INPUT_YIELD: Duration = Duration::from_millis(30_000);
+/// Once new output has come, `process_input` returns when this long passes without more (or at
+/// `yield_ms`, or at the exit): a program that echoes a line and then answers it is read whole,
+/// and a quiet one does not cost the whole `yield_ms`.
+pub const INPUT_QUIET: Duration = Duration::from_millis(250);
+/// Size (`rows`, `cols`) of the terminal of `execute` with `tty: true`.
+pub const TOOL_TTY_SIZE: (u16, u16) = (40, 120);
+/// Longest `stdin` text of `execute`: the input a process may have pending (the server's
+/// default bound, `DEFAULT_MAX_PENDING_INPUT`); a longer one is refused before anything starts.
+pub const MAX_EXECUTE_STDIN_BYTES: usize = crate::DEFAULT_MAX_PENDING_INPUT;
+/// Most processes a [`ReadPositions`] remembers; past it, the one read longest ago is
+/// forgotten (its next `process_input` then answers from the start of its output).
+pub const MAX_READ_POSITIONS: usize = 4096;
 
 /// The note added to foreground commands that dump files.
 pub const FILE_DUMP_NOTE: &str =
@@ -186,6 +212,31 @@ pub struct ExecuteArgs {
     /// output matches (or it exits, or the timeout passes), with the output so far.
     #[serde(default)]
     pub wait_for: Option<String>,
+    /// Text written to the command's stdin, which is then closed (without it, stdin is
+    /// `/dev/null`, or with `tty` the terminal).
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// Run under a pseudo-terminal of [`TOOL_TTY_SIZE`] (interactive programs, REPLs,
+    /// prompts); its output is read as a terminal shows it.
+    #[serde(default)]
+    pub tty: Option<bool>,
+}
+
+/// The arguments of `process_input`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct InputArgs {
+    /// The id `execute` returned.
+    pub process_id: String,
+    /// Text to type (a line needs its `\n`); empty to only wait for output (or only close).
+    #[serde(default)]
+    pub input: String,
+    /// Close the process's input after the text (end of file).
+    #[serde(default)]
+    pub close: Option<bool>,
+    /// How long to wait for output, in milliseconds (default [`DEFAULT_INPUT_YIELD`], at most
+    /// [`MAX_INPUT_YIELD`]).
+    #[serde(default)]
+    pub yield_ms: Option<u64>,
 }
 
 /// The arguments of `process_output`.
@@ -267,6 +318,94 @@ fn failure(error: impl Into<String>) -> Value {
 pub struct CallContext<'a> {
     cancel: Option<&'a Interrupt>,
     progress: Option<&'a dyn Fn(&Progress)>,
+    positions: Option<&'a ReadPositions>,
+}
+
+/// Where one caller (an agent's session) last read each process's output: the stream offset
+/// its tools have shown up to, and whether the process has a terminal. `execute`,
+/// `process_output` and `process_input` keep it up to date, and `process_input` answers with
+/// the output past it. At most [`MAX_READ_POSITIONS`] processes are remembered.
+#[derive(Debug, Default)]
+pub struct ReadPositions {
+    table: Mutex<PositionTable>,
+}
+
+#[derive(Debug, Default)]
+struct PositionTable {
+    by_id: HashMap<String, Position>,
+    /// Incremented on every update: the entry with the smallest goes first when full.
+    clock: u64,
+}
+
+/// One process's read position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    cursor: u64,
+    tty: bool,
+    updated: u64,
+}
+
+impl ReadPositions {
+    /// An empty table.
+    #[must_use]
+    pub fn new() -> Self {
+        ReadPositions::default()
+    }
+
+    /// The read position of process `id` and whether it has a terminal, if known.
+    #[must_use]
+    pub fn get(&self, id: &str) -> Option<(u64, bool)> {
+        self.table
+            .lock()
+            .by_id
+            .get(id)
+            .map(|position| (position.cursor, position.tty))
+    }
+
+    /// Records that process `id` has been read up to `cursor` (a position never moves back).
+    pub fn set(&self, id: &str, cursor: u64, tty: bool) {
+        let mut table = self.table.lock();
+        table.clock += 1;
+        let updated = table.clock;
+        if let Some(position) = table.by_id.get_mut(id) {
+            *position = Position {
+                cursor: position.cursor.max(cursor),
+                tty,
+                updated,
+            };
+            return;
+        }
+        if table.by_id.len() >= MAX_READ_POSITIONS {
+            let oldest = table
+                .by_id
+                .iter()
+                .min_by_key(|(_, position)| position.updated)
+                .map(|(id, _)| id.clone());
+            if let Some(oldest) = oldest {
+                table.by_id.remove(&oldest);
+            }
+        }
+        table.by_id.insert(
+            id.to_string(),
+            Position {
+                cursor,
+                tty,
+                updated,
+            },
+        );
+    }
+
+    /// How many processes are remembered.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.table.lock().by_id.len()
+    }
+
+    /// Whether no process is remembered.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl std::fmt::Debug for CallContext<'_> {
@@ -274,6 +413,7 @@ impl std::fmt::Debug for CallContext<'_> {
         f.debug_struct("CallContext")
             .field("cancel", &self.cancel)
             .field("progress", &self.progress.is_some())
+            .field("positions", &self.positions.map(ReadPositions::len))
             .finish()
     }
 }
@@ -304,6 +444,23 @@ impl<'a> CallContext<'a> {
     pub fn progress(mut self, report: &'a dyn Fn(&Progress)) -> Self {
         self.progress = Some(report);
         self
+    }
+
+    /// The tools record in `positions` how far they have shown each process's output, and
+    /// `process_input` answers with only what comes after (give every call of one agent
+    /// session the same table). Without it, `process_input` answers with the output that
+    /// comes after the call begins.
+    #[must_use]
+    pub fn positions(mut self, positions: &'a ReadPositions) -> Self {
+        self.positions = Some(positions);
+        self
+    }
+
+    /// Records a read of `id` up to `cursor`, when the call has a table.
+    fn record(&self, id: &str, cursor: u64, tty: bool) {
+        if let Some(positions) = self.positions {
+            positions.set(id, cursor, tty);
+        }
     }
 
     /// Whether the call has been cancelled.
@@ -349,7 +506,8 @@ pub fn call_with(
     }
     let result = match name {
         "execute" => args(arguments).map(|a| execute_with(api, &a, context)),
-        "process_output" => args(arguments).map(|a| process_output(api, &a)),
+        "process_output" => args(arguments).map(|a| process_output_with(api, &a, context)),
+        "process_input" => args(arguments).map(|a| process_input_with(api, &a, context)),
         "process_list" => Ok(process_list(api)),
         "process_signal" => args(arguments).map(|a| process_signal(api, &a)),
         "process_wait" => args(arguments).map(|a| process_wait(api, &a)),
@@ -381,6 +539,15 @@ pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallCont
             Err(e) => return failure(e),
         },
     };
+    if let Some(stdin) = &args.stdin
+        && stdin.len() > MAX_EXECUTE_STDIN_BYTES
+    {
+        return failure(format!(
+            "stdin is {} bytes; at most {MAX_EXECUTE_STDIN_BYTES} can be given (write the text to a file and redirect it instead)",
+            stdin.len()
+        ));
+    }
+    let tty = args.tty.unwrap_or(false);
     let wait_for = args.wait_for.as_deref().filter(|p| !p.is_empty());
     let (command, background) = background_from_ampersand(
         &args.command,
@@ -398,6 +565,12 @@ pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallCont
         background: Some(background),
         // A foreground command's full output stays searchable when its answer is cut.
         log: (!background).then_some(true),
+        // A terminal always takes input; `stdin` is for a pipe.
+        stdin: (args.stdin.is_some() && !tty).then(|| "pipe".to_string()),
+        tty: tty.then_some(api::TtySize {
+            rows: TOOL_TTY_SIZE.0,
+            cols: TOOL_TTY_SIZE.1,
+        }),
         ..api::StartRequest::default()
     };
     let started_at = Instant::now();
@@ -408,12 +581,80 @@ pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallCont
     if let Some(pattern) = wait_for {
         return ready(api, &started.id, pattern, timeout, &timeout_shown);
     }
+    context.record(&started.id, 0, tty);
+    let stdin_note = args.stdin.as_ref().and_then(|text| {
+        let input = api::InputRequest {
+            data: (!text.is_empty()).then(|| text.clone()),
+            data_base64: None,
+            close: Some(true),
+        };
+        api.input(&started.id, &input)
+            .err()
+            .map(|e| format!("stdin was not written: {e}"))
+    });
+    let mut result = execute_started(
+        api,
+        &started.id,
+        &command,
+        background,
+        (timeout, &timeout_shown),
+        started_at,
+        tty,
+        context,
+    );
+    if let Some(note) = stdin_note {
+        add_note(&mut result, &note);
+    }
+    result
+}
+
+/// Appends `note` to a result's `note`.
+fn add_note(result: &mut Value, note: &str) {
+    let text = match result["note"].as_str() {
+        Some(before) => format!("{before} {note}"),
+        None => note.to_string(),
+    };
+    result["note"] = json!(text);
+}
+
+/// Reads output as `cursor`, `wait` and `plain` say.
+fn read(
+    api: &dyn ProcessApi,
+    id: &str,
+    cursor: Option<u64>,
+    wait: Option<Duration>,
+    plain: bool,
+) -> Result<api::OutputResponse, ApiError> {
+    api.output_with(
+        id,
+        &api::OutputOptions {
+            cursor,
+            wait,
+            plain,
+            ..api::OutputOptions::default()
+        },
+    )
+}
+
+/// The rest of [`execute_with`], once the process has started: a background answer, or the
+/// foreground wait. The output of a terminal (`tty`) is read plain.
+#[allow(clippy::too_many_arguments)] // one call site; each argument is a distinct fact of the call
+fn execute_started(
+    api: &dyn ProcessApi,
+    id: &str,
+    command: &str,
+    background: bool,
+    (timeout, timeout_shown): (Duration, &str),
+    started_at: Instant,
+    tty: bool,
+    context: &CallContext<'_>,
+) -> Value {
     if background {
         return json!({
             "success": true,
             "exit_code": 0,
             "wall_duration_ms": 0,
-            "background_process_id": started.id,
+            "background_process_id": id,
         });
     }
     let deadline = crate::time::deadline_from(started_at, timeout);
@@ -422,51 +663,58 @@ pub fn execute_with(api: &dyn ProcessApi, args: &ExecuteArgs, context: &CallCont
         started_at,
         cursor: 0,
         quiet_until: None,
+        plain: tty,
     });
     let out = loop {
         let waited = match &mut watch {
             None => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                api.output(&started.id, None, Some(left)).map(Waited::from)
+                read(api, id, None, Some(left), tty).map(Waited::from)
             }
-            Some(watch) => watch.wait(api, &started.id, deadline),
+            Some(watch) => watch.wait(api, id, deadline),
         };
         match waited {
             Ok(Waited::Exited(out)) => {
-                return finished(&command, &started.id, &out, started_at.elapsed());
+                return finished(command, id, &out, started_at.elapsed());
             }
             Ok(_) if context.is_cancelled() => {
                 return json!({
                     "success": false,
                     "error": format!("{CANCELLED} while waiting; the command is still running: use process_output to read it"),
-                    "background_process_id": started.id,
+                    "background_process_id": id,
                 });
             }
             Ok(waited) if Instant::now() >= deadline => match waited {
                 Waited::Running(Some(out)) => break out,
-                _ => match api.output(&started.id, None, None) {
+                _ => match read(api, id, None, None, tty) {
                     Ok(out) if !out.running => {
-                        return finished(&command, &started.id, &out, started_at.elapsed());
+                        return finished(command, id, &out, started_at.elapsed());
                     }
                     Ok(out) => break out,
-                    Err(e) => return recover(api, &started.id, &command, started_at, &e),
+                    Err(e) => return recover(api, id, command, started_at, &e, tty),
                 },
             },
             Ok(_) => {}
             Err(e) if e.is_transport() => {
-                return recover(api, &started.id, &command, started_at, &e);
+                return recover(api, id, command, started_at, &e, tty);
             }
             Err(e) => return failure(e.to_string()),
         }
     };
+    context.record(id, out.next_cursor, tty);
     let (output, _) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
-    json!({
+    let mut result = json!({
         "success": false,
         "output": output,
         "exit_code": -1,
         "error": format!("command timed out after {timeout_shown}"),
-        "background_process_id": started.id,
-    })
+        "background_process_id": id,
+    });
+    if tty || out.stdin_open == Some(true) {
+        result["note"] =
+            json!("It is still running and takes input: use process_input to answer it.");
+    }
+    result
 }
 
 /// A background start with `wait_for`: waits up to `timeout` for a matching line.
@@ -657,6 +905,8 @@ struct Watch<'a> {
     cursor: u64,
     /// No report before this.
     quiet_until: Option<Instant>,
+    /// Read the output plain (a terminal's).
+    plain: bool,
 }
 
 impl Watch<'_> {
@@ -670,17 +920,18 @@ impl Watch<'_> {
             let now = Instant::now();
             if quiet_until > now {
                 let until = quiet_until.min(deadline);
-                let out = api.output(id, None, Some(until.saturating_duration_since(now)))?;
+                let wait = until.saturating_duration_since(now);
+                let out = read(api, id, None, Some(wait), self.plain)?;
                 if !out.running || until == deadline {
                     return Ok(Waited::from(out));
                 }
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        let new = api.output(id, Some(self.cursor), Some(left))?;
+        let new = read(api, id, Some(self.cursor), Some(left), self.plain)?;
         if !new.running {
             // The cursor answer holds only the tail end: the final answer is the whole output.
-            return api.output(id, None, None).map(Waited::from);
+            return read(api, id, None, None, self.plain).map(Waited::from);
         }
         if new.next_cursor > self.cursor {
             self.cursor = new.next_cursor;
@@ -713,8 +964,9 @@ fn recover(
     command: &str,
     started_at: Instant,
     error: &ApiError,
+    plain: bool,
 ) -> Value {
-    match api.output(id, None, None) {
+    match read(api, id, None, None, plain) {
         Ok(out) if !out.running => finished(command, id, &out, started_at.elapsed()),
         Ok(out) => {
             let (output, _) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
@@ -766,6 +1018,16 @@ fn finished(command: &str, id: &str, out: &api::OutputResponse, wall: Duration) 
 
 /// `process_output`: a process's output, waiting up to `wait_timeout` for its exit.
 pub fn process_output(api: &dyn ProcessApi, args: &OutputArgs) -> Value {
+    process_output_with(api, args, &CallContext::new())
+}
+
+/// [`process_output`] with a [`CallContext`]: the read is recorded in its [`ReadPositions`].
+/// A terminal's output is read plain.
+pub fn process_output_with(
+    api: &dyn ProcessApi,
+    args: &OutputArgs,
+    context: &CallContext<'_>,
+) -> Value {
     let wait = match args.wait_timeout.as_deref() {
         None | Some("") => Some(DEFAULT_OUTPUT_WAIT),
         Some(text) => match parse_duration(text) {
@@ -774,13 +1036,31 @@ pub fn process_output(api: &dyn ProcessApi, args: &OutputArgs) -> Value {
             Err(e) => return failure(e),
         },
     };
-    let options = api::OutputOptions {
-        cursor: args.cursor,
-        wait,
-        until: args.wait_for.clone().filter(|p| !p.is_empty()),
+    let known_tty = context
+        .positions
+        .and_then(|positions| positions.get(&args.process_id))
+        .is_some_and(|(_, tty)| tty);
+    let read_plain = |wait| read(api, &args.process_id, args.cursor, wait, true);
+    let until = args.wait_for.clone().filter(|p| !p.is_empty());
+    let answer = match until {
+        Some(pattern) => api.output_with(
+            &args.process_id,
+            &api::OutputOptions {
+                cursor: args.cursor,
+                wait,
+                plain: known_tty,
+                until: Some(pattern),
+            },
+        ),
+        None => match read(api, &args.process_id, args.cursor, wait, known_tty) {
+            // A terminal read raw: read again, plain (at once: the wait is over).
+            Ok(out) if out.tty.is_some() && !known_tty => read_plain(None),
+            other => other,
+        },
     };
-    match api.output_with(&args.process_id, &options) {
+    match answer {
         Ok(out) => {
+            context.record(&args.process_id, out.next_cursor, out.tty.is_some());
             let (output, capped) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
             let mut result = json!({
                 "success": out.running || out.exit_code == Some(0),
@@ -800,7 +1080,11 @@ pub fn process_output(api: &dyn ProcessApi, args: &OutputArgs) -> Value {
                 result["truncated"] = json!(t);
             }
             if out.running {
-                result["note"] = json!("process is still running");
+                result["note"] = json!(if out.stdin_open == Some(true) {
+                    "process is still running and takes input (process_input)"
+                } else {
+                    "process is still running"
+                });
             } else if capped {
                 result["note"] = json!(format!(
                     "Output cut to its first {MAX_TOOL_OUTPUT_BYTES} bytes."
@@ -891,6 +1175,115 @@ pub fn process_wait(api: &dyn ProcessApi, args: &WaitArgs) -> Value {
     }
 }
 
+/// `process_input`: types `input` into a running process (and closes its input if asked),
+/// then waits up to `yield_ms` for what it prints in answer.
+pub fn process_input(api: &dyn ProcessApi, args: &InputArgs) -> Value {
+    process_input_with(api, args, &CallContext::new())
+}
+
+/// [`process_input`] with a [`CallContext`]. The answer is the output past the process's read
+/// position in the context's [`ReadPositions`] (0 for a process it does not know); without a
+/// table, the output that comes after the call begins. Once output has come, the call returns
+/// when [`INPUT_QUIET`] passes without more, at `yield_ms`, at the exit, or when cancelled. A
+/// terminal's output is read plain.
+pub fn process_input_with(
+    api: &dyn ProcessApi,
+    args: &InputArgs,
+    context: &CallContext<'_>,
+) -> Value {
+    let id = args.process_id.as_str();
+    let yield_for = args
+        .yield_ms
+        .map_or(DEFAULT_INPUT_YIELD, Duration::from_millis)
+        .min(MAX_INPUT_YIELD);
+    let close = args.close.unwrap_or(false);
+    let known = context.positions.and_then(|positions| positions.get(id));
+    let (start, tty) = match known {
+        Some(known) => known,
+        None => {
+            // A snapshot past the end: where the output ends now, and whether it is a
+            // terminal's.
+            match read(api, id, Some(u64::MAX), None, false) {
+                Ok(out) => {
+                    let start = if context.positions.is_some() {
+                        0
+                    } else {
+                        out.next_cursor
+                    };
+                    (start, out.tty.is_some())
+                }
+                Err(e) => return failure(e.to_string()),
+            }
+        }
+    };
+    let mut queued = 0;
+    if !args.input.is_empty() || close {
+        let request = api::InputRequest {
+            data: (!args.input.is_empty()).then(|| args.input.clone()),
+            data_base64: None,
+            close: close.then_some(true),
+        };
+        match api.input(id, &request) {
+            Ok(answer) => queued = answer.queued_bytes,
+            Err(e) => return failure(e.to_string()),
+        }
+    }
+    let deadline = crate::time::deadline_in(yield_for);
+    let mut seen = start;
+    while !context.is_cancelled() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let wait = if seen > start {
+            left.min(INPUT_QUIET)
+        } else {
+            left
+        };
+        match read(api, id, Some(seen), Some(wait), false) {
+            Ok(out) if !out.running => break,
+            Ok(out) if out.next_cursor > seen => seen = out.next_cursor,
+            // Quiet for INPUT_QUIET after output, or nothing until the deadline.
+            Ok(_) => break,
+            Err(e) if e.is_transport() => break,
+            Err(e) => return failure(e.to_string()),
+        }
+    }
+    // One rendering of everything new, so that a line redrawn across reads shows once.
+    let out = match read(api, id, Some(start), None, tty) {
+        Ok(out) => out,
+        Err(e) => return failure(e.to_string()),
+    };
+    context.record(id, out.next_cursor, tty);
+    let (output, capped) = cap_output(&out.output, MAX_TOOL_OUTPUT_BYTES);
+    let mut result = json!({
+        "success": true,
+        "output": output,
+        "running": out.running,
+        "queued_bytes": queued,
+        "next_cursor": out.next_cursor,
+    });
+    if let Some(code) = out.exit_code {
+        result["exit_code"] = json!(code);
+    }
+    if let Some(t) = &out.truncated {
+        result["truncated"] = json!(t);
+    }
+    if let Some(dropped) = out.input_dropped_bytes {
+        result["input_dropped_bytes"] = json!(dropped);
+    }
+    if context.is_cancelled() {
+        add_note(&mut result, &format!("{CANCELLED}; the input was sent."));
+    }
+    if capped {
+        add_note(
+            &mut result,
+            &format!("Output cut to its first {MAX_TOOL_OUTPUT_BYTES} bytes."),
+        );
+    }
+    result
+}
+
 /// `process_list`: the processes, running first.
 pub fn process_list(api: &dyn ProcessApi) -> Value {
     match api.list(api::MAX_LIST_LIMIT as usize) {
@@ -920,14 +1313,16 @@ pub fn definitions() -> Value {
     json!([
         {
             "name": "execute",
-            "description": format!("Run a shell command on the host. Commands run under `sh -c` in their own process group, with no terminal: pagers, editors and prompts are disabled. In the foreground the call waits until the command exits or its timeout passes (default {execute_timeout}); a command that times out keeps running and can be read with process_output. Use run_in_background for servers, watchers and long builds; do not end a command with shell `&` to background it."),
+            "description": format!("Run a shell command on the host. Commands run under `sh -c` in their own process group, with no terminal unless tty is true: pagers, editors and prompts are disabled, and stdin is empty unless stdin is given. In the foreground the call waits until the command exits or its timeout passes (default {execute_timeout}); a command that times out keeps running and can be read with process_output. Use run_in_background for servers, watchers and long builds; do not end a command with shell `&` to background it. To feed a command text on stdin (what `echo text | command` would do), pass stdin. For an interactive program that needs a terminal or asks questions (a REPL such as python3 or node, a [y/N] prompt, an installer, a password prompt), set tty: true, usually with run_in_background, then answer it with process_input; its output is returned as the terminal shows it."),
             "parameters": {
                 "type": "object",
                 "properties": {
                     "command": {"type": "string", "description": "The shell command."},
                     "timeout": {"type": "string", "description": format!("How long to wait in the foreground, e.g. \"30s\" or \"5m\". Default \"{execute_timeout}\".")},
                     "workdir": {"type": "string", "description": "Absolute working directory."},
-                    "run_in_background": {"type": "boolean", "description": "Start and return at once with a background_process_id (for servers, watchers, long builds)."},
+                    "run_in_background": {"type": "boolean", "description": "Start and return at once with a background_process_id (for servers, watchers, long builds, interactive programs)."},
+                    "stdin": {"type": "string", "description": format!("Text written to the command's stdin, which is then closed (end of file). Lines need their \"\\n\". At most {MAX_EXECUTE_STDIN_BYTES} bytes.")},
+                    "tty": {"type": "boolean", "description": format!("Run under a pseudo-terminal ({} rows x {} columns) that takes input through process_input: for REPLs, prompts and programs that behave differently without a terminal.", TOOL_TTY_SIZE.0, TOOL_TTY_SIZE.1)},
                     "wait_for": {"type": "string", "description": format!("A regular expression (Rust regex syntax, at most {} bytes), e.g. \"Listening on\": run the command in the background and return once a line of its output matches, with the output so far and the match (or when it exits, or at the timeout).", crate::MAX_PATTERN_BYTES)}
                 },
                 "required": ["command"]
@@ -1008,6 +1403,37 @@ pub fn definitions() -> Value {
             })),
             "annotations": {
                 "title": "Signal a process group",
+                "readOnlyHint": false,
+                "destructiveHint": true,
+                "idempotentHint": false,
+                "openWorldHint": false
+            }
+        },
+        {
+            "name": "process_input",
+            "description": format!("Type input into a running process and read what it prints in answer. The process must take input: started by execute with tty: true (a REPL, a prompt, an interactive program), or with a stdin pipe. After queueing the input the call waits up to yield_ms (default {}, at most {}) for output. Returns only the output that is new since this session last read the process (a terminal's as it shows on screen), and whether the process still runs. A line of input needs its \"\\n\" (\"y\\n\" answers a [y/N] prompt, \"print(1+1)\\n\" a Python prompt); \"\\u0003\" is Ctrl-C and \"\\u0004\" Ctrl-D for a terminal. An empty input only waits for new output; close: true ends the input (end of file).", DEFAULT_INPUT_YIELD.as_millis(), MAX_INPUT_YIELD.as_millis()),
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "process_id": {"type": "string"},
+                    "input": {"type": "string", "description": "The text to type, with \"\\n\" to end a line; empty to only wait for output."},
+                    "close": {"type": "boolean", "description": "Close the process's input after the text (end of file; for a terminal, its end-of-file character at the start of a line)."},
+                    "yield_ms": {"type": "integer", "minimum": 0, "description": format!("How long to wait for output, in milliseconds (default {}, at most {}). The call returns sooner when the output has gone quiet for {} ms or the process exits.", DEFAULT_INPUT_YIELD.as_millis(), MAX_INPUT_YIELD.as_millis(), INPUT_QUIET.as_millis())}
+                },
+                "required": ["process_id", "input"]
+            },
+            "outputSchema": result_schema(json!({
+                "output": {"type": "string", "description": format!("The output that is new since the last read (a terminal's with escape sequences removed and redrawn lines collapsed), at most {MAX_TOOL_OUTPUT_BYTES} bytes.")},
+                "running": {"type": "boolean", "description": "Whether the process still runs."},
+                "exit_code": {"type": "integer", "description": "Present once the process has exited; -1 when a signal ended it or its status is unknown."},
+                "queued_bytes": {"type": "integer", "minimum": 0, "description": "Bytes of input queued for the process."},
+                "next_cursor": {"type": "integer", "minimum": 0, "description": "The stream offset this answer read up to (process_output's cursor)."},
+                "input_dropped_bytes": {"type": "integer", "minimum": 0, "description": "Input bytes the process never read (it exited or closed its input first)."},
+                "truncated": truncation_schema(),
+                "note": {"type": "string", "description": "Advice about the result."}
+            })),
+            "annotations": {
+                "title": "Type into a process",
                 "readOnlyHint": false,
                 "destructiveHint": true,
                 "idempotentHint": false,

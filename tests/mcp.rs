@@ -531,3 +531,68 @@ fn usage_and_start_up_refusals() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn process_input_through_mcp_answers_with_what_is_new_for_the_session() {
+    let mut mcp = Mcp::start(&[], &[]);
+    mcp.initialize();
+    let answer = mcp.request(1, "tools/list", json!({}));
+    let input_tool = answer["result"]["tools"]
+        .as_array()
+        .and_then(|tools| tools.iter().find(|t| t["name"] == json!("process_input")))
+        .cloned()
+        .expect("process_input is listed");
+    assert!(input_tool["outputSchema"].is_object(), "{input_tool}");
+    assert_eq!(
+        input_tool["inputSchema"]["required"],
+        json!(["process_id", "input"])
+    );
+    let (started, is_error) = mcp.call(
+        2,
+        "execute",
+        json!({"command": "echo banner; while read -r l; do echo \"<$l>\"; done", "tty": true, "run_in_background": true}),
+    );
+    assert!(!is_error, "{started}");
+    let id = started["background_process_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // The session has read nothing of it yet: the answer starts at the banner. Each answer
+    // holds only what is new, so the pieces add up to the terminal's text, once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
+    // Nothing is typed before the banner is seen: a terminal echoes what is typed ahead at
+    // once, before the program's own first words.
+    let mut typed = false;
+    let mut call = 3;
+    while !seen.contains("<first>") {
+        assert!(Instant::now() < deadline, "so far {seen:?}");
+        let input = if !typed && seen.contains("banner\n") {
+            typed = true;
+            "first\n"
+        } else {
+            ""
+        };
+        let (answer, is_error) = mcp.call(
+            call,
+            "process_input",
+            json!({"process_id": id, "input": input, "yield_ms": 2000}),
+        );
+        assert!(!is_error, "{answer}");
+        assert_eq!(answer["running"], json!(true), "{answer}");
+        seen.push_str(answer["output"].as_str().expect("output"));
+        call += 1;
+    }
+    assert_eq!(seen, "banner\nfirst\n<first>\n");
+    // Ctrl-D at the start of a line: the loop's read ends, and so does the process.
+    let (answer, is_error) = mcp.call(
+        call,
+        "process_input",
+        json!({"process_id": id, "input": "", "close": true, "yield_ms": 10000}),
+    );
+    assert!(!is_error, "{answer}");
+    assert_eq!(answer["running"], json!(false), "{answer}");
+    assert_eq!(answer["exit_code"], json!(0), "{answer}");
+    mcp.close_stdin();
+    assert!(mcp.exit_status().success());
+}

@@ -386,6 +386,39 @@ fn every_result_matches_its_output_schema() {
         .as_str()
         .expect("id")
         .to_string();
+    // A stdin pipe that is never read (started through the API: `execute` closes the pipes it
+    // makes): the input is dropped at the exit, and counted.
+    let sleeper = api
+        .start(&api::StartRequest {
+            command: Some("sleep 1".into()),
+            stdin: Some("pipe".into()),
+            ..api::StartRequest::default()
+        })
+        .expect("start");
+    let input_dropped = tools::call(
+        &api,
+        "process_input",
+        &json!({"process_id": sleeper.id, "input": "z".repeat(100_000), "yield_ms": 10_000}),
+    );
+    assert!(
+        input_dropped["input_dropped_bytes"].as_u64() > Some(0),
+        "{input_dropped}"
+    );
+    // More new output than a tool answer carries.
+    let chatty = api
+        .start(&api::StartRequest {
+            command: Some("read x; seq 1 20000; sleep 30".into()),
+            stdin: Some("pipe".into()),
+            ..api::StartRequest::default()
+        })
+        .expect("start");
+    let input_big = tools::call(
+        &api,
+        "process_input",
+        &json!({"process_id": chatty.id, "input": "go\n", "yield_ms": 3000}),
+    );
+    assert!(input_big["truncated"].is_object(), "{input_big}");
+    assert!(input_big["note"].is_string(), "{input_big}");
     let done = execute(&api, json!({"command": "echo done"}));
     let done_id = {
         let list = tools::call(&api, "process_list", &json!({}));
@@ -552,6 +585,16 @@ fn every_result_matches_its_output_schema() {
             "process_wait",
             tools::call(&api, "process_wait", &json!({"process_ids": ["nope"]})),
         ),
+        ("process_input", input_dropped),
+        ("process_input", input_big),
+        (
+            "process_input",
+            tools::call(
+                &api,
+                "process_input",
+                &json!({"process_id": "nope", "input": "x"}),
+            ),
+        ),
     ];
     let mut fields = std::collections::BTreeSet::new();
     for (name, result) in &cases {
@@ -574,6 +617,7 @@ fn every_result_matches_its_output_schema() {
         "process_signal",
         "process_wait",
         "process_log_search",
+        "process_input",
     ] {
         for key in schema(name)["properties"]
             .as_object()
@@ -631,4 +675,220 @@ fn a_cancelled_call_stops_waiting_and_leaves_the_process_running() {
 
 fn local_of(manager: &Arc<Manager>) -> LocalApi {
     LocalApi::new(Arc::clone(manager), None)
+}
+
+/// Calls `process_input` on `id` until the output gathered (each answer holds only what is
+/// new) contains `needle`, against a deadline; returns the gathered output and the last answer.
+#[track_caller]
+fn gather(
+    api: &dyn ProcessApi,
+    context: &tools::CallContext<'_>,
+    id: &str,
+    input: &str,
+    needle: &str,
+) -> (String, Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    let mut args = json!({"process_id": id, "input": input, "yield_ms": 2000});
+    loop {
+        let answer = tools::call_with(api, "process_input", &args, context);
+        assert_eq!(answer["success"], json!(true), "{answer}");
+        seen.push_str(answer["output"].as_str().expect("output"));
+        if seen.contains(needle) || answer["running"] == json!(false) {
+            return (seen, answer);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{needle:?} not seen; so far {seen:?}"
+        );
+        // Only wait for more from now on.
+        args["input"] = json!("");
+    }
+}
+
+#[test]
+fn execute_writes_stdin_then_closes_it() {
+    let api = local();
+    let text = "line one\nline two\nno newline at the end";
+    let result = execute(&api, json!({"command": "cat", "stdin": text}));
+    assert_result(&result, true, text, 0);
+    // A program that reads to the end gets exactly the bytes, and then end of file.
+    let result = execute(
+        &api,
+        json!({"command": "wc -c; read x || echo eof", "stdin": "12345"}),
+    );
+    assert_result(&result, true, "5\neof\n", 0);
+    let result = execute(&api, json!({"command": "cat; echo done", "stdin": ""}));
+    assert_result(&result, true, "done\n", 0);
+    // Too much is refused before anything starts.
+    let huge = "x".repeat(tools::MAX_EXECUTE_STDIN_BYTES + 1);
+    let result = execute(&api, json!({"command": "cat", "stdin": huge}));
+    assert_eq!(result["success"], json!(false), "{}", result["error"]);
+    assert!(
+        result["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("stdin"))
+    );
+}
+
+#[test]
+fn execute_under_a_terminal_reads_it_plain() {
+    let api = local();
+    let (rows, cols) = tools::TOOL_TTY_SIZE;
+    let result = execute(
+        &api,
+        json!({"command": "test -t 0 && test -t 1 && echo terminal; stty size; printf '\\033[1;31mred\\033[0m 10%%\\r20%%\\r30%%\\n'", "tty": true}),
+    );
+    assert_result(
+        &result,
+        true,
+        &format!("terminal\n{rows} {cols}\n30% 10%\n"),
+        0,
+    );
+    // Text on stdin reaches a terminal too, and the end of file after it.
+    let result = execute(
+        &api,
+        json!({"command": "read a; echo \"got $a\"; cat; echo end", "tty": true, "stdin": "hello\n"}),
+    );
+    assert_eq!(result["exit_code"], json!(0), "{result}");
+    let output = result["output"].as_str().expect("output");
+    assert!(output.ends_with("got hello\nend\n"), "{output:?}");
+}
+
+#[test]
+fn process_input_answers_a_prompt_and_returns_only_what_is_new() {
+    let api = local();
+    let positions = tools::ReadPositions::new();
+    let context = tools::CallContext::new().positions(&positions);
+    let started = tools::call_with(
+        &api,
+        "execute",
+        &json!({"command": "echo ready; while read -r line; do echo \"got $line\"; done; echo bye", "tty": true, "run_in_background": true}),
+        &context,
+    );
+    let id = background_id(&started);
+    // The first answer starts where this session last read: the start, so `ready` is in it.
+    // (Waiting for it before typing: a terminal echoes what is typed ahead at once.)
+    let (seen, _) = gather(&api, &context, &id, "", "ready");
+    assert_eq!(seen, "ready\n");
+    let (seen, _) = gather(&api, &context, &id, "one\n", "got one");
+    assert_eq!(seen, "one\ngot one\n");
+    // The next has only what is new.
+    let (seen, answer) = gather(&api, &context, &id, "two\n", "got two");
+    assert_eq!(seen, "two\ngot two\n");
+    assert_eq!(answer["running"], json!(true));
+    assert_eq!(positions.get(&id).map(|(_, tty)| tty), Some(true));
+    // Close: the terminal's end of file ends the loop, and the exit is reported.
+    let answer = tools::call_with(
+        &api,
+        "process_input",
+        &json!({"process_id": id, "input": "", "close": true, "yield_ms": 5000}),
+        &context,
+    );
+    let (rest, last) = if answer["running"] == json!(false) {
+        (
+            answer["output"].as_str().unwrap_or_default().to_string(),
+            answer,
+        )
+    } else {
+        let (more, last) = gather(&api, &context, &id, "", "never printed");
+        (
+            format!("{}{more}", answer["output"].as_str().unwrap_or_default()),
+            last,
+        )
+    };
+    assert!(rest.ends_with("bye\n"), "{rest:?}");
+    assert_eq!(last["running"], json!(false), "{last}");
+    assert_eq!(last["exit_code"], json!(0), "{last}");
+}
+
+#[test]
+fn process_input_talks_to_a_python_repl() {
+    let api = local();
+    let positions = tools::ReadPositions::new();
+    let context = tools::CallContext::new().positions(&positions);
+    let started = tools::call_with(
+        &api,
+        "execute",
+        &json!({"command": "PYTHON_BASIC_REPL=1 exec python3 -q -i", "tty": true, "run_in_background": true}),
+        &context,
+    );
+    let id = background_id(&started);
+    // The prompt first: what is typed ahead would be echoed before it.
+    gather(&api, &context, &id, "", ">>> ");
+    let (seen, _) = gather(&api, &context, &id, "print(6 * 7)\n", "42\n");
+    assert!(seen.starts_with("print(6 * 7)\n42\n"), "{seen:?}");
+    // Ctrl-C is a byte for the terminal, which turns it into KeyboardInterrupt.
+    let (seen, _) = gather(
+        &api,
+        &context,
+        &id,
+        "import time; time.sleep(60)\n",
+        "time.sleep(60)",
+    );
+    assert!(!seen.contains("KeyboardInterrupt"), "{seen:?}");
+    let (seen, _) = gather(&api, &context, &id, "\u{3}", "KeyboardInterrupt");
+    assert!(seen.contains("KeyboardInterrupt"), "{seen:?}");
+    // Ctrl-D at the prompt ends it. (Its exit status is SIGINT's: Python re-raises an
+    // interrupt that reached its prompt when it exits.)
+    let (_, last) = gather(&api, &context, &id, "\u{4}", "never printed");
+    assert_eq!(last["running"], json!(false), "{last}");
+}
+
+#[test]
+fn process_input_without_a_session_reads_from_the_call_on() {
+    let api = local();
+    let started = execute(
+        &api,
+        json!({"command": "echo early; cat", "run_in_background": true, "stdin": "first\n"}),
+    );
+    let id = background_id(&started);
+    // `stdin` closes the input: cat ends.
+    let out = tools::call(
+        &api,
+        "process_output",
+        &json!({"process_id": id, "wait_timeout": "10s"}),
+    );
+    assert_result(&out, true, "early\nfirst\n", 0);
+    let answer = tools::call(
+        &api,
+        "process_input",
+        &json!({"process_id": id, "input": "late\n"}),
+    );
+    assert_eq!(answer["success"], json!(false), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("has no open input")),
+        "{answer}"
+    );
+    // No table: the answer holds what came after the call began.
+    let started = tools::call(
+        &api,
+        "execute",
+        &json!({"command": "echo before; while read -r l; do echo \"[$l]\"; done", "tty": true, "run_in_background": true}),
+    );
+    let id = background_id(&started);
+    let printed = common::eventually(Duration::from_secs(20), || {
+        let out = tools::call(
+            &api,
+            "process_output",
+            &json!({"process_id": id, "wait_timeout": "0s"}),
+        );
+        out["output"].as_str().is_some_and(|o| o.contains("before"))
+    });
+    assert!(printed, "before never printed");
+    let answer = tools::call(
+        &api,
+        "process_input",
+        &json!({"process_id": id, "input": "x\n", "yield_ms": 5000}),
+    );
+    let output = answer["output"].as_str().expect("output");
+    assert!(!output.contains("before"), "{answer}");
+    assert!(output.starts_with("x\n"), "{answer}");
+    tools::call(
+        &api,
+        "process_signal",
+        &json!({"process_id": id, "signal": "kill"}),
+    );
 }

@@ -53,8 +53,14 @@ impl LocalApi {
 }
 
 impl LocalApi {
-    fn query(&self, cursor: Option<u64>, wait: Option<Duration>) -> OutputQuery {
-        let query = OutputQuery::from_parts(cursor, wait);
+    fn query(&self, options: &OutputOptions) -> OutputQuery {
+        let mut query = OutputQuery::from_parts(options.cursor, options.wait);
+        if options.plain {
+            query = query.plain();
+        }
+        if let Some(pattern) = &options.until {
+            query = query.until(pattern.clone());
+        }
         match &self.interrupt {
             Some(interrupt) => query.interruptible(interrupt),
             None => query,
@@ -134,21 +140,15 @@ impl ProcessApi for LocalApi {
         cursor: Option<u64>,
         wait: Option<Duration>,
     ) -> Result<OutputResponse, ApiError> {
-        self.output_with(
-            id,
-            &OutputOptions {
-                cursor,
-                wait,
-                ..OutputOptions::default()
-            },
-        )
+        let options = OutputOptions {
+            cursor,
+            wait,
+            ..OutputOptions::default()
+        };
+        self.output_with(id, &options)
     }
 
     fn output_with(&self, id: &str, options: &OutputOptions) -> Result<OutputResponse, ApiError> {
-        let mut query = self.query(options.cursor, options.wait);
-        if let Some(pattern) = &options.until {
-            query = query.until(pattern.clone());
-        }
         // A bad pattern is the request's own problem: answered before the id is looked up.
         if let Some(pattern) = &options.until {
             self.manager
@@ -157,7 +157,7 @@ impl ProcessApi for LocalApi {
         }
         let pid = parse_id(id)?;
         self.manager
-            .output(&pid, self.chat, query)
+            .output(&pid, self.chat, self.query(options))
             .map(|out| OutputResponse::from(&out))
             .map_err(|e| answer(&e, Some(id)))
     }
@@ -278,10 +278,15 @@ impl ProcessApi for LocalApi {
         }
         let pid = parse_id(id)?;
         let digest = Some(input_digest).filter(|d| !d.is_empty());
-        match self
-            .manager
-            .output_tracked(&pid, self.chat, digest, self.query(None, wait))
-        {
+        match self.manager.output_tracked(
+            &pid,
+            self.chat,
+            digest,
+            self.query(&OutputOptions {
+                wait,
+                ..OutputOptions::default()
+            }),
+        ) {
             Ok(TrackedOutput::Output(out)) => {
                 Ok(TrackedOutputResponse::Output(OutputResponse::from(&out)))
             }

@@ -499,20 +499,6 @@ pub struct LineMatch {
     pub offset: u64,
 }
 
-/// How to read output through [`ProcessApi::output_with`]: the cursor, the wait, and the
-/// pattern to wait for. `OutputOptions::default()` is an immediate snapshot of everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OutputOptions {
-    /// Only stream bytes at offsets `>= cursor`.
-    pub cursor: Option<u64>,
-    /// Wait up to this long: for the exit, for output past the cursor, or (with `until`) for a
-    /// matching line.
-    pub wait: Option<Duration>,
-    /// A regular expression (the `regex` crate's syntax, at most
-    /// [`MAX_PATTERN_BYTES`](crate::MAX_PATTERN_BYTES) bytes): wait for a line that matches it.
-    pub until: Option<String>,
-}
-
 /// Most ids one `GET /api/v0/processes/wait` may name.
 pub const MAX_WAIT_IDS: usize = 64;
 
@@ -524,6 +510,27 @@ pub struct WaitResponse {
     pub exited: Vec<ProcessInfo>,
     /// The ids of those still running.
     pub running: Vec<String>,
+}
+
+/// How to read output through [`ProcessApi::output_with`]: the query parameters of
+/// `GET /api/v0/processes/{id}/output`. `Default` is a snapshot of the whole kept output.
+///
+/// A plain struct of named fields (build it with `..Default::default()`): each field is one
+/// query parameter, and a new parameter is a new field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    /// `cursor=N`: only stream bytes at offsets `>= N`.
+    pub cursor: Option<u64>,
+    /// `wait=true&timeout_ms=N`: wait up to this long (for exit, or with a cursor for output
+    /// past it); `None` is a snapshot.
+    pub wait: Option<Duration>,
+    /// `plain=true`: render as a terminal shows the text (escape sequences removed, `\r\n` as
+    /// `\n`, a lone `\r` overwriting its line); cursors stay raw stream offsets.
+    pub plain: bool,
+    /// `until=<regex>` (the `regex` crate's syntax, at most
+    /// [`MAX_PATTERN_BYTES`](crate::MAX_PATTERN_BYTES) bytes): with a wait, wait for a line at
+    /// or after the cursor that matches it rather than for the exit or any output.
+    pub until: Option<String>,
 }
 
 /// `POST /api/v0/processes/{id}/signal`.

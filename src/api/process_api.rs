@@ -102,21 +102,27 @@ pub trait ProcessApi {
         wait: Option<Duration>,
     ) -> Result<OutputResponse, ApiError>;
 
-    /// Reads output as `options` say: [`output`](Self::output) plus a pattern to wait for
-    /// (`until`). The provided implementation handles options without a pattern through
-    /// [`output`](Self::output) and refuses a pattern (both implementations of the crate
-    /// support it).
+    /// Reads output as `options` say (a cursor, a wait, plain rendering). Both implementations
+    /// of the crate honour every option; the provided one handles the options that
+    /// [`output`](Self::output) takes through it and refuses the others, without reading
+    /// anything, rather than drop them silently.
     ///
     /// # Errors
     ///
-    /// Those of [`output`](Self::output); 400 for a pattern that is too long or does not
-    /// compile; from the provided implementation, a transport-style error (`status: None`)
-    /// for any pattern.
+    /// Those of [`output`](Self::output); from the provided implementation, a transport-style
+    /// error (`status: None`) for `plain`.
     fn output_with(&self, id: &str, options: &OutputOptions) -> Result<OutputResponse, ApiError> {
-        match options.until {
-            None => self.output(id, options.cursor, options.wait),
-            Some(_) => Err(unsupported("wait for a pattern")),
+        if options.until.is_some() {
+            return Err(unsupported("wait for a pattern"));
         }
+        if options.plain {
+            return Err(ApiError {
+                status: None,
+                message: "This process API cannot render output plain.".into(),
+                detail: None,
+            });
+        }
+        self.output(id, options.cursor, options.wait)
     }
 
     /// Waits until any of `ids` is no longer running, or `wait` passes (`None`: the longest

@@ -32,6 +32,9 @@ Usage:
   procwarden wait ID...                       wait until any of the processes exits
   procwarden log ID [--offset N] [--search RE]  print or search a process's full log
   procwarden kill ID... [--signal SIGNAL]     signal each process's whole group
+  procwarden exec --tty -- COMMAND...         run it under a terminal, attached to this one
+  procwarden attach ID                        attach this terminal to a process (Ctrl-] d detaches)
+  procwarden input ID [--close] [TEXT | -]    send input to a process
   procwarden tools [--schema]                 the agent tools (no server needed)
   procwarden completions bash|zsh|fish        a shell completion script (no server needed)
   procwarden manpage                          the manual page, as roff (no server needed)
@@ -91,7 +94,7 @@ Usage: procwarden mcp [--url URL] [--workdir DIR] [--max-running N]
 
 A Model Context Protocol server on stdin and stdout (newline-delimited JSON-RPC 2.0, protocol
 versions 2025-06-18 and 2025-03-26) offering the agent tools: execute, process_output,
-process_list, process_signal, process_wait (see `procwarden tools`). Set it up in an agent
+process_list, process_signal, process_input, process_wait (see `procwarden tools`). Set it up in an agent
 with, e.g., `claude mcp add procwarden -- procwarden mcp`.
 
 Without --url it runs processes itself; they are all ended when stdin closes, or on SIGTERM or
@@ -109,6 +112,7 @@ Only JSON-RPC is written to stdout. Logs go to stderr; RUST_LOG sets the level (
 const EXEC_USAGE: &str = "\
 Usage: procwarden exec [--timeout D] [--workdir DIR] [--background] [--detach-on-interrupt]
                        [--interrupt-grace D] [--url URL] [--json] -- COMMAND...
+       procwarden exec --tty [--timeout D] [--workdir DIR] [--background] -- COMMAND...
 
 Runs COMMAND through the agent: its words joined with single spaces and run by `sh -c` on the
 agent's host (as ssh does), stdout and stderr in one stream, stdin empty. Waits for the exit,
@@ -133,7 +137,40 @@ code is 130.
   --detach-on-interrupt  Ctrl-C leaves the process running: prints its id and how to end it
                          (procwarden kill ID), and exits 130
   --interrupt-grace D    how long the process has after Ctrl-C before SIGKILL (default 2s)
-  --json                 print the final output answer (or the start answer) as JSON";
+  --json                 print the final output answer (or the start answer) as JSON
+  --tty, -t              run it under a new terminal on the agent's host, the size of this
+                         one, and attach this terminal to it as `procwarden attach` does
+                         (keys, Ctrl-C included, go to the process; Ctrl-] then d detaches);
+                         with --background, only start it and print its id";
+
+const ATTACH_USAGE: &str = "\
+Usage: procwarden attach ID [--url URL]
+
+Attaches this terminal to a running process that takes input (started with a terminal, as
+exec's tty option does, or with a stdin pipe): its kept output is shown, then what it writes as it
+comes, and what is typed goes to it. ID may be a unique prefix of at least 4 characters.
+
+With a terminal process this terminal is put in raw mode (restored on every way out): every
+key is the process's, and Ctrl-C reaches it as its terminal makes it, SIGINT to its foreground
+group. The process's terminal takes this one's size, now and whenever it changes. With a pipe
+process lines are sent as they are entered, Ctrl-D closes its input, and Ctrl-C sends it
+SIGINT.
+
+Ctrl-] then d detaches: the process keeps running (Ctrl-] twice sends one Ctrl-]). SIGTERM,
+SIGHUP or SIGQUIT to this command detaches too. Once the process exits, exits with its status
+as exec does.";
+
+const INPUT_USAGE: &str = "\
+Usage: procwarden input ID [--close] [TEXT | -] [--url URL] [--json]
+
+Sends input to a process started with a stdin pipe or a terminal: TEXT as it is (no line end is
+added: a program reading lines wants $'y\\n'), or with `-` this command's stdin, sent as it
+arrives until its end. The answer comes once the input is queued, before the process reads it
+(at most 1 MiB may be waiting). ID may be a unique prefix of at least 4 characters.
+
+  --close     then close the process's input: end of file for a pipe, the end-of-file
+              character for a terminal; alone, only closes it
+  --json      print the input answer (queued_bytes, pending_bytes) as JSON";
 
 const PS_USAGE: &str = "\
 Usage: procwarden ps [--limit N] [--wide] [--url URL] [--json]
@@ -192,21 +229,23 @@ prints. Read it with `procwarden manpage | man -l -`.";
 const TOOLS_USAGE: &str = "\
 Usage: procwarden tools [--schema]
 
-Lists the agent tools (execute, process_output, process_list, process_signal, process_wait).
-No server is needed.
+Lists the agent tools (execute, process_output, process_list, process_signal,
+process_input, process_log_search, process_log_read, process_wait). No server is needed.
 
   --schema, --json   print the tool definitions as JSON: name, description, JSON Schema
                      of the arguments (parameters) and of the result (outputSchema), and
                      annotations (the MCP hints; `procwarden mcp` lists exactly these)";
 
 /// Every subcommand: its name and its help.
-pub(super) const SUBCOMMANDS: [(&str, &str); 11] = [
+pub(super) const SUBCOMMANDS: [(&str, &str); 13] = [
     ("serve", SERVE_USAGE),
     ("mcp", MCP_USAGE),
     ("exec", EXEC_USAGE),
     ("ps", PS_USAGE),
     ("output", OUTPUT_USAGE),
     ("kill", KILL_USAGE),
+    ("attach", ATTACH_USAGE),
+    ("input", INPUT_USAGE),
     ("wait", WAIT_USAGE),
     ("log", LOG_USAGE),
     ("tools", TOOLS_USAGE),
@@ -347,6 +386,7 @@ pub(super) const FLAGS: &[Spec] = &[
             flag(&["--background"], Value::None),
             flag(&["--detach-on-interrupt"], Value::None),
             flag(&["--interrupt-grace"], Value::Text),
+            flag(&["--tty", "-t"], Value::None),
         ],
         Positional::CommandLine,
     ),
@@ -376,6 +416,13 @@ pub(super) const FLAGS: &[Spec] = &[
             &["--signal", "-s"],
             Value::OneOf(&["terminate", "kill", "interrupt", "TERM", "KILL", "INT"]),
         )],
+        Positional::Ids,
+    ),
+    spec("attach", true, &[], Positional::Ids),
+    spec(
+        "input",
+        true,
+        &[flag(&["--close"], Value::None)],
         Positional::Ids,
     ),
     spec("wait", true, &[], Positional::Ids),
@@ -457,6 +504,8 @@ pub(super) enum Command {
         detach_on_interrupt: bool,
         /// `--interrupt-grace` (default [`INTERRUPT_GRACE`]).
         interrupt_grace: Duration,
+        /// `--tty`.
+        tty: bool,
         /// The command's words joined with single spaces.
         command: String,
     },
@@ -506,6 +555,20 @@ pub(super) enum Command {
         /// The wire name of the signal.
         signal: String,
     },
+    /// `attach`.
+    Attach {
+        /// The process ID.
+        id: String,
+    },
+    /// `input`.
+    Input {
+        /// The process ID.
+        id: String,
+        /// `--close`.
+        close: bool,
+        /// What to send.
+        source: super::input::Source,
+    },
     /// `tools`.
     Tools {
         /// `--schema`.
@@ -523,6 +586,8 @@ impl Command {
             Command::Wait { .. } => "wait",
             Command::Log { .. } => "log",
             Command::Kill { .. } => "kill",
+            Command::Attach { .. } => "attach",
+            Command::Input { .. } => "input",
             Command::Tools { .. } => "tools",
         }
     }
@@ -747,6 +812,8 @@ pub(super) fn parse(args: &[String]) -> Result<Invocation, Usage> {
         "kill" => parse_kill(&mut words, &mut options)?,
         "wait" => parse_wait(&mut words, &mut options)?,
         "log" => parse_log(&mut words, &mut options)?,
+        "attach" => parse_attach(&mut words, &mut options)?,
+        "input" => parse_input(&mut words, &mut options)?,
         "tools" => parse_tools(&mut words, &mut options)?,
         "completions" => return parse_completions(&mut words, &options),
         _ => {
@@ -913,6 +980,7 @@ fn parse_exec(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
     let mut background = false;
     let mut detach_on_interrupt = false;
     let mut interrupt_grace = INTERRUPT_GRACE;
+    let mut tty = false;
     let mut command: &[String] = &[];
     while let Some(arg) = words.next_client_arg(options)? {
         if arg.word == "--" {
@@ -937,6 +1005,7 @@ fn parse_exec(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
             "--workdir" => workdir = Some(words.value(&arg)?),
             "--background" => background = words.switch(&arg)?,
             "--detach-on-interrupt" => detach_on_interrupt = words.switch(&arg)?,
+            "--tty" | "-t" => tty = words.switch(&arg)?,
             "--interrupt-grace" => {
                 let text = words.value(&arg)?;
                 interrupt_grace = tools::parse_duration(&text).map_err(|e| words.error(e))?;
@@ -951,12 +1020,19 @@ fn parse_exec(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Comm
     if command.trim().is_empty() {
         return Err(words.error("the command is empty"));
     }
+    if tty && !background && (options.json || detach_on_interrupt) {
+        return Err(words.error(
+            "--tty attaches this terminal (Ctrl-C goes to the process, Ctrl-] d detaches): \
+             it takes no --json or --detach-on-interrupt",
+        ));
+    }
     Ok(Command::Exec {
         timeout,
         workdir,
         background,
         detach_on_interrupt,
         interrupt_grace,
+        tty,
         command,
     })
 }
@@ -1171,6 +1247,69 @@ fn parse_completions(words: &mut Words<'_>, options: &ClientOptions) -> Result<I
     }
 }
 
+fn parse_attach(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
+    let mut id = None;
+    while let Some(arg) = words.next_client_arg(options)? {
+        set_id(words, &mut id, arg.word)?;
+    }
+    if options.json {
+        return Err(words.error("attach shows the process's terminal: it takes no --json"));
+    }
+    Ok(Command::Attach {
+        id: required_id(words, id)?,
+    })
+}
+
+fn parse_input(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
+    use super::input::Source;
+    /// The next word that is not an option: the ID, then the TEXT (`-`: stdin, unless it came
+    /// after `--`).
+    fn positional(
+        words: &Words<'_>,
+        (id, source): (&mut Option<String>, &mut Option<Source>),
+        word: &str,
+        literal: bool,
+    ) -> Result<(), Usage> {
+        if id.is_none() {
+            *id = Some(id_word(words, word)?);
+        } else if source.is_none() {
+            *source = Some(if word == "-" && !literal {
+                Source::Stdin
+            } else {
+                Source::Text(word.to_string())
+            });
+        } else {
+            return Err(words.error("input takes one TEXT (quote it)"));
+        }
+        Ok(())
+    }
+    let mut id = None;
+    let mut close = false;
+    let mut source = None;
+    while let Some(arg) = words.next_client_arg(options)? {
+        match arg.flag {
+            "--close" => close = words.switch(&arg)?,
+            "--" => {
+                // What follows is TEXT (or the ID), even if it looks like an option.
+                for word in words.rest() {
+                    positional(words, (&mut id, &mut source), word, true)?;
+                }
+                break;
+            }
+            "-" => positional(words, (&mut id, &mut source), arg.word, false)?,
+            flag if flag.starts_with('-') => return Err(words.unknown(arg.word)),
+            _ => positional(words, (&mut id, &mut source), arg.word, false)?,
+        }
+    }
+    let id = required_id(words, id)?;
+    let source = match source {
+        Some(source) => source,
+        None if close => Source::Nothing,
+        None => return Err(words.error("give TEXT, - (stdin) or --close")),
+    };
+    Ok(Command::Input { id, close, source })
+}
+
 fn parse_tools(words: &mut Words<'_>, options: &mut ClientOptions) -> Result<Command, Usage> {
     let mut schema = false;
     while let Some(arg) = words.next_client_arg(options)? {
@@ -1367,6 +1506,7 @@ mod tests {
                 background: false,
                 detach_on_interrupt: false,
                 interrupt_grace: INTERRUPT_GRACE,
+                tty: false,
                 command: "echo a  b --help".into(),
             }
         );
@@ -1380,6 +1520,7 @@ mod tests {
                 background: true,
                 detach_on_interrupt: false,
                 interrupt_grace: INTERRUPT_GRACE,
+                tty: false,
                 command: "ls -la --json".into(),
             }
         );
@@ -1634,6 +1775,82 @@ mod tests {
             usage_error(&["serve", "--listen"]).to_string(),
             "--listen needs a value (see procwarden serve --help)"
         );
+    }
+
+    #[test]
+    fn tty_attach_and_input_parse() {
+        let (_, command) = client(&["exec", "--tty", "--", "python3", "-i"]);
+        assert!(
+            matches!(&command, Command::Exec { tty: true, command, .. } if command == "python3 -i"),
+            "{command:?}"
+        );
+        let (_, command) = client(&["exec", "-t", "--background", "sh"]);
+        assert!(matches!(
+            command,
+            Command::Exec {
+                tty: true,
+                background: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            client(&["attach", "abcd"]).1,
+            Command::Attach { id: "abcd".into() }
+        );
+        use crate::cli::input::Source;
+        let input = |words: &[&str]| client(words).1;
+        assert_eq!(
+            input(&["input", "abcd", "y\n"]),
+            Command::Input {
+                id: "abcd".into(),
+                close: false,
+                source: Source::Text("y\n".into())
+            }
+        );
+        assert_eq!(
+            input(&["input", "--close", "abcd", "-"]),
+            Command::Input {
+                id: "abcd".into(),
+                close: true,
+                source: Source::Stdin
+            }
+        );
+        assert_eq!(
+            input(&["input", "abcd", "--close"]),
+            Command::Input {
+                id: "abcd".into(),
+                close: true,
+                source: Source::Nothing
+            }
+        );
+        // After `--`, TEXT may look like an option, and `-` is text.
+        assert_eq!(
+            input(&["input", "abcd", "--", "--yes"]),
+            Command::Input {
+                id: "abcd".into(),
+                close: false,
+                source: Source::Text("--yes".into())
+            }
+        );
+        assert_eq!(
+            input(&["input", "abcd", "--", "-"]),
+            Command::Input {
+                id: "abcd".into(),
+                close: false,
+                source: Source::Text("-".into())
+            }
+        );
+        for bad in [
+            &["input", "abcd"][..],
+            &["input", "abcd", "a", "b"],
+            &["input", "abcd", "--nope"],
+            &["attach"],
+            &["attach", "abcd", "efgh"],
+            &["attach", "abcd", "--json"],
+            &["exec", "--tty", "--json", "--", "sh"],
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The `procwarden` command line: `serve` (the HTTP agent, see [`crate::serve`]), `mcp` (the
 //! MCP server on stdin and stdout, see [`crate::mcp`]) and the client
-//! subcommands `exec`, `ps`, `output`, `kill`, `wait` and `tools`, which talk to a running agent through
-//! [`Client`](crate::client::Client). The binary's `main` only calls [`run()`].
+//! subcommands `exec`, `ps`, `output`, `kill`, `attach`, `input`, `wait`, `log` and `tools`,
+//! which talk to a running agent through [`Client`](crate::client::Client). The binary's `main`
+//! only calls [`run()`].
 //!
 //! Conventions shared by every client subcommand:
 //!
@@ -22,15 +23,18 @@
 //!
 //! The rooms: `args` holds the one argument definition (the usage texts, the table of flags,
 //! and the parser, for `serve` and the client subcommands alike), `run` runs the client
-//! subcommands against the agent (`ids` resolves ID prefixes for all of them), `format`
+//! subcommands against the agent (`ids` resolves ID prefixes for all of them; `attach` attaches
+//! the terminal for `attach` and `exec --tty`, `input` sends input for `input`), `format`
 //! renders their human output, `complete` and `manpage` make the shell completions and the man
 //! page from the definition in `args`. This file dispatches.
 
 mod args;
+mod attach;
 mod complete;
 mod ctrl_c;
 mod format;
 mod ids;
+mod input;
 mod manpage;
 mod run;
 mod waits;

@@ -14,7 +14,7 @@ use super::format::{one_line, ps_table, tools_summary};
 use super::{
     DEFAULT_COLUMNS, DEFAULT_URL, EXEC_TIMEOUT_GUARD, EXIT_FAILURE, EXIT_INTERRUPTED,
     EXIT_SIGNAL_BASE, EXIT_STATUS_UNKNOWN, EXIT_TIMED_OUT, KILL_SETTLE, LONG_POLL,
-    MAX_SIGNAL_NUMBER, TOKEN_ENV, URL_ENV, ctrl_c, env_value, ids,
+    MAX_SIGNAL_NUMBER, TOKEN_ENV, URL_ENV, attach, ctrl_c, env_value, ids, input,
 };
 use crate::api;
 use crate::client::Client;
@@ -173,6 +173,7 @@ fn execute(
             background,
             detach_on_interrupt,
             interrupt_grace,
+            tty,
             command,
         } => {
             let exec = Exec {
@@ -182,6 +183,7 @@ fn execute(
                 background: *background,
                 detach_on_interrupt: *detach_on_interrupt,
                 interrupt_grace: *interrupt_grace,
+                tty: *tty,
                 json,
             };
             exec.run(client, out)
@@ -221,6 +223,19 @@ fn execute(
             output(client, &id, *wait, *follow, json, out)
         }
         Command::Kill { ids, signal } => kill(client, ids, signal, json, out),
+        Command::Attach { id } => {
+            let id = ids::resolve(client, id, "attach")?;
+            attached(client, &id, 0, out)
+        }
+        Command::Input { id, close, source } => {
+            let id = ids::resolve(client, id, "input")?;
+            if let Some(queued) = input::send(client, &id, source, *close)?
+                && json
+            {
+                emit_json(out, &queued)?;
+            }
+            Ok(0)
+        }
         Command::Tools { schema } => {
             let definitions = tools::definitions();
             if *schema || json {
@@ -286,6 +301,32 @@ fn kill(
     Ok(code)
 }
 
+/// Attaches this terminal to process `id` from stream offset `cursor` (`attach`, `exec
+/// --tty`); returns the process's status once it exits, or after a detach 0 (for the detach
+/// key) or 128+N (for signal N to this command), having said how to reattach.
+fn attached(client: &Client, id: &str, cursor: u64, out: &mut dyn Write) -> Result<u8, Failure> {
+    let reattach = |why: &str| {
+        eprintln!(
+            "\r\nprocwarden: {why}; process {id} is still running. Reattach with: \
+             procwarden attach {id}"
+        );
+    };
+    match attach::attach(client, id, cursor, out)? {
+        attach::Attached::Exited(last) => Ok(exit_status(&last)),
+        attach::Attached::Detached => {
+            reattach("detached");
+            Ok(0)
+        }
+        attach::Attached::Signalled(sig) => {
+            reattach(&format!(
+                "{} ended the attachment",
+                crate::sys::signal_name(sig)
+            ));
+            Ok(EXIT_SIGNAL_BASE.saturating_add(u8::try_from(sig).unwrap_or(u8::MAX)))
+        }
+    }
+}
+
 /// A foreground or background `exec`, as parsed.
 struct Exec<'a> {
     command: &'a str,
@@ -294,6 +335,7 @@ struct Exec<'a> {
     background: bool,
     detach_on_interrupt: bool,
     interrupt_grace: Duration,
+    tty: bool,
     json: bool,
 }
 
@@ -327,11 +369,16 @@ impl Exec<'_> {
             workdir: self.workdir.clone().or_else(|| implicit_workdir.clone()),
             background: Some(self.background),
             timeout_ms: self.timeout.map(|(d, _)| millis(*d)),
+            tty: self.tty.then(|| {
+                let (rows, cols) = attach::local_size().unwrap_or(attach::DEFAULT_TTY_SIZE);
+                api::TtySize { rows, cols }
+            }),
             ..api::StartRequest::default()
         };
         // From here on Ctrl-C is a message, not the end of this command (a SIGINT during the
         // start is taken once the process has an id).
-        let interrupts = if self.background {
+        // (Attached to a terminal, Ctrl-C is a key for the process: `attach` takes it.)
+        let interrupts = if self.background || self.tty {
             None
         } else {
             match ctrl_c::watch() {
@@ -361,6 +408,9 @@ impl Exec<'_> {
         if self.background {
             answer(out, self.json, &started, &format!("{}\n", started.id))?;
             return Ok(0);
+        }
+        if self.tty {
+            return attached(client, &started.id, 0, out);
         }
         self.wait(
             client,

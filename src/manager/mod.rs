@@ -714,7 +714,12 @@ impl Manager {
             // The wait ended at the exit: the last line without a line end now counts.
             line_match = proc.buffer.find_line(pattern, query.cursor().unwrap_or(0));
         }
-        let rendered = proc.buffer.render_from(query.cursor().unwrap_or(0));
+        let cursor = query.cursor().unwrap_or(0);
+        let rendered = if query.is_plain() {
+            proc.buffer.render_plain_from(cursor)
+        } else {
+            proc.buffer.render_from(cursor)
+        };
         let log = proc.log.as_ref().map(|log| log.state());
         Output {
             log_truncated: log.as_ref().is_some_and(|l| l.truncated),

@@ -61,7 +61,9 @@ impl Inner {
             }
         }
         let report = |progress: &Progress| self.progress(&job, progress);
-        let mut context = CallContext::new().cancel(&job.interrupt);
+        let mut context = CallContext::new()
+            .cancel(&job.interrupt)
+            .positions(&self.positions);
         if job.progress_token.is_some() {
             context = context.progress(&report);
         }

@@ -29,6 +29,8 @@
 //! - `stdin.rs`: [`write_input`] (no SIGPIPE in the host) and [`unread_bytes`] (`FIONREAD`);
 //! - `socket.rs`: a listening socket inherited from a service manager, and its readiness
 //!   notifications (feature `server`);
+//! - `term.rs`: the command's own terminal for `attach`: raw mode and its restoration
+//!   (feature `cli`);
 //! - `pid.rs`: the crate's one pid type, `u32` (as `std::process::Child::id`), and its checked
 //!   conversion to `pid_t`: every function here that takes or returns a pid uses `u32`.
 //!
@@ -74,6 +76,8 @@ mod sigwait;
 mod socket;
 mod spawn;
 mod stdin;
+#[cfg(feature = "cli")]
+mod term;
 mod wait;
 
 #[cfg(test)]
@@ -84,6 +88,8 @@ pub(crate) use fd::open_fd_count;
 pub(crate) use fd::{open_dev_null, set_nonblocking};
 pub(crate) use platform::{live_groups, pipe_cloexec, pipe_reader};
 pub(crate) use poll::{Interest, Waker, poll_fds, poll_readable};
+#[cfg(feature = "cli")]
+pub(crate) use pty::window_size;
 pub(crate) use pty::{eof_char, open_pty, set_window_size};
 #[cfg_attr(not(feature = "server"), allow(unused_imports))] // the server binary's, at start
 pub(crate) use rlimit::raise_fd_limit;
@@ -96,6 +102,8 @@ pub(crate) use socket::{InheritedListener, inherited_listener, notify};
 pub(crate) use spawn::SpawnedChild;
 pub(crate) use spawn::{SpawnFailure, SpawnMethod, SpawnSpec, SpawnStage, spawn};
 pub(crate) use stdin::{unread_bytes, write_input};
+#[cfg(feature = "cli")]
+pub(crate) use term::{SavedMode, make_raw};
 pub(crate) use wait::{WaitOutcome, try_reap, wait_exit_no_reap};
 
 /// cgroup v2, the keeper and the child subreaper (Linux; elsewhere each says `Unsupported`

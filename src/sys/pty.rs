@@ -61,8 +61,9 @@ pub(crate) fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> io::R
     Ok(())
 }
 
-/// The terminal's window size `(rows, cols)` (`TIOCGWINSZ`).
-#[cfg(test)] // tests check what resize set
+/// The terminal's window size `(rows, cols)` (`TIOCGWINSZ`). Tests check what resize set
+/// with it; `attach` reads the size of its own terminal.
+#[cfg(any(test, feature = "cli"))]
 pub(crate) fn window_size(fd: BorrowedFd<'_>) -> io::Result<(u16, u16)> {
     let mut size = libc::winsize {
         ws_row: 0,

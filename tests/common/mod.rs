@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use procwarden::tools::{self, ProcessApi};
 use serde_json::Value;
 
-/// The four agent tools, in the order `tools::definitions()` and `procwarden tools` list them.
-pub const TOOL_NAMES: [&str; 7] = [
+/// The agent tools, in the order `tools::definitions()` and `procwarden tools` list them.
+pub const TOOL_NAMES: [&str; 8] = [
     "execute",
     "process_output",
     "process_list",
     "process_signal",
+    "process_input",
     "process_log_search",
     "process_log_read",
     "process_wait",
