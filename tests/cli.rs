@@ -706,11 +706,54 @@ fn exec_reports_truncated_output_on_stderr() {
     let id = agent.newest()["id"].as_str().expect("id").to_string();
     assert_eq!(
         stderr,
-        format!(
-            "procwarden: output truncated (67233 bytes omitted); see: procwarden output {id}\n"
-        )
+        format!("procwarden: output truncated (67233 bytes omitted); see: procwarden log {id}\n")
     );
+    // The command the note names holds what the output left out: the whole stream.
+    let (code, log, stderr) = agent.run(&["log", &id[..8]]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(log.matches('x').count(), 100_000, "{}", &log[..100]);
     // Output that fits says nothing.
     let (_, _, stderr) = agent.run(&["exec", "--", "echo short"]);
     assert_eq!(stderr, "");
+}
+
+/// An agent out of log space (507) still runs the command: `exec` starts it again without a
+/// log, says so, and the truncation note then names `output`, which the agent does have.
+#[test]
+fn exec_starts_without_a_log_when_the_agent_has_no_log_space() {
+    let server = serve(
+        &["--listen", "127.0.0.1:0", "--log-max-total-bytes", "0"],
+        &[],
+    );
+    let url = server.addr.url();
+    let (code, stdout, stderr) = run_to_end(
+        &[
+            "--url",
+            &url,
+            "exec",
+            "--",
+            "head -c 100000 /dev/zero | tr '\\0' x; echo",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("[omitted 67233 bytes]"),
+        "{}",
+        &stdout[..100]
+    );
+    let mut lines = stderr.lines();
+    assert_eq!(
+        lines.next(),
+        Some("procwarden: Log space is full. Starting without a full log."),
+        "{stderr}"
+    );
+    let note = lines.next().unwrap_or_default();
+    assert!(
+        note.starts_with(
+            "procwarden: output truncated (67233 bytes omitted); see: procwarden output "
+        ),
+        "{stderr}"
+    );
+    assert_eq!(lines.next(), None, "{stderr}");
 }

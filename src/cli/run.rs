@@ -364,7 +364,12 @@ impl Exec<'_> {
                 .and_then(|dir| dir.into_os_string().into_string().ok()),
             None => None,
         };
-        let request = api::StartRequest {
+        // A foreground command keeps its whole stream on the agent (`log: true`), so a cut
+        // output can be read or searched afterwards with `procwarden log`; an agent that is
+        // out of log space (507) gets the start again without it. A background start or a
+        // terminal session is read live instead.
+        let want_log = !self.background && !self.tty;
+        let mut request = api::StartRequest {
             command: Some(self.command.to_string()),
             workdir: self.workdir.clone().or_else(|| implicit_workdir.clone()),
             background: Some(self.background),
@@ -373,6 +378,7 @@ impl Exec<'_> {
                 let (rows, cols) = attach::local_size().unwrap_or(attach::DEFAULT_TTY_SIZE);
                 api::TtySize { rows, cols }
             }),
+            log: want_log.then_some(true),
             ..api::StartRequest::default()
         };
         // From here on Ctrl-C is a message, not the end of this command (a SIGINT during the
@@ -390,21 +396,31 @@ impl Exec<'_> {
             }
         };
         let started_at = Instant::now();
-        let started = client
-            .start(&request, None)
-            .map_err(|e| match &implicit_workdir {
-                Some(dir) if e.status == Some(400) && e.message.contains("does not exist") => {
-                    ApiError {
-                        message: format!(
-                            "{} (exec sends the current directory, {dir}, to an agent on this \
+        let started = match client.start(&request, None) {
+            Err(e) if want_log && e.status == Some(507) => {
+                eprintln!(
+                    "procwarden: {} Starting without a full log.",
+                    e.message.trim_end()
+                );
+                request.log = None;
+                client.start(&request, None)
+            }
+            other => other,
+        };
+        let logged = request.log == Some(true);
+        let started = started.map_err(|e| match &implicit_workdir {
+            Some(dir) if e.status == Some(400) && e.message.contains("does not exist") => {
+                ApiError {
+                    message: format!(
+                        "{} (exec sends the current directory, {dir}, to an agent on this \
                          host; pass --workdir DIR)",
-                            e.message
-                        ),
-                        ..e
-                    }
+                        e.message
+                    ),
+                    ..e
                 }
-                _ => e,
-            })?;
+            }
+            _ => e,
+        })?;
         if self.background {
             answer(out, self.json, &started, &format!("{}\n", started.id))?;
             return Ok(0);
@@ -417,6 +433,7 @@ impl Exec<'_> {
             &started.id,
             started_at,
             interrupts.unwrap_or_else(never),
+            logged,
             out,
         )
     }
@@ -429,6 +446,7 @@ impl Exec<'_> {
         id: &str,
         started_at: Instant,
         interrupts: Receiver<()>,
+        logged: bool,
         out: &mut dyn Write,
     ) -> Result<u8, Failure> {
         let still_running = |e: ApiError| -> Failure {
@@ -510,8 +528,12 @@ impl Exec<'_> {
         };
         show(out, &answer, self.json)?;
         if let Some(cut) = &answer.truncated {
+            // The log route names the whole stream only where the agent kept one (an agent
+            // without logs, such as coder's, ignores `log: true`).
+            let has_log = logged && client.log_read(id, 0, 0).is_ok();
+            let see = if has_log { "log" } else { "output" };
             eprintln!(
-                "procwarden: output truncated ({} bytes omitted); see: procwarden output {id}",
+                "procwarden: output truncated ({} bytes omitted); see: procwarden {see} {id}",
                 cut.omitted_bytes
             );
         }
