@@ -55,6 +55,9 @@ pub struct ServeOptions {
     /// Children's `oom_score_adj` over the server's own (default
     /// [`DEFAULT_CHILD_OOM_SCORE_ADJ`]; 0 leaves it unchanged).
     pub child_oom_score_adj: i32,
+    /// Children's nice value (`--child-nice`, -20..=19); `None` (the default) leaves the
+    /// server's own.
+    pub child_nice: Option<i32>,
     /// Most exited processes kept.
     pub max_exited: usize,
     /// Most tracked-start identities remembered.
@@ -153,6 +156,7 @@ impl Default for ServeOptions {
             log_max_total_bytes: crate::DEFAULT_LOG_MAX_TOTAL_BYTES,
             cgroup: CgroupMode::Auto,
             child_oom_score_adj: DEFAULT_CHILD_OOM_SCORE_ADJ,
+            child_nice: None,
             log_format: LogFormat::Human,
             max_exited: DEFAULT_MAX_EXITED,
             max_tracked: DEFAULT_MAX_TRACKED,
@@ -387,6 +391,7 @@ pub fn run(opts: ServeOptions) -> Result<(), ServeError> {
         .subreaper(true)
         .cgroup(opts.cgroup.clone())
         .child_oom_score_adj(opts.child_oom_score_adj)
+        .child_nice(opts.child_nice)
         .log_max_bytes(opts.log_max_bytes)
         .log_max_total_bytes(opts.log_max_total_bytes);
     if let Some(dir) = &opts.log_dir {

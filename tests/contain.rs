@@ -602,3 +602,43 @@ fn children_get_an_oom_score_adj_above_the_servers() {
         );
     }
 }
+
+/// `--child-nice N` sets what children (and what they fork) run at; without it they keep the
+/// server's own. Read back through `/proc/self/stat` (field 19, nice) in the child's child.
+#[test]
+fn children_run_at_the_configured_nice_value() {
+    for (flag, expected) in [(None, None), (Some("7"), Some(7)), (Some("19"), Some(19))] {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--cgroup", "off"];
+        if let Some(n) = flag {
+            args.extend(["--child-nice", n]);
+        }
+        let server = serve(&args, &[]);
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).expect("server's stat");
+        let own: i32 = nice_of(&stat);
+        let started = start(
+            &server.addr,
+            &json!({"command": "sh -c 'cat /proc/self/stat'"}),
+            &[],
+        );
+        let out = output(&server.addr, &id_of(&started), "wait=true&timeout_ms=20000");
+        let text = out["output"].as_str().expect("output");
+        assert_eq!(
+            nice_of(text),
+            expected.unwrap_or(own),
+            "--child-nice {flag:?}: {out}"
+        );
+    }
+}
+
+/// The nice field of a `/proc/PID/stat` line (the 19th; the command name, field 2, may hold
+/// spaces, so count from its closing parenthesis).
+fn nice_of(stat: &str) -> i32 {
+    let after = &stat[stat.rfind(')').expect("stat line") + 2..];
+    after
+        .split_whitespace()
+        .nth(16)
+        .expect("nice field")
+        .parse()
+        .expect("number")
+}

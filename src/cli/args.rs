@@ -74,6 +74,7 @@ Usage: procwarden serve [--listen ADDR] [--token-file FILE] [--allow-unauthentic
                            cgroup2 directory to use instead; off: process groups only)
   --child-oom-score-adj N  children's oom_score_adj above the server's own (default 500,
                            0 leaves it unchanged), so the OOM killer takes them first
+  --child-nice N           children's nice value, -20 to 19 (default: the server's own)
   --max-exited N           most exited processes kept with their output (default 1024)
   --max-tracked N          most tracked-start identities remembered (default 16384); past
                            it new tracked starts are refused (429)
@@ -358,6 +359,7 @@ pub(super) const FLAGS: &[Spec] = &[
             flag(&["--max-connections"], Value::Text),
             flag(&["--cgroup"], Value::Text),
             flag(&["--child-oom-score-adj"], Value::Text),
+            flag(&["--child-nice"], Value::Text),
             flag(&["--log-format"], Value::OneOf(&["human", "json"])),
             flag(&["--max-exited"], Value::Text),
             flag(&["--max-tracked"], Value::Text),
@@ -909,6 +911,19 @@ fn parse_serve(words: &mut Words<'_>) -> Result<ServeOptions, Usage> {
                             "--child-oom-score-adj takes a whole number from -2000 to 2000, got \"{n}\""
                         ))
                     })?;
+            }
+            "--child-nice" => {
+                let n = words.value(&arg)?;
+                opts.child_nice = Some(
+                    n.parse()
+                        .ok()
+                        .filter(|n: &i32| (-20..=19).contains(n))
+                        .ok_or_else(|| {
+                            words.error(format!(
+                                "--child-nice takes a whole number from -20 to 19, got \"{n}\""
+                            ))
+                        })?,
+                );
             }
             "--max-exited" => {
                 let n = words.value(&arg)?;

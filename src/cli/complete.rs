@@ -403,7 +403,8 @@ mod tests {
                                 | "--max-connections"
                                 | "--max-exited"
                                 | "--max-tracked"
-                                | "--child-oom-score-adj",
+                                | "--child-oom-score-adj"
+                                | "--child-nice",
                                 _,
                             ) => "3",
                             _ => "/tmp",

@@ -89,6 +89,7 @@ pub(crate) struct Config {
     pub(crate) cgroup: CgroupMode,
     pub(crate) subreaper: bool,
     pub(crate) child_oom_score_adj: i32,
+    pub(crate) child_nice: Option<i32>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) max_tracked: usize,
     pub(crate) max_pending_input: usize,
@@ -147,6 +148,7 @@ impl Default for ManagerBuilder {
                 cgroup: CgroupMode::Off,
                 subreaper: false,
                 child_oom_score_adj: 0,
+                child_nice: None,
                 metrics: Arc::new(Metrics::new()),
                 max_tracked: DEFAULT_MAX_TRACKED,
                 max_pending_input: DEFAULT_MAX_PENDING_INPUT,
@@ -368,6 +370,15 @@ impl ManagerBuilder {
     /// [`DEFAULT_CHILD_OOM_SCORE_ADJ`].
     pub fn child_oom_score_adj(mut self, delta: i32) -> Self {
         self.config.child_oom_score_adj = delta;
+        self
+    }
+
+    /// Children's nice value (clamped to the kernel's -20..=19; what they fork inherits it),
+    /// so that a build does not take the CPU from its supervisor. Default `None`: inherited.
+    /// A value below this process's own needs `CAP_SYS_NICE`; without it the child keeps the
+    /// inherited value (not a spawn failure).
+    pub fn child_nice(mut self, nice: Option<i32>) -> Self {
+        self.config.child_nice = nice;
         self
     }
 

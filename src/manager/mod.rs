@@ -84,6 +84,8 @@ pub struct Manager {
     notes: Vec<String>,
     /// Every child's `oom_score_adj`, when it is to differ from ours.
     child_oom_score_adj: Option<i32>,
+    /// Every child's nice value, when it is to differ from ours.
+    child_nice: Option<i32>,
     /// This manager's random id, which tracked starts must name (coder's agent instance).
     instance_id: Uuid,
 }
@@ -224,6 +226,7 @@ impl Manager {
         let setup = Containment::setup(&config.cgroup);
         let mut notes = setup.notes;
         let subreaper = config.subreaper;
+        let child_nice = config.child_nice;
         let child_oom_score_adj = match config.child_oom_score_adj {
             0 => None,
             delta => sys::contain::own_oom_score_adj()
@@ -277,6 +280,7 @@ impl Manager {
             closed_cv: Condvar::new(),
             notes,
             child_oom_score_adj,
+            child_nice,
             instance_id: Uuid::new_v4(),
         })
     }
@@ -461,6 +465,7 @@ impl Manager {
             method: config.spawn_method,
             cgroup: cgroup.clone(),
             oom_score_adj: self.child_oom_score_adj,
+            nice: self.child_nice,
             terminal: io.terminal,
         };
         let read_end = io.read_end;

@@ -65,6 +65,9 @@ pub(super) struct ChildArgs {
     pub(super) oom_score_adj: *const u8,
     /// Length of `oom_score_adj`.
     pub(super) oom_score_adj_len: usize,
+    /// The child's nice value, set with `setpriority` before `execve`; `None` leaves the
+    /// inherited one.
+    pub(super) nice: Option<c_int>,
     /// `output` is a terminal's slave side: lead a new session with it as the controlling
     /// terminal (see [`take_terminal`]) instead of only a new process group.
     pub(super) terminal: bool,
@@ -242,6 +245,8 @@ pub(super) unsafe fn child_exec(args: &ChildArgs) -> ! {
     }
     // 4b. The OOM killer's preference (see `set_oom_score_adj`).
     set_oom_score_adj(args);
+    // 4c. The scheduling priority (see `set_nice`).
+    set_nice(args);
     // 5. stdin from /dev/null; stdout and stderr into the one output pipe. All sources are
     // >= 3, so no dup2 overwrites another's source and each clears close-on-exec on 0, 1, 2.
     // SAFETY: dup2 is async-signal-safe; both fds are open (the parent keeps them open).
@@ -290,6 +295,21 @@ fn set_oom_score_adj(args: &ChildArgs) {
             libc::write(fd, args.oom_score_adj.cast(), args.oom_score_adj_len);
             libc::close(fd);
         }
+    }
+}
+
+/// Containment: the child's nice value (`setpriority(PRIO_PROCESS, 0, nice)`), inherited by
+/// what it forks, so a build cannot starve the supervisor of CPU. Best effort like
+/// `set_oom_score_adj`: a value below the parent's without `CAP_SYS_NICE` leaves the inherited
+/// one and is not a spawn failure. Async-signal-safe: one system call.
+fn set_nice(args: &ChildArgs) {
+    let Some(nice) = args.nice else {
+        return;
+    };
+    // SAFETY: setpriority is a plain system call, async-signal-safe; who 0 is this process.
+    // The `as _` covers the `which` parameter's type, which differs between libcs.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS as _, 0, nice);
     }
 }
 

@@ -37,6 +37,11 @@ impl SpawnMethod {
     }
 }
 
+/// The lowest nice value (the highest priority) the kernel takes.
+pub(crate) const MIN_NICE: i32 = -20;
+/// The highest nice value (the lowest priority) the kernel takes.
+pub(crate) const MAX_NICE: i32 = 19;
+
 /// Everything the child needs, prepared by the parent before the child exists so that the
 /// child allocates nothing and looks nothing up.
 ///
@@ -77,6 +82,9 @@ pub(crate) struct SpawnSpec {
     /// The child's `oom_score_adj` (-1000..=1000), set before `execve`; `None` leaves the
     /// inherited value.
     pub(crate) oom_score_adj: Option<i32>,
+    /// The child's nice value (-20..=19), set before `execve`; `None` leaves the inherited
+    /// value.
+    pub(crate) nice: Option<i32>,
     /// `output` is the slave side of a pseudo-terminal (opened `O_NOCTTY`; `stdin` should be
     /// it too): the child leads a new session with it as its controlling terminal (`setsid`,
     /// `TIOCSCTTY`) instead of calling `setpgid`. It still leads its own process group.
@@ -244,6 +252,7 @@ pub(super) fn start(spec: &SpawnSpec) -> Result<SpawnedChild, SpawnError> {
         empty_mask: empty_sigset(),
         oom_score_adj: oom_score_adj.as_ptr(),
         oom_score_adj_len: oom_score_adj.len(),
+        nice: spec.nice.map(|n| n.clamp(MIN_NICE, MAX_NICE)),
         terminal: spec.terminal,
     };
 

@@ -71,6 +71,7 @@ fn spec(method: SpawnMethod, path: CString, argv: &[&str]) -> SpawnSpec {
         method,
         cgroup: None,
         oom_score_adj: None,
+        nice: None,
         terminal: false,
     }
 }
