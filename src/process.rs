@@ -549,7 +549,7 @@ pub(crate) fn watch(
             n - 1
         });
         let events_at = cgroup.as_ref().map(|events| {
-            fds[n] = (events.fd(), Interest::Read);
+            fds[n] = (events.fd(), Interest::Priority);
             n += 1;
             n - 1
         });

@@ -47,9 +47,11 @@ fn info(addr: &Addr, id: &str) -> Value {
         .unwrap_or_else(|| panic!("{id} not listed: {list}"))
 }
 
-/// Starts [`ESCAPE`], waits until both escapees run, and returns the id and every pid in the
-/// process's cgroup (leader, shells, sleeps).
+/// Starts [`ESCAPE`], waits until both escapees run, and returns the id and every pid under
+/// `cgroup` (leader, shells, sleeps; those of earlier starts there too).
 fn start_escapees(server: &ServerProc, cgroup: &TestCgroup, body: Value) -> (String, Vec<i32>) {
+    // Escapees of earlier starts under the same parent are already there: wait for two more.
+    let before = sleeps_among(&members(&cgroup.path));
     let started = start(&server.addr, &body, &[]);
     let id = id_of(&started);
     wait_for_text(&server.addr, &id, "ready");
@@ -58,7 +60,7 @@ fn start_escapees(server: &ServerProc, cgroup: &TestCgroup, body: Value) -> (Str
     assert!(
         eventually(LONG, || {
             pids = members(&cgroup.path);
-            sleeps_among(&pids) >= 2
+            sleeps_among(&pids) >= before + 2
         }),
         "both escapees start: {pids:?}"
     );
@@ -104,6 +106,57 @@ fn kill_reaches_setsid_and_double_fork_escapees() {
         .children()
         .iter()
         .all(|instance| common::cgroup::subdirs(instance).is_empty())));
+}
+
+/// More contained processes at once than this user may have inotify instances (128 by
+/// default): each must start, be contained, and end. (An inotify instance per cgroup made the
+/// 129th start fail with "Too many open files".)
+#[test]
+fn more_contained_processes_than_inotify_instances_all_start() {
+    let Some(cgroup) = TestCgroup::new("many") else {
+        return;
+    };
+    let instances: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(128);
+    let count = (instances + 20).clamp(150, 600);
+    let server = serve_in(&cgroup, &[]);
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let body = json!({ "command": "exec sleep 60" });
+        let reply = request(
+            &server.addr,
+            "POST",
+            "/api/v0/processes/start",
+            Some(&body.to_string()),
+            &[],
+        );
+        assert_eq!(
+            reply.status,
+            200,
+            "start {i} of {count}: {:?}",
+            reply.json()
+        );
+        ids.push(id_of(&reply.json()));
+    }
+    let last = ids.last().expect("started");
+    assert_eq!(info(&server.addr, last)["contained"], json!(true));
+    for id in &ids {
+        assert_eq!(signal(&server.addr, id, &json!({"signal": "kill"})), 200);
+    }
+    for id in &ids {
+        let out = output(&server.addr, id, "wait=true&timeout_ms=20000");
+        assert_eq!(out["running"], json!(false), "{out}");
+    }
+    // Every process's cgroup empties (the kernel's event reached each watcher) and goes.
+    assert!(
+        eventually(LONG, || cgroup
+            .children()
+            .iter()
+            .all(|instance| common::cgroup::subdirs(instance).is_empty())),
+        "every process cgroup removed"
+    );
 }
 
 #[test]

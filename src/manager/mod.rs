@@ -429,7 +429,8 @@ impl Manager {
                 })?
             }
         };
-        // A tracked start names its id; the cgroup (made before the spawn) is named for it.
+        // A tracked start names its id; the cgroup (made before the spawn) and the log are
+        // named for it.
         let id = cmd
             .tracking
             .as_ref()
@@ -472,7 +473,6 @@ impl Manager {
         let chat = cmd.chat;
         let workdir = prepared.workdir.clone();
         let tracking = cmd.tracking.as_ref();
-        let id = tracking.map_or_else(ProcessId::new_random, |t| ProcessId::from(t.process_id));
         let log = if cmd.log {
             let log = self.shared.logs.create(id).map_err(|refusal| {
                 Failure::Unspawned(match refusal {

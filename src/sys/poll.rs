@@ -31,6 +31,9 @@ pub(crate) enum Interest {
     Read,
     /// Writable (`POLLOUT`): a pipe or terminal with room for more input.
     Write,
+    /// A priority event (`POLLPRI`): a kernel file that notifies changes (a cgroup's
+    /// `cgroup.events`), reported once it changed since it was last read.
+    Priority,
 }
 
 /// As [`poll_readable`], with each fd's own interest: an fd waited on for writing is ready
@@ -48,6 +51,7 @@ pub(crate) fn poll_fds(
             events: match interest {
                 Interest::Read => libc::POLLIN,
                 Interest::Write => libc::POLLOUT,
+                Interest::Priority => libc::POLLPRI,
             },
             revents: 0,
         })

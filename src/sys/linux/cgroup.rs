@@ -1,15 +1,13 @@
 //! cgroup v2 (Linux 5.7+ for `CLONE_INTO_CGROUP`, 5.14+ for `cgroup.kill`): finding a writable
 //! hierarchy, one directory per process, its events, its kill switch, its freezer and its
-//! accounting. Everything here is plain file I/O on the cgroup2 mount except the `inotify`
-//! watch on `cgroup.events` (the kernel's event that a cgroup emptied) and `kill(2)` for a
-//! signal to every member.
+//! accounting. Everything here is plain file I/O on the cgroup2 mount (`cgroup.events`, the
+//! kernel's event that a cgroup emptied, is watched by polling its open file for `POLLPRI`)
+//! except `kill(2)` for a signal to every member.
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -173,48 +171,50 @@ pub(crate) fn remove_tree(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// An `inotify` watch on one `cgroup.events` file: its fd becomes readable when the file
-/// changes (the kernel modifies it when the cgroup empties, fills, freezes or thaws).
+/// A watch on one `cgroup.events` file: the open file itself, which `poll(2)` reports with
+/// `POLLPRI` once the kernel has changed it since it was last read (the cgroup emptied,
+/// filled, froze or thawed; kernfs's file notification). One fd per cgroup and no `inotify`
+/// instance: those are limited per user (`fs.inotify.max_user_instances`, 128 by default),
+/// which would cap the processes a manager can contain.
 #[derive(Debug)]
 pub(crate) struct EventsWatch {
-    fd: OwnedFd,
+    file: fs::File,
 }
 
 impl EventsWatch {
-    /// Watches `dir/cgroup.events` for modification.
+    /// Opens `dir/cgroup.events` and reads it once, which arms the notification.
     pub(crate) fn new(dir: &Path) -> io::Result<EventsWatch> {
-        // SAFETY: inotify_init1 takes flags and returns a new fd or -1.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just gave us this fd; nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let path = CString::new(dir.join("cgroup.events").as_os_str().as_bytes())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // SAFETY: the fd is our inotify instance and the path a valid NUL-terminated string.
-        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) };
-        if wd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(EventsWatch { fd })
+        let watch = EventsWatch {
+            file: fs::File::open(dir.join("cgroup.events"))?,
+        };
+        watch.read_events()?;
+        Ok(watch)
     }
 
-    /// The fd to poll for readability.
+    /// The fd to poll, for [`crate::sys::Interest::Priority`].
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.file.as_fd()
     }
 
-    /// Reads the pending events away, so the fd is not readable until the next change.
-    pub(crate) fn drain(&self) {
-        let mut buf = [0u8; 4096];
-        loop {
-            // SAFETY: the pointer and length describe `buf`; the fd is ours and nonblocking.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                return;
+    /// Reads the file again from its start, which re-arms the notification, and returns its
+    /// text.
+    fn read_events(&self) -> io::Result<String> {
+        use std::os::unix::fs::FileExt as _;
+        let mut buf = [0u8; 256];
+        let mut len = 0;
+        while len < buf.len() {
+            let n = self.file.read_at(&mut buf[len..], len as u64)?;
+            if n == 0 {
+                break;
             }
+            len += n;
         }
+        Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
+    }
+
+    /// Takes the pending notification, so the fd is not reported until the next change.
+    pub(crate) fn drain(&self) {
+        let _ = self.read_events();
     }
 
     /// Blocks until `dir` (the directory this watch is on) has no live member or `timeout`
@@ -230,7 +230,8 @@ impl EventsWatch {
             if left.is_some_and(|l| l.is_zero()) {
                 return false;
             }
-            if crate::sys::poll_readable(&[self.fd()], left, &mut ready).is_err() {
+            let fds = [(self.fd(), crate::sys::Interest::Priority)];
+            if crate::sys::poll_fds(&fds, left, &mut ready).is_err() {
                 return false;
             }
             self.drain();
