@@ -239,6 +239,50 @@ impl HeadTailBuffer {
         self.changed.notify_all();
     }
 
+    /// For a reader draining a pipe: once the stream is past its head (and the head's context)
+    /// and no pattern wait is in progress, bytes that a later write would push out of the tail
+    /// need not be copied at all. `take` runs under the buffer's lock with `keep`, the bytes
+    /// the tail holds (`tail_bytes` plus 3 of context); it discards what it can of the waiting
+    /// input beyond the last `keep` bytes (never copying it) and reads what follows into
+    /// `chunk`, returning `(discarded, read)`. Both count as written, as one step: a reader
+    /// never sees the gap without the bytes after it.
+    ///
+    /// Returns `None` without calling `take` when this does not apply (head not full, a
+    /// pattern wait in progress, closed, or `chunk` smaller than `keep`); the caller reads and
+    /// [`HeadTailBuffer::write`]s as usual.
+    pub(crate) fn write_discarding<E>(
+        &self,
+        chunk: &mut [u8],
+        take: impl FnOnce(usize, &mut [u8]) -> Result<(u64, usize), E>,
+    ) -> Option<Result<(u64, usize), E>> {
+        let keep = self.config.tail_bytes + UNIT_CONTEXT;
+        let taken = {
+            let mut state = self.state.lock();
+            let past_head = (self.config.head_bytes + UNIT_CONTEXT) as u64;
+            if state.closed
+                || !state.waiters.is_empty()
+                || state.total < past_head
+                || chunk.len() < keep
+            {
+                return None;
+            }
+            let taken = take(keep, chunk);
+            if let Ok((discarded, read)) = &taken {
+                if *discarded > 0 {
+                    state.skip(*discarded);
+                }
+                if *read > 0 {
+                    state.append(&chunk[..*read], &self.config);
+                }
+            }
+            taken
+        };
+        if taken.as_ref().is_ok_and(|&(d, r)| d > 0 || r > 0) {
+            self.changed.notify_all();
+        }
+        Some(taken)
+    }
+
     /// Seals the buffer: later writes are ignored, renderings become final, and every waiter
     /// wakes. Idempotent. A last line without `\n` counts as a line for pattern waiters now.
     pub fn close(&self) {
@@ -435,7 +479,11 @@ impl HeadTailBuffer {
         let total = state.total;
         let end = state.visible_end();
         let cursor = cursor.min(end);
-        let tail_start = total.saturating_sub(self.config.tail_bytes as u64);
+        let mut tail_start = total.saturating_sub(self.config.tail_bytes as u64);
+        if total > head_size {
+            // Right after a discard the ring may hold less than a whole tail.
+            tail_start = tail_start.max(state.ring_start());
+        }
         let omitted = tail_start.saturating_sub(cursor.max(head_size));
         let mut snapshot = Snapshot {
             total,
@@ -520,6 +568,14 @@ impl State {
         self.total += bytes.len() as u64;
     }
 
+    /// `n` stream bytes past the head and its context that were never received: nothing of
+    /// the tail survives them.
+    fn skip(&mut self, n: u64) {
+        self.ring_next = 0;
+        self.ring_len = 0;
+        self.total += n;
+    }
+
     fn push_ring(&mut self, bytes: &[u8], capacity: usize) {
         if self.ring.is_empty() {
             self.ring = vec![0; capacity];
@@ -549,7 +605,11 @@ impl State {
         if self.closed {
             return self.total;
         }
-        let from = self.total.saturating_sub(UNIT_CONTEXT as u64);
+        // After a skip the ring may hold fewer bytes than the context (none at all).
+        let mut from = self.total.saturating_sub(UNIT_CONTEXT as u64);
+        if from >= self.head.len() as u64 {
+            from = from.max(self.ring_start());
+        }
         let mut last = [0u8; UNIT_CONTEXT];
         let len = (self.total - from) as usize;
         self.copy_range(from, self.total, &mut last[..len]);
@@ -824,6 +884,105 @@ mod tests {
 
     fn soon() -> Instant {
         Instant::now() + Duration::from_secs(10)
+    }
+
+    /// Multi-byte text, so that cuts at character boundaries and the tail's context matter.
+    fn utf8_bytes(len: usize) -> Vec<u8> {
+        "añ€😀\n".bytes().cycle().take(len).collect()
+    }
+
+    /// Discarding the middle and receiving the rest renders exactly as writing everything,
+    /// before and after the close, from any cursor.
+    #[test]
+    fn a_discarded_middle_renders_as_the_written_one() {
+        for (head, tail) in [(100, 50), (16384, 16384)] {
+            for (filler, rest) in [(10_000, 60), (1, 1000), (70_000, 53)] {
+                let keep = tail + UNIT_CONTEXT;
+                let first = utf8_bytes(head + UNIT_CONTEXT + 17);
+                let middle = utf8_bytes(filler + 7);
+                let last: Vec<u8> = utf8_bytes(keep + rest).into_iter().rev().collect();
+                let written = small(head, tail);
+                written.write(&first);
+                written.write(&middle);
+                written.write(&last);
+                let skipped = small(head, tail);
+                skipped.write(&first);
+                let mut chunk = vec![0u8; keep + rest];
+                let taken = skipped.write_discarding(&mut chunk, |k, out: &mut [u8]| {
+                    assert_eq!(k, keep);
+                    out[..last.len()].copy_from_slice(&last);
+                    Ok::<_, ()>((middle.len() as u64, last.len()))
+                });
+                assert_eq!(taken, Some(Ok((middle.len() as u64, last.len()))));
+                for cursor in [0, 5, head as u64 + 2, written.total_bytes() - 3] {
+                    assert_eq!(written.render_from(cursor), skipped.render_from(cursor));
+                }
+                written.close();
+                skipped.close();
+                assert_eq!(written.render(), skipped.render());
+                assert_eq!(written.total_bytes(), skipped.total_bytes());
+            }
+        }
+    }
+
+    /// A discard with nothing received after it leaves a consistent rendering: the head, the
+    /// count, no tail; the next write shows up as the tail.
+    #[test]
+    fn a_discard_without_bytes_after_it_renders_the_head_and_the_count() {
+        let b = small(10, 8);
+        b.write(b"0123456789abcdef");
+        let mut chunk = vec![0u8; 64];
+        let taken = b.write_discarding(&mut chunk, |_, _| Ok::<_, ()>((100, 0)));
+        assert_eq!(taken, Some(Ok((100, 0))));
+        let r = b.render();
+        assert_eq!(r.next_cursor, 116);
+        assert_eq!(r.truncated.as_ref().map(|t| t.original_bytes), Some(116));
+        assert!(r.output.starts_with("0123456789"), "{:?}", r.output);
+        b.write(b"XYZ\n");
+        b.close();
+        let r = b.render();
+        assert!(r.output.ends_with("XYZ\n"), "{:?}", r.output);
+        assert_eq!(r.truncated.map(|t| t.original_bytes), Some(120));
+    }
+
+    /// Before the head is full, with a pattern wait in progress, or closed, nothing is
+    /// discarded and `take` is not called.
+    #[test]
+    fn nothing_is_discarded_where_every_byte_may_matter() {
+        let mut chunk = vec![0u8; 64];
+        let never = |_: usize, _: &mut [u8]| -> Result<(u64, usize), ()> { panic!("called") };
+        let b = small(10, 8);
+        b.write(b"0123456789a");
+        assert!(
+            b.write_discarding(&mut chunk, never).is_none(),
+            "head and context"
+        );
+        b.write(b"bcdef");
+        let too_small = &mut [0u8; 4][..];
+        assert!(
+            b.write_discarding(too_small, never).is_none(),
+            "chunk < keep"
+        );
+        b.close();
+        assert!(b.write_discarding(&mut chunk, never).is_none(), "closed");
+        let waiting = Arc::new(small(10, 8));
+        waiting.write(b"0123456789abcdef");
+        let pattern = Arc::new(crate::pattern::Pattern::new("^never$", 1024).expect("pattern"));
+        let waiter = {
+            let waiting = Arc::clone(&waiting);
+            thread::spawn(move || waiting.wait_for_line_unless(&pattern, 0, soon(), || false))
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while waiting.state.lock().waiters.is_empty() {
+            assert!(Instant::now() < deadline, "the waiter registers");
+            thread::yield_now();
+        }
+        assert!(
+            waiting.write_discarding(&mut chunk, never).is_none(),
+            "pattern wait"
+        );
+        waiting.close();
+        let _ = waiter.join();
     }
 
     #[test]

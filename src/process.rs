@@ -67,6 +67,8 @@ pub(crate) struct ProcSpec {
     pub(crate) buffer: BufferConfig,
     /// How long an open output pipe keeps the process running after its leader's exit.
     pub(crate) pipe_grace: Duration,
+    /// What the output pipe grows to once flooded (0: never).
+    pub(crate) flood_pipe_bytes: usize,
     /// The full log, when the start asked for one.
     pub(crate) log: Option<Arc<LogFile>>,
     /// The process's own cgroup (created before the spawn), when the manager contains.
@@ -94,6 +96,7 @@ pub(crate) struct Proc {
     pub(crate) started_at: SystemTime,
     pub(crate) started: Instant,
     pipe_grace: Duration,
+    flood_pipe_bytes: usize,
     /// Its own cgroup, holding the leader and everything it starts: signals, kills and the
     /// question whether anything of it is left go there instead of to the process group.
     pub(crate) cgroup: Option<Arc<sys::contain::ProcCgroup>>,
@@ -173,6 +176,7 @@ impl Proc {
             started_at: SystemTime::now(),
             started: Instant::now(),
             pipe_grace: spec.pipe_grace,
+            flood_pipe_bytes: spec.flood_pipe_bytes,
             cgroup: spec.cgroup,
             buffer: HeadTailBuffer::with_config(spec.buffer),
             log: spec.log,
@@ -514,6 +518,11 @@ pub(crate) fn watch(
     let config = proc.buffer.config();
     let kept = (config.head_bytes as u64).saturating_add(config.tail_bytes as u64);
     let mut input_waker = input.and_then(Input::waker);
+    // Without a full log, bytes the tail cannot keep need not be read (see `drain`); a
+    // terminal's master cannot be spliced from.
+    let mut discard = proc.log.is_none() && !input.is_some_and(Input::is_terminal);
+    // Whether the output pipe has grown (once, at its first flood).
+    let mut grown = input.is_some_and(Input::is_terminal);
     let result = loop {
         // The input first: write what the child has room for, and learn what to wait for.
         let input_fd = match input.map(Input::service) {
@@ -570,7 +579,13 @@ pub(crate) fn watch(
             break Ok(());
         }
         if pipe_at.is_some_and(|i| ready.contains(&i)) {
-            let drained = drain(proc, pipe.as_mut().expect("polled pipe"), &mut chunk);
+            let drained = drain(
+                proc,
+                pipe.as_mut().expect("polled pipe"),
+                &mut chunk,
+                &mut discard,
+                &mut grown,
+            );
             let read = match &drained {
                 Ok((_, read)) => *read,
                 Err((_, read)) => *read,
@@ -706,12 +721,38 @@ fn drain(
     proc: &Proc,
     pipe: &mut File,
     chunk: &mut Vec<u8>,
+    discard: &mut bool,
+    grown: &mut bool,
 ) -> Result<(bool, u64), (io::Error, u64)> {
     if chunk.is_empty() {
         *chunk = vec![0; READ_CHUNK_BYTES];
     }
     let mut read: u64 = 0;
+    let null = if *discard { sys::null_sink() } else { None };
+    // Whether the last read filled `chunk`: more may wait.
+    let mut full = false;
     loop {
+        // A flood (the last read was full): what waits in the pipe beyond what the tail keeps
+        // is discarded in the kernel (never copied here), then the rest read, under the
+        // buffer's lock as one write (see `HeadTailBuffer::write_discarding`).
+        if let Some(null) = null.filter(|_| *discard && full) {
+            full = false;
+            let fd = pipe.as_fd();
+            let taken = proc
+                .buffer
+                .write_discarding(chunk, |keep, out| discard_then_read(fd, null, keep, out));
+            match taken {
+                Some(Ok((0, 0))) | None => {}
+                Some(Ok((discarded, got))) => {
+                    read += discarded + got as u64;
+                    continue;
+                }
+                Some(Err(e)) => {
+                    log::debug!("{}: discarding from the pipe failed: {e}", proc.label());
+                    *discard = false;
+                }
+            }
+        }
         match pipe.read(chunk) {
             Ok(0) => {
                 if let Some(log) = &proc.log {
@@ -720,6 +761,14 @@ fn drain(
                 return Ok((false, read));
             }
             Ok(n) => {
+                full = n == chunk.len();
+                if full && proc.flood_pipe_bytes > 0 && !*grown {
+                    // A full read: the child writes faster than this thread wakes.
+                    *grown = true;
+                    if let Err(e) = sys::set_pipe_capacity(pipe.as_fd(), proc.flood_pipe_bytes) {
+                        log::debug!("{}: the output pipe stays as it is: {e}", proc.label());
+                    }
+                }
                 proc.buffer.write(&chunk[..n]);
                 if let Some(log) = &proc.log {
                     log.append(&chunk[..n]);
@@ -745,6 +794,28 @@ fn drain(
             Err(e) => return Err((e, read)),
         }
     }
+}
+
+/// Below this many bytes beyond the tail's, a flood's surplus is read as usual: a discard
+/// costs a `FIONREAD` and a `splice`, worth it only against a copy of this size or more.
+pub const DISCARD_MIN_BYTES: usize = 16 * 1024;
+
+/// For [`HeadTailBuffer::write_discarding`]: if more than `keep` + [`DISCARD_MIN_BYTES`]
+/// bytes wait in `pipe`, discards all but the last `keep` of them into `null` and reads
+/// those into `out`. `(0, 0)` when not worth it.
+fn discard_then_read(
+    pipe: std::os::fd::BorrowedFd<'_>,
+    null: std::os::fd::BorrowedFd<'_>,
+    keep: usize,
+    out: &mut [u8],
+) -> io::Result<(u64, usize)> {
+    let waiting = sys::unread_bytes(pipe)?;
+    if waiting < keep.saturating_add(DISCARD_MIN_BYTES) {
+        return Ok((0, 0));
+    }
+    let discarded = sys::discard_from_pipe(pipe, null, waiting - keep)?;
+    let got = sys::read_nonblocking(pipe, out)?;
+    Ok((discarded as u64, got))
 }
 
 #[cfg(test)]
@@ -786,6 +857,7 @@ mod tests {
             background: false,
             buffer: BufferConfig::default(),
             pipe_grace: Duration::from_secs(2),
+            flood_pipe_bytes: 0,
             log: None,
             cgroup: None,
             tracked: false,
@@ -801,5 +873,89 @@ mod tests {
         assert!(!proc.state.lock().pipe_open);
         child.kill().expect("kill");
         child.wait().expect("reap");
+    }
+
+    /// A record with no child behind it (pid 0 is never signalled here), for drain tests.
+    fn record_for_drain() -> Arc<Proc> {
+        let spec = ProcSpec {
+            id: ProcessId::new_random(),
+            chat: None,
+            command: "flood".into(),
+            workdir: PathBuf::from("/"),
+            background: false,
+            buffer: BufferConfig::default(),
+            pipe_grace: Duration::from_secs(2),
+            flood_pipe_bytes: 1 << 20,
+            log: None,
+            cgroup: None,
+            tracked: false,
+            input: None,
+        };
+        Proc::new(spec, 0, 1, None)
+    }
+
+    /// Distinct lines, so that any byte out of place shows.
+    fn numbered(len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 16);
+        let mut i = 0u64;
+        while out.len() < len {
+            out.extend_from_slice(format!("{i}\n").as_bytes());
+            i += 1;
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// Fills a 1 MiB pipe with `data` (at most its capacity) and closes the write end.
+    fn filled_pipe(data: &[u8]) -> File {
+        let (read_end, write_end) = sys::pipe_cloexec().expect("pipe");
+        let capacity = sys::set_pipe_capacity(read_end.as_fd(), 1 << 20).expect("pipe size");
+        assert!(capacity >= data.len(), "capacity {capacity}");
+        let mut writer = File::from(write_end);
+        std::io::Write::write_all(&mut writer, data).expect("fill");
+        drop(writer);
+        sys::set_nonblocking(read_end.as_fd(), true).expect("nonblocking");
+        File::from(read_end)
+    }
+
+    /// What waits in a flooded pipe beyond the tail is discarded, and the rest arrives: the
+    /// rendering is exactly what reading every byte gives, and the count is exact.
+    #[test]
+    fn a_flood_drained_with_discards_renders_as_one_read_in_full() {
+        let data = numbered(900 * 1024);
+        let proc = record_for_drain();
+        let mut pipe = filled_pipe(&data);
+        let mut chunk = Vec::new();
+        let (mut discard, mut grown) = (true, true);
+        let drained = drain(&proc, &mut pipe, &mut chunk, &mut discard, &mut grown);
+        assert!(
+            matches!(drained, Ok((false, n)) if n == data.len() as u64),
+            "{drained:?}"
+        );
+        assert!(discard, "the discard path worked");
+        let expected = HeadTailBuffer::new();
+        expected.write(&data);
+        proc.buffer.close();
+        expected.close();
+        assert_eq!(proc.buffer.render(), expected.render());
+    }
+
+    /// The discard itself: all but the tail's bytes go without a copy, the tail's arrive.
+    #[test]
+    fn discard_then_read_leaves_exactly_the_bytes_the_tail_keeps() {
+        let data = numbered(700 * 1024);
+        let pipe = filled_pipe(&data);
+        let null = sys::null_sink().expect("/dev/null");
+        let keep = 16 * 1024 + 3;
+        let mut out = vec![0u8; READ_CHUNK_BYTES];
+        let (discarded, got) = discard_then_read(pipe.as_fd(), null, keep, &mut out).expect("ok");
+        assert_eq!(discarded, (data.len() - keep) as u64);
+        assert_eq!(&out[..got], &data[data.len() - keep..]);
+        // Too little waiting: nothing is done.
+        let small = filled_pipe(&data[..keep + 100]);
+        assert_eq!(
+            discard_then_read(small.as_fd(), null, keep, &mut out).expect("ok"),
+            (0, 0)
+        );
     }
 }

@@ -125,6 +125,43 @@ struct Supervisor {
 }
 
 /// Runs the supervisor until a close completes.
+/// Spawns a child and registers it: under `Managed`'s lock (the orphan reaper that finds this
+/// child exited must find it recorded as ours, see `manager::orphans`), `sys::spawn`, the start
+/// order, `Proc::new`, the table. Called by the supervisor, or by the caller's own thread when
+/// the child needs no parent-death signal (see `Manager::spawn`); what only the supervisor
+/// does (waiter thread, timers) follows in `Supervisor::supervise`.
+pub(crate) fn spawn_child(
+    shared: &Shared,
+    spec: sys::SpawnSpec,
+    proc: crate::process::ProcSpec,
+) -> Result<Arc<Proc>, sys::SpawnFailure> {
+    let mut managed = shared.managed.lock();
+    let spawned = sys::spawn(&spec);
+    // The start order is taken here, where spawns happen one at a time.
+    let seq = spawned.as_ref().ok().map(|child| {
+        managed.insert(child.pid);
+        shared.next_seq()
+    });
+    drop(managed);
+    shared.managed.spawned();
+    // The child has its copy of the output's write end; ours must go so that end of file
+    // arrives.
+    drop(spec);
+    let child = spawned?;
+    // With a pidfd the reader thread watches the exit (see `process::watch`); without, a
+    // waiter thread of the supervisor's.
+    let proc = Proc::new(proc, child.pid, seq.unwrap_or_default(), child.pidfd);
+    shared.insert(Arc::clone(&proc));
+    log::info!(
+        "{}: started pid {} in {}: {}",
+        proc.label(),
+        proc.pid,
+        proc.workdir.display(),
+        crate::command::log_excerpt(&proc.command)
+    );
+    Ok(proc)
+}
+
 pub(crate) fn run(shared: Arc<Shared>, jobs: Receiver<Job>) {
     let mut sup = Supervisor {
         shared,
@@ -187,6 +224,11 @@ impl Supervisor {
     fn handle(&mut self, job: Job) {
         match job {
             Job::Spawn(job) => self.spawn(*job),
+            Job::Supervise {
+                proc,
+                timeout,
+                deadline,
+            } => self.supervise(&proc, timeout, deadline),
             Job::ReaderRetired(id) => self.shared.readers.join_retired(id),
             Job::LeaderExited(proc) => {
                 if let Some(at) = self.waiters.iter().position(|(pid, _)| *pid == proc.pid) {
@@ -234,48 +276,42 @@ impl Supervisor {
             let _ = job.reply.send(Err(shutting_down()));
             return;
         }
-        // Held across the spawn: the orphan reaper that finds this child exited must find it
-        // recorded as ours (see `manager::orphans`).
-        let mut managed = self.shared.managed.lock();
-        let spawned = sys::spawn(&job.spec);
-        if let Ok(child) = &spawned {
-            managed.insert(child.pid);
-        }
-        drop(managed);
-        self.shared.managed.spawned();
-        // The child has its copy of the output's write end; ours must go so that end of file
-        // arrives.
-        drop(job.spec);
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) => {
-                let _ = job.reply.send(Err(e));
-                return;
+        let SpawnJob {
+            spec,
+            proc,
+            timeout,
+            deadline,
+            reply,
+        } = job;
+        match spawn_child(&self.shared, spec, proc) {
+            Ok(proc) => {
+                self.supervise(&proc, timeout, deadline);
+                let _ = reply.send(Ok(proc));
             }
-        };
-        // The start order is taken here, where spawns happen one at a time. With a pidfd the
-        // reader thread watches the exit (see `process::watch`); without, a waiter thread.
-        let has_pidfd = child.pidfd.is_some();
-        let proc = Proc::new(job.proc, child.pid, self.shared.next_seq(), child.pidfd);
-        if !has_pidfd {
-            self.start_waiter(&proc);
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
         }
-        if let Some(timeout) = job.timeout {
+    }
+
+    /// What only this thread does for a fresh child: its waiter thread where there is no
+    /// pidfd, its timeout and its deadline.
+    fn supervise(
+        &mut self,
+        proc: &Arc<Proc>,
+        timeout: Option<Duration>,
+        deadline: Option<Instant>,
+    ) {
+        if proc.state.lock().pidfd.is_none() {
+            self.start_waiter(proc);
+        }
+        if let Some(timeout) = timeout {
             let at = deadline_from(proc.started, timeout);
-            self.add_timer(at, Timer::Timeout(Arc::downgrade(&proc)));
+            self.add_timer(at, Timer::Timeout(Arc::downgrade(proc)));
         }
-        if let Some(at) = job.deadline {
-            self.add_timer(at, Timer::Deadline(Arc::downgrade(&proc)));
+        if let Some(at) = deadline {
+            self.add_timer(at, Timer::Deadline(Arc::downgrade(proc)));
         }
-        self.shared.insert(Arc::clone(&proc));
-        let _ = job.reply.send(Ok(Arc::clone(&proc)));
-        log::info!(
-            "{}: started pid {} in {}: {}",
-            proc.label(),
-            proc.pid,
-            proc.workdir.display(),
-            crate::command::log_excerpt(&proc.command)
-        );
     }
 
     /// Without a pidfd, a small thread blocks in `waitid(WNOWAIT)` for the leader and tells us;

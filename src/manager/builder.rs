@@ -30,6 +30,13 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
 /// Default time after the leader's exit that a process counts as running while its output pipe
 /// stays open (a grandchild holding it can never make a wait hang for longer).
 pub const DEFAULT_PIPE_GRACE: Duration = Duration::from_secs(2);
+/// The capacity a child's output pipe grows to once the child floods it (a drain finds a full
+/// read waiting): 1 MiB, the kernel's default `pipe-max-size`. A larger pipe lets a fast
+/// writer go on while the reader sleeps, so the reader wakes once per megabyte instead of
+/// once per write, and the part of it the tail cannot keep is discarded without a copy.
+/// Only flooding pipes grow: the kernel counts pipe capacity against a per-user budget
+/// (`pipe-user-pages-soft`). 0 leaves every pipe at the kernel's default (64 KiB).
+pub const DEFAULT_FLOOD_PIPE_BYTES: usize = 1 << 20;
 /// Default time an exited process stays listed (with its output) before it is forgotten.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(5 * 60);
 /// Default number of exited processes kept; past it the oldest exited one is forgotten first.
@@ -44,8 +51,10 @@ pub const DEFAULT_SHELL: &str = "/bin/sh";
 /// copy bytes and nothing else, so a small stack keeps many children cheap.
 pub const DEFAULT_THREAD_STACK_BYTES: usize = 64 * 1024;
 /// How long a reader thread with no child to watch waits for the next one before it exits.
-/// Reusing readers saves creating a thread per start; idle ones cost a mostly untouched stack.
-pub const DEFAULT_READER_IDLE: Duration = Duration::from_secs(5);
+/// Reusing readers saves creating a thread per start (starts in a row, a few milliseconds
+/// apart, reuse one); idle ones cost a mostly untouched stack and a thread, so after a burst
+/// of 200 exits the server is back to its idle threads within half a second.
+pub const DEFAULT_READER_IDLE: Duration = Duration::from_millis(250);
 /// Default number of tracked identities a manager keeps receipts for. Receipts are small and
 /// outlive the process records (an id is never reused within a manager); past this many, new
 /// tracked starts and fences are refused
@@ -70,6 +79,7 @@ pub(crate) struct Config {
     pub(crate) max_running: usize,
     pub(crate) kill_grace: Duration,
     pub(crate) pipe_grace: Duration,
+    pub(crate) flood_pipe_bytes: usize,
     pub(crate) retention: Duration,
     pub(crate) max_exited: usize,
     pub(crate) max_wait: Duration,
@@ -129,6 +139,7 @@ impl Default for ManagerBuilder {
                 max_running: DEFAULT_MAX_RUNNING,
                 kill_grace: DEFAULT_KILL_GRACE,
                 pipe_grace: DEFAULT_PIPE_GRACE,
+                flood_pipe_bytes: DEFAULT_FLOOD_PIPE_BYTES,
                 retention: DEFAULT_RETENTION,
                 max_exited: DEFAULT_MAX_EXITED,
                 max_wait: DEFAULT_MAX_WAIT,
@@ -176,6 +187,15 @@ impl ManagerBuilder {
     /// [`DEFAULT_PIPE_GRACE`]).
     pub fn pipe_grace(mut self, grace: Duration) -> Self {
         self.config.pipe_grace = grace;
+        self
+    }
+
+    /// The capacity a flooded output pipe grows to (default [`DEFAULT_FLOOD_PIPE_BYTES`]; 0:
+    /// never grow). The kernel caps it at `/proc/sys/fs/pipe-max-size` for unprivileged
+    /// processes and refuses it past the user's pipe budget; a refused growth leaves the pipe
+    /// as it was.
+    pub fn flood_pipe_bytes(mut self, bytes: usize) -> Self {
+        self.config.flood_pipe_bytes = bytes;
         self
     }
 

@@ -46,9 +46,9 @@ pub(crate) mod table;
 
 pub(crate) use builder::Config;
 pub use builder::{
-    CHAT_ID_ENV, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT, DEFAULT_MAX_EXITED,
-    DEFAULT_MAX_PENDING_INPUT, DEFAULT_MAX_RUNNING, DEFAULT_MAX_TRACKED, DEFAULT_MAX_WAIT,
-    DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
+    CHAT_ID_ENV, DEFAULT_FLOOD_PIPE_BYTES, DEFAULT_KILL_GRACE, DEFAULT_LIST_LIMIT,
+    DEFAULT_MAX_EXITED, DEFAULT_MAX_PENDING_INPUT, DEFAULT_MAX_RUNNING, DEFAULT_MAX_TRACKED,
+    DEFAULT_MAX_WAIT, DEFAULT_PIPE_GRACE, DEFAULT_READER_IDLE, DEFAULT_RETENTION, DEFAULT_SHELL,
     DEFAULT_TERMINAL_TERM, DEFAULT_THREAD_STACK_BYTES, ManagerBuilder,
 };
 pub use builder::{CgroupMode, DEFAULT_CHILD_OOM_SCORE_ADJ};
@@ -462,7 +462,15 @@ impl Manager {
             cwd: to_cstring(prepared.workdir.clone().into_os_string().into_vec())?,
             output: io.output,
             stdin: Some(io.stdin),
-            parent_death_signal: Some(libc::SIGKILL),
+            // With cgroups the keeper kills every member should this process die, so the
+            // child needs no parent-death signal, and then it can be spawned on any thread
+            // (the signal fires when the spawning *thread* ends). Without, the supervisor, a
+            // thread as long-lived as the manager, spawns it with SIGKILL as that signal.
+            parent_death_signal: if self.shared.containment.is_some() {
+                None
+            } else {
+                Some(libc::SIGKILL)
+            },
             method: config.spawn_method,
             cgroup: cgroup.clone(),
             oom_score_adj: self.child_oom_score_adj,
@@ -494,31 +502,62 @@ impl Manager {
             background: cmd.background,
             buffer: config.buffer,
             pipe_grace: config.pipe_grace,
+            flood_pipe_bytes: config.flood_pipe_bytes,
             cgroup,
             input: io.input,
         };
-        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        let job = Job::Spawn(Box::new(SpawnJob {
-            spec,
-            proc,
-            timeout: cmd.timeout,
-            deadline: tracking.and_then(|t| t.deadline).map(instant_of),
-            reply: reply_tx,
-        }));
+        let timeout = cmd.timeout;
+        let deadline = tracking.and_then(|t| t.deadline).map(instant_of);
         let handed = Instant::now();
-        if !self.shared.send(job) {
-            return Err(Failure::Unspawned(Error::ShuttingDown));
-        }
-        let proc = match reply_rx.recv() {
-            Ok(Ok(proc)) => {
+        let spawned = if spec.parent_death_signal.is_none() {
+            // Spawned here, on the caller's thread: the answer goes out as soon as the child
+            // has exec'd, without a hand-off to the supervisor and back (two wake-ups, each
+            // of which can wait for an idle CPU to wake, or behind the child on a busy one).
+            // The gate keeps a close from sweeping the table while this spawn is between its
+            // check and its insert.
+            let gate = self.shared.spawn_gate.read();
+            if self.shared.is_closing() {
+                return Err(Failure::Unspawned(Error::ShuttingDown));
+            }
+            let spawned = reaper::spawn_child(&self.shared, spec, proc);
+            drop(gate);
+            if let Ok(proc) = &spawned
+                && (timeout.is_some() || deadline.is_some() || proc.state.lock().pidfd.is_none())
+            {
+                self.shared.send(Job::Supervise {
+                    proc: Arc::clone(proc),
+                    timeout,
+                    deadline,
+                });
+            }
+            spawned
+        } else {
+            let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+            let job = Job::Spawn(Box::new(SpawnJob {
+                spec,
+                proc,
+                timeout,
+                deadline,
+                reply: reply_tx,
+            }));
+            if !self.shared.send(job) {
+                return Err(Failure::Unspawned(Error::ShuttingDown));
+            }
+            match reply_rx.recv() {
+                Ok(spawned) => spawned,
+                Err(_) => return Err(Failure::Unspawned(Error::ShuttingDown)),
+            }
+        };
+        let proc = match spawned {
+            Ok(proc) => {
                 self.shared.config.metrics.process_started(handed.elapsed());
                 proc
             }
-            Ok(Err(e)) if self.shared.is_closing() => {
+            Err(e) if self.shared.is_closing() => {
                 log::debug!("start refused while closing: {}", e.error);
                 return Err(Failure::Unspawned(Error::ShuttingDown));
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 log::warn!(
                     "failed to start {:?}: {}{}",
                     crate::command::log_excerpt(&cmd_label(&cmd)),
@@ -528,7 +567,6 @@ impl Manager {
                 let error = prepare::spawn_error(e, named, &workdir);
                 return Err(Failure::Unspawned(error));
             }
-            Err(_) => return Err(Failure::Unspawned(Error::ShuttingDown)),
         };
         self.start_reader(&proc, read_end)
             .map_err(Failure::Spawned)?;
@@ -1166,6 +1204,9 @@ impl Manager {
     pub fn close(&self) {
         let on_supervisor = self.supervisor_thread == std::thread::current().id();
         let first = self.shared.begin_closing();
+        // Spawns on callers' threads that passed their closing check finish (and are in the
+        // table for the close to find) before the close begins; later ones are refused.
+        drop(self.shared.spawn_gate.write());
         // Wait-any calls answer at once once closing.
         self.shared.wake_exit_waiters();
         if on_supervisor {

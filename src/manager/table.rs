@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::id::ProcessId;
 use crate::info::{Exit, ExitEvent};
@@ -28,6 +28,15 @@ use crate::time::deadline_from;
 pub(crate) enum Job {
     /// Spawn a child and register it; the reply carries the record or the error.
     Spawn(Box<SpawnJob>),
+    /// A child spawned on its caller's thread: start its waiter (no pidfd) and its timers.
+    Supervise {
+        /// The fresh child.
+        proc: Arc<Proc>,
+        /// Its timeout.
+        timeout: Option<Duration>,
+        /// A tracked start's deadline.
+        deadline: Option<Instant>,
+    },
     /// An idle reader thread retired: join it.
     ReaderRetired(std::thread::ThreadId),
     /// A per-child waiter thread saw the leader exit (no pidfd: non-Linux, old kernels).
@@ -59,6 +68,9 @@ pub(crate) struct Shared {
     /// Processes started and not yet marked exited (including starts in flight).
     pub(crate) running: AtomicUsize,
     closing: AtomicBool,
+    /// Held (shared) by a spawn on its caller's thread from its closing check to its insert
+    /// into the table; taken (exclusively) by a close once it is marked closing.
+    pub(crate) spawn_gate: RwLock<()>,
     pub(crate) jobs: Sender<Job>,
     /// Wakes the supervisor's poll.
     pub(crate) wake: Arc<sys::Waker>,
@@ -107,6 +119,7 @@ impl Shared {
             table: Mutex::new(Table::default()),
             running: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
+            spawn_gate: RwLock::new(()),
             jobs,
             wake,
             stop_readers: sys::Waker::new()?,

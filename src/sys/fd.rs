@@ -30,6 +30,38 @@ pub(crate) fn open_dev_null() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// An fd open for writing on `/dev/null`, opened once per process (`None` if it cannot be):
+/// where a pipe's surplus is discarded to (see `discard_from_pipe`).
+pub(crate) fn null_sink() -> Option<BorrowedFd<'static>> {
+    static SINK: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    SINK.get_or_init(|| {
+        // SAFETY: the path is a valid C string literal.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    })
+    .as_ref()
+    .map(AsFd::as_fd)
+}
+
+/// One `read(2)` into `out` from a non-blocking fd: the bytes read, 0 when none wait (or at
+/// end of file; the next ordinary read tells which). `EINTR` is retried.
+pub(crate) fn read_nonblocking(fd: BorrowedFd<'_>, out: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: the pointer and length describe `out`; the fd is borrowed for the call.
+        let n = unsafe { libc::read(fd.as_raw_fd(), out.as_mut_ptr().cast(), out.len()) };
+        if n >= 0 {
+            return Ok(n.unsigned_abs());
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => return Ok(0),
+            _ => return Err(err),
+        }
+    }
+}
+
 /// Switches `O_NONBLOCK` on or off for `fd` (it applies to the open file description, so to
 /// every duplicate of the fd too).
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {

@@ -85,8 +85,10 @@ mod tests;
 
 #[cfg_attr(not(test), allow(unused_imports))] // for tests and diagnostics
 pub(crate) use fd::open_fd_count;
-pub(crate) use fd::{open_dev_null, set_nonblocking};
-pub(crate) use platform::{live_groups, pipe_cloexec, pipe_reader};
+pub(crate) use fd::{null_sink, open_dev_null, read_nonblocking, set_nonblocking};
+pub(crate) use platform::{
+    discard_from_pipe, live_groups, pipe_cloexec, pipe_reader, set_pipe_capacity,
+};
 pub(crate) use poll::{Interest, Waker, poll_fds, poll_readable};
 #[cfg(feature = "cli")]
 pub(crate) use pty::window_size;

@@ -1,9 +1,10 @@
-//! Linux's fd primitives: an atomic close-on-exec pipe, the `close_range` probe, and
-//! `/proc/self/fd`.
+//! Linux's fd primitives: an atomic close-on-exec pipe, the `close_range` probe,
+//! `/proc/self/fd`, discarding from a pipe without a copy (`splice` to `/dev/null`) and the
+//! pipe's capacity.
 
 use std::ffi::{c_int, c_uint};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::child::close_range_cloexec;
@@ -49,4 +50,50 @@ pub(in crate::sys) fn close_range_cloexec_works() -> bool {
             works
         }
     }
+}
+
+/// Discards up to `len` bytes from the pipe `pipe` without copying them to user space:
+/// `splice` into `null` (an fd open for writing on `/dev/null`, whose splice only releases the
+/// pipe's pages), non-blocking. Returns how many bytes went; 0 when the pipe was empty.
+pub(crate) fn discard_from_pipe(
+    pipe: BorrowedFd<'_>,
+    null: BorrowedFd<'_>,
+    len: usize,
+) -> io::Result<usize> {
+    loop {
+        // SAFETY: splice takes two fds we borrow, null offsets (both are streams here: a pipe
+        // and a character device), a length and flags; it touches no memory of ours.
+        let n = unsafe {
+            libc::splice(
+                pipe.as_raw_fd(),
+                std::ptr::null_mut(),
+                null.as_raw_fd(),
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        if n >= 0 {
+            return Ok(n.unsigned_abs());
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => return Ok(0),
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Sets the capacity of the pipe `fd` to at least `bytes` (`F_SETPIPE_SZ`; the kernel rounds
+/// up to a power of two pages and refuses more than `/proc/sys/fs/pipe-max-size` to
+/// unprivileged processes). Returns the capacity now in effect.
+pub(crate) fn set_pipe_capacity(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    let wanted = c_int::try_from(bytes).unwrap_or(c_int::MAX);
+    // SAFETY: fcntl(F_SETPIPE_SZ) takes an int argument and touches no memory of ours.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, wanted) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc.unsigned_abs() as usize)
 }

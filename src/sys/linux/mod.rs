@@ -9,7 +9,8 @@
 //!   `close_range(CLOSE_RANGE_CLOEXEC)`, `prctl(PR_SET_PDEATHSIG)`;
 //! - `pidfd.rs`: `pidfd_open`, `pidfd_send_signal(PIDFD_SIGNAL_PROCESS_GROUP)`,
 //!   `waitid(P_PIDFD)`;
-//! - `fd.rs`: `pipe2(O_CLOEXEC)`, the `close_range` probe, `/proc/self/fd`;
+//! - `fd.rs`: `pipe2(O_CLOEXEC)`, the `close_range` probe, `/proc/self/fd`, `splice` to
+//!   `/dev/null`, `F_SETPIPE_SZ`;
 //! - `poll.rs`: an `eventfd` waker;
 //! - `procfs.rs`: one pass over `/proc` for the groups that still have live members;
 //! - `pty.rs`: `posix_openpt(O_CLOEXEC)`, no `grantpt`, the slave by `TIOCGPTPEER`;
@@ -39,8 +40,8 @@ pub(crate) use cgroup::*;
 pub(in crate::sys) use child::{
     DeathSignal, LAST_SIGNAL, mark_all_cloexec_from, reset_disposition,
 };
-pub(crate) use fd::pipe_cloexec;
 pub(in crate::sys) use fd::{FD_DIR, close_range_cloexec_works};
+pub(crate) use fd::{discard_from_pipe, pipe_cloexec, set_pipe_capacity};
 pub(crate) use keeper::Keeper;
 #[cfg(test)]
 pub(in crate::sys) use pidfd::{PIDFD_SIGNAL_PROCESS_GROUP, pidfd_send_signal};

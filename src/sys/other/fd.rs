@@ -41,3 +41,17 @@ fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
 pub(in crate::sys) fn close_range_cloexec_works() -> bool {
     false
 }
+
+/// Other unix systems have no `splice`: nothing is discarded (the caller reads instead).
+pub(crate) fn discard_from_pipe(
+    _pipe: BorrowedFd<'_>,
+    _null: BorrowedFd<'_>,
+    _len: usize,
+) -> io::Result<usize> {
+    Ok(0)
+}
+
+/// Other unix systems cannot resize a pipe: it keeps the capacity it has.
+pub(crate) fn set_pipe_capacity(_fd: BorrowedFd<'_>, _bytes: usize) -> io::Result<usize> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}

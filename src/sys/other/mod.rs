@@ -41,8 +41,8 @@ pub(crate) use cgroup::*;
 pub(in crate::sys) use child::{
     DeathSignal, LAST_SIGNAL, mark_all_cloexec_from, reset_disposition,
 };
-pub(crate) use fd::pipe_cloexec;
 pub(in crate::sys) use fd::{FD_DIR, close_range_cloexec_works};
+pub(crate) use fd::{discard_from_pipe, pipe_cloexec, set_pipe_capacity};
 pub(crate) use keeper::Keeper;
 pub(in crate::sys) use pidfd::{pidfd_after_fork, signal_group_via_pidfd, try_reap_via_pidfd};
 pub(in crate::sys) use poll::{WAKE_TOKEN, WakeFds};
