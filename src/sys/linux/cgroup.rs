@@ -99,8 +99,19 @@ fn read_words(path: &Path) -> HashSet<String> {
 
 /// Enables each of `wanted` that `dir` has for its children (`+name` to
 /// `cgroup.subtree_control`), one at a time so that one refusal does not stop the others.
-/// Returns the first refusal's error (`EBUSY`: `dir` holds processes itself).
+/// Returns the first refusal's error.
+///
+/// A cgroup other than the root that holds processes itself gets none (`EBUSY` at once). The
+/// kernel refuses it the domain controllers (memory) but grants it the threaded ones (pids,
+/// cpu), and a cgroup with processes and a threaded controller becomes a thread root, below
+/// which no cgroup is a valid domain: every `clone3(CLONE_INTO_CGROUP)` into one, and the
+/// server's own move into a leaf, then fail with `EOPNOTSUPP`. (Found on a kernel whose
+/// cgroup2 has all three: `.ci/vm-limits.sh`.)
 pub(crate) fn enable_controllers(dir: &Path, wanted: &[&str]) -> io::Result<()> {
+    // Only the root has no `cgroup.type`; it may hold processes and enable controllers.
+    if dir.join("cgroup.type").exists() && !member_pids(dir)?.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::EBUSY));
+    }
     let have = available_controllers(dir);
     let mut first_error = None;
     for name in wanted.iter().filter(|n| have.contains(**n)) {
