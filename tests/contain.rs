@@ -481,18 +481,34 @@ fn without_cgroups_stop_and_continue_are_sigstop_and_sigcont_to_the_group() {
     wait_for_text(&server.addr, &id, "3\n");
     assert_eq!(signal(&server.addr, &id, &json!({"signal": "stop"})), 200);
     assert_eq!(info(&server.addr, &id)["stopped"], json!(true));
-    let state = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.chars().next()))
-            .flatten()
+    // `(pid, state, ppid)` of the group's live members (the leader leads it).
+    let group = || {
+        common::processes()
+            .into_iter()
+            .filter(|&(_, state, _, pgrp)| pgrp == pid && state != 'Z' && state != 'X')
+            .map(|(p, state, ppid, _)| (p, state, ppid))
+            .collect::<Vec<_>>()
     };
-    assert!(eventually(LONG, || state() == Some('T')), "{:?}", state());
+    // Every member stopped ('T'). A shell that vforked `sleep` (dash does) waits for the
+    // child's exec in a killable sleep ('D'): a child stopped before its exec holds its parent
+    // there until it continues, so such a parent counts as stopped too.
+    let all_stopped = |members: &[(i32, char, i32)]| {
+        !members.is_empty()
+            && members.iter().all(|&(p, state, _)| {
+                state == 'T'
+                    || (state == 'D' && members.iter().any(|&(_, s, ppid)| ppid == p && s == 'T'))
+            })
+    };
+    assert!(eventually(LONG, || all_stopped(&group())), "{:?}", group());
     assert_eq!(
         signal(&server.addr, &id, &json!({"signal": "continue"})),
         200
     );
-    assert!(eventually(LONG, || state() != Some('T')), "{:?}", state());
+    assert!(
+        eventually(LONG, || group().iter().all(|&(_, state, _)| state != 'T')),
+        "{:?}",
+        group()
+    );
     assert!(info(&server.addr, &id).get("stopped").is_none());
     assert!(info(&server.addr, &id).get("cpu_ms").is_none());
     assert_eq!(signal(&server.addr, &id, &json!({"signal": "kill"})), 200);
