@@ -691,6 +691,12 @@ fn a_cpu_limit_holds_a_busy_loop_to_its_share() {
         free_ms <= free_wall + 20,
         "{free_ms} ms of CPU in {free_wall} ms"
     );
+    // `memory_peak_bytes` is there exactly where the memory controller is.
+    assert_eq!(
+        free["memory_peak_bytes"].is_u64(),
+        cgroup.has_controller("memory"),
+        "{free}"
+    );
     println!("no limit: {free_ms} ms of CPU in {free_wall} ms");
     let Some(limited) = limited else {
         return;
