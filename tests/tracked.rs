@@ -661,6 +661,71 @@ fn output_tracked_answers_the_output_then_410_once_forgotten() {
     );
 }
 
+/// The final info a receipt keeps is the process's own final info, accounting included: a
+/// contained process's `cpu_ms` (and `memory_peak_bytes` and `oom_killed` where the memory
+/// controller is there) are read when its cgroup empties, after the exit, and reach the 410
+/// and the cancel answer all the same.
+#[test]
+fn the_final_info_of_a_forgotten_contained_process_keeps_its_accounting() {
+    let srv = server(&["--max-exited", "1"]);
+    let inst = instance(&srv.addr);
+    let id = new_id();
+    // A few thousand rounds of shell arithmetic: some CPU time to count.
+    let command = "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exit 3";
+    let body = tracked(json!({ "command": command }), &id, &inst);
+    assert_eq!(post(&srv.addr, "start", &body, &[]).status, 200);
+    let out = output(&srv.addr, &id, "wait=true&timeout_ms=20000");
+    assert_eq!(out["exit_code"], json!(3), "{out}");
+    if let Some(cgroup) = &srv.cgroup {
+        // The accounting is final once the process's cgroup is gone.
+        assert!(
+            eventually(Duration::from_secs(20), || cgroup
+                .children()
+                .iter()
+                .all(|instance| !instance.join(&id).exists())),
+            "the cgroup of {id} is removed"
+        );
+    }
+    let list = get(&srv.addr, "/api/v0/processes/list").json();
+    let listed = list["processes"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"] == json!(id)))
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not listed: {list}"));
+    let accounting = |info: &Value| {
+        (
+            info["contained"].clone(),
+            info["cpu_ms"].clone(),
+            info["memory_peak_bytes"].clone(),
+            info["oom_killed"].clone(),
+        )
+    };
+    if srv.cgroup.is_some() {
+        assert_eq!(listed["contained"], json!(true), "{listed}");
+        assert!(listed["cpu_ms"].is_u64(), "{listed}");
+    }
+    // Another exit evicts the record (--max-exited 1): the receipt answers.
+    let (other, _) = common::http::start_command(&srv.addr, "true");
+    wait_exit(&srv.addr, &other);
+    let digest = body["input_digest"].as_str().expect("digest");
+    let gone = get(
+        &srv.addr,
+        &format!(
+            "/api/v0/processes/{id}/output-tracked?agent_instance_id={inst}&input_digest={digest}"
+        ),
+    );
+    assert_eq!(gone.status, 410, "{:?}", gone.json());
+    let kept = gone.json()["process"].clone();
+    assert_eq!(accounting(&kept), accounting(&listed), "410: {kept}");
+    let cancel = json!({"process_id": id, "agent_instance_id": inst, "input_digest": digest});
+    let cancelled = post(&srv.addr, "cancel-tracked", &cancel, &[]).json();
+    assert_eq!(
+        accounting(&cancelled["process"]),
+        accounting(&listed),
+        "cancel: {cancelled}"
+    );
+}
+
 #[test]
 fn receipts_are_bounded_and_distinct_from_the_running_limit() {
     let srv = server(&["--max-tracked", "2"]);

@@ -196,13 +196,31 @@ impl Receipts {
         self.settled.notify_all();
     }
 
-    /// Keeps the final state of a tracked process (called when it is marked exited).
+    /// Keeps the final state of a tracked process (called when it is marked exited; a
+    /// contained one's accounting follows in [`record_accounting`]).
+    ///
+    /// [`record_accounting`]: Self::record_accounting
     pub(crate) fn record_terminal(&self, id: &ProcessId, mut info: ProcessInfo) {
         info.command.clear();
         info.workdir = std::path::PathBuf::new();
         info.members_alive = false;
         if let Some(r) = self.map.lock().get_mut(id) {
             r.terminal = Some(info);
+        }
+    }
+
+    /// Adds the cgroup's accounting (`cpu_ms`, `memory_peak_bytes`, `oom_killed`) to the final
+    /// state of a tracked process whose cgroup has just emptied. [`record_terminal`] keeps
+    /// that state at the exit, without them: they are read once nothing of the tree is left
+    /// (the contract's final info carries them, as the process's own info does).
+    ///
+    /// [`record_terminal`]: Self::record_terminal
+    pub(crate) fn record_accounting(&self, id: &ProcessId, info: &ProcessInfo) {
+        let mut map = self.map.lock();
+        if let Some(terminal) = map.get_mut(id).and_then(|r| r.terminal.as_mut()) {
+            terminal.cpu_ms = info.cpu_ms;
+            terminal.memory_peak_bytes = info.memory_peak_bytes;
+            terminal.oom_killed = info.oom_killed;
         }
     }
 

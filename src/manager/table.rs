@@ -294,6 +294,11 @@ impl ExitSink for Shared {
 
     fn group_emptied(&self, proc: &Arc<Proc>) {
         self.lingering.lock().retain(|p| !Arc::ptr_eq(p, proc));
+        if proc.tracked {
+            // The accounting was read just now, as the cgroup emptied. Lock order: the
+            // process's state (taken and released by `info`), then the receipts.
+            self.receipts.record_accounting(&proc.id, &proc.info());
+        }
         // A close waits for the last lingering group to empty: this is the event it waits on.
         if self.is_closing() {
             self.wake.wake();

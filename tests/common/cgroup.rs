@@ -5,6 +5,12 @@
 //! Where no cgroup2 hierarchy is writable [`TestCgroup::new`] returns `None` with a message
 //! (the caller skips), except under `CI=true`, where it fails: CI runs as root on a machine
 //! with cgroup2, and these tests must not silently skip there.
+//!
+//! A limit test asks [`TestCgroup::has_controller`] whether the processes a server puts under
+//! the directory can have the controller its limit needs; without it the test checks the
+//! contract's 400 instead. `PROCWARDEN_EXPECT_CONTROLLERS` (comma-separated names; the VM run
+//! of `.ci/vm-limits.sh` sets `memory,pids,cpu`) turns a named controller's absence into a
+//! failure, so that a run meant to test the limits can never fall back to the 400.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,6 +68,24 @@ impl TestCgroup {
     /// The directory as a `--cgroup` argument.
     pub fn arg(&self) -> &str {
         self.path.to_str().expect("utf-8 path")
+    }
+
+    /// Whether the directory offers controller `name` (`memory`, `pids`, `cpu`) to the
+    /// cgroups below it, which a server may then enable for its processes: it is listed in
+    /// the directory's `cgroup.controllers`. Panics where it is not but
+    /// `PROCWARDEN_EXPECT_CONTROLLERS` names it.
+    pub fn has_controller(&self, name: &str) -> bool {
+        let listed =
+            std::fs::read_to_string(self.path.join("cgroup.controllers")).unwrap_or_default();
+        let has = listed.split_whitespace().any(|c| c == name);
+        let expected = std::env::var("PROCWARDEN_EXPECT_CONTROLLERS").unwrap_or_default();
+        if !has && expected.split(',').any(|c| c.trim() == name) {
+            panic!(
+                "PROCWARDEN_EXPECT_CONTROLLERS={expected} but {} offers only {listed:?}",
+                self.path.display()
+            );
+        }
+        has
     }
 
     /// Every pid in the directory or below it.

@@ -2,7 +2,7 @@
 //! hierarchy, one directory per process, its events, its kill switch, its freezer and its
 //! accounting. Everything here is plain file I/O on the cgroup2 mount (`cgroup.events`, the
 //! kernel's event that a cgroup emptied, is watched by polling its open file for `POLLPRI`)
-//! except `kill(2)` for a signal to every member.
+//! except a signal to every member (through a pidfd for each: `pidfd.rs`).
 
 use std::collections::HashSet;
 use std::fs;
@@ -99,8 +99,19 @@ fn read_words(path: &Path) -> HashSet<String> {
 
 /// Enables each of `wanted` that `dir` has for its children (`+name` to
 /// `cgroup.subtree_control`), one at a time so that one refusal does not stop the others.
-/// Returns the first refusal's error (`EBUSY`: `dir` holds processes itself).
+/// Returns the first refusal's error.
+///
+/// A cgroup other than the root that holds processes itself gets none (`EBUSY` at once). The
+/// kernel refuses it the domain controllers (memory) but grants it the threaded ones (pids,
+/// cpu), and a cgroup with processes and a threaded controller becomes a thread root, below
+/// which no cgroup is a valid domain: every `clone3(CLONE_INTO_CGROUP)` into one, and the
+/// server's own move into a leaf, then fail with `EOPNOTSUPP`. (Found on a kernel whose
+/// cgroup2 has all three: `.ci/vm-limits.sh`.)
 pub(crate) fn enable_controllers(dir: &Path, wanted: &[&str]) -> io::Result<()> {
+    // Only the root has no `cgroup.type`; it may hold processes and enable controllers.
+    if dir.join("cgroup.type").exists() && !member_pids(dir)?.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::EBUSY));
+    }
     let have = available_controllers(dir);
     let mut first_error = None;
     for name in wanted.iter().filter(|n| have.contains(**n)) {
@@ -266,6 +277,51 @@ pub(crate) struct CgroupLimits {
 /// The period `cpu.max` quotas are given against, in microseconds (the kernel's default).
 const CPU_PERIOD_US: u64 = 100_000;
 
+/// How many members [`ProcCgroup::signal_members`] holds a pidfd for at once before it reads
+/// the member lists again to confirm them: bounds the descriptors one signal takes (and costs
+/// one more read of the lists per batch).
+const SIGNAL_BATCH: usize = 64;
+
+/// One member to signal, opened before its membership is confirmed.
+enum Member {
+    /// Its pidfd: a signal through it reaches this process or nobody.
+    Pidfd(OwnedFd),
+    /// Its pid, where no pidfd could be had: `ENOSYS` (`pidfd_open` is Linux 5.3+), or no
+    /// descriptor left (`EMFILE`, `ENFILE`, `ENOMEM`).
+    Pid(libc::pid_t),
+    /// No process has the pid any more (`ESRCH`), or it is out of range.
+    Gone,
+}
+
+impl Member {
+    fn open(pid: u32) -> Member {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return Member::Gone;
+        };
+        match super::pidfd::pidfd_open(pid) {
+            Ok(fd) => Member::Pidfd(fd),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Member::Gone,
+            Err(e) => {
+                log::debug!("pidfd_open({pid}) failed: {e}; signalling it by pid");
+                Member::Pid(pid)
+            }
+        }
+    }
+
+    /// Sends `sig`; whether it was delivered.
+    fn signal(&self, sig: i32) -> bool {
+        match self {
+            Member::Pidfd(fd) => super::pidfd::pidfd_send_signal(fd.as_fd(), sig, 0).is_ok(),
+            Member::Pid(pid) => {
+                // SAFETY: kill takes integers only; the pid was listed as a member just now.
+                let rc = unsafe { libc::kill(*pid, sig) };
+                rc == 0
+            }
+            Member::Gone => false,
+        }
+    }
+}
+
 impl ProcCgroup {
     /// Creates `parent/name`, applies `limits`, opens it and watches its events.
     pub(crate) fn create(parent: &Path, name: &str, limits: CgroupLimits) -> io::Result<Self> {
@@ -337,24 +393,38 @@ impl ProcCgroup {
 
     /// `sig` to every member, one by one; how many were signalled. Members are read again
     /// after each round, so one forked meanwhile is reached too (at most a few rounds).
+    ///
+    /// Never to a process that is not a member, although a member may exit, be reaped and its
+    /// pid be taken by an unrelated process between the read of `cgroup.procs` and the
+    /// signal: each pid gets a pidfd first (which names one process for good), the member
+    /// lists are read again, and only a pid still listed then is signalled, through its
+    /// pidfd. If the process the pidfd names is the one listed, it is a member; if not, it
+    /// gave up the pid before the second read, so it has been reaped and the pidfd's signal
+    /// reaches nobody (`ESRCH`). Where no pidfd can be had ([`Member::open`]) the pid still
+    /// listed is signalled by number, as before pidfds.
     pub(crate) fn signal_members(&self, sig: i32) -> io::Result<usize> {
         const ROUNDS: usize = 4;
-        let mut done: HashSet<u32> = HashSet::new();
+        let mut seen: HashSet<u32> = HashSet::new();
+        let mut signalled = 0;
+        let mut listed = all_member_pids(&self.path)?;
         for _ in 0..ROUNDS {
-            let pids = all_member_pids(&self.path)?;
-            let fresh: Vec<u32> = pids.into_iter().filter(|p| !done.contains(p)).collect();
+            let fresh: Vec<u32> = listed.iter().copied().filter(|p| seen.insert(*p)).collect();
             if fresh.is_empty() {
                 break;
             }
-            for pid in fresh {
-                if let Ok(pid_t) = libc::pid_t::try_from(pid) {
-                    // SAFETY: kill takes integers only; the pid was a member a moment ago.
-                    unsafe { libc::kill(pid_t, sig) };
+            for batch in fresh.chunks(SIGNAL_BATCH) {
+                let opened: Vec<(u32, Member)> =
+                    batch.iter().map(|&pid| (pid, Member::open(pid))).collect();
+                listed = all_member_pids(&self.path)?;
+                let members: HashSet<u32> = listed.iter().copied().collect();
+                for (pid, member) in opened {
+                    if members.contains(&pid) && member.signal(sig) {
+                        signalled += 1;
+                    }
                 }
-                done.insert(pid);
             }
         }
-        Ok(done.len())
+        Ok(signalled)
     }
 
     /// Freezes (`true`) or thaws the whole cgroup (`cgroup.freeze`).
@@ -482,6 +552,103 @@ mod tests {
         assert_eq!(event_value(text, "populated"), Some(1));
         assert_eq!(event_value(text, "frozen"), Some(0));
         assert_eq!(event_value(text, "nope"), None);
+    }
+
+    /// A member's handle, opened while it ran, reaches nobody once it has been reaped: never
+    /// a later holder of its pid.
+    #[test]
+    fn a_member_handle_reaches_nobody_after_its_process_is_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let member = Member::open(child.id());
+        assert!(matches!(member, Member::Pidfd(_)), "a pidfd on Linux 5.3+");
+        assert!(member.signal(0), "alive: signal 0 is delivered");
+        child.kill().expect("kill");
+        child.wait().expect("reaped");
+        assert!(
+            !member.signal(libc::SIGTERM),
+            "reaped: nobody to deliver to"
+        );
+        assert!(matches!(Member::open(u32::MAX), Member::Gone));
+    }
+
+    /// A cgroup of a test's own, removed (once empty) when dropped.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = remove_tree(&self.0);
+        }
+    }
+
+    /// A cgroup of this test's own under the cgroup2 mount, or `None` (said on stderr) where
+    /// none is writable; a panic instead under `CI=true`, as in the integration tests.
+    fn scratch_parent(tag: &str) -> Option<Scratch> {
+        let made = cgroup2_mount().and_then(|m| {
+            let dir = m.join(format!("pwunit-{tag}-{}", std::process::id()));
+            fs::create_dir(&dir).map(|()| dir)
+        });
+        match made {
+            Ok(dir) => Some(Scratch(dir)),
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("CI=true and no writable cgroup2 hierarchy: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipping: no writable cgroup2 hierarchy ({e})");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn signal_members_reaches_every_member_and_only_them() {
+        let Some(parent) = scratch_parent("signal") else {
+            return;
+        };
+        let cgroup =
+            ProcCgroup::create(&parent.0, "proc", CgroupLimits::default()).expect("cgroup");
+        // A shell that moves itself in, then a session leader of its own and a plain child.
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec sh -c 'setsid sleep 301 & sleep 302 & wait'",
+            cgroup.path().display()
+        );
+        let mut leader = std::process::Command::new("/bin/sh")
+            .args(["-c", &script])
+            .spawn()
+            .expect("sh");
+        let mut outsider = std::process::Command::new("sleep")
+            .arg("303")
+            .spawn()
+            .expect("sleep");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut members = Vec::new();
+        // Polled against a deadline: nothing signals that the shell's children have started.
+        while Instant::now() < deadline {
+            members = all_member_pids(cgroup.path()).expect("members");
+            if members.len() == 3 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(members.len(), 3, "{members:?}");
+        assert_eq!(cgroup.signal_members(libc::SIGTERM).expect("signal"), 3);
+        let status = leader.wait().expect("the shell is reaped");
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGTERM)
+        );
+        let watch = EventsWatch::new(cgroup.path()).expect("events");
+        assert!(
+            watch.wait_empty(cgroup.path(), Duration::from_secs(10)),
+            "every member, the setsid one too, ended: {:?}",
+            all_member_pids(cgroup.path())
+        );
+        assert_eq!(outsider.try_wait().expect("outsider"), None, "not a member");
+        outsider.kill().expect("kill");
+        outsider.wait().expect("reaped");
+        cgroup.remove().expect("removed");
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub(in crate::sys) fn pidfd_after_fork(pid: libc::pid_t) -> Option<OwnedFd> {
 }
 
 /// Opens a pidfd for `pid` (`pidfd_open(2)`, Linux 5.3+), close-on-exec by definition.
-/// `ENOSYS` on older kernels.
-fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+/// `ENOSYS` on older kernels, `ESRCH` when no process has that pid.
+pub(in crate::sys) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes two integers and touches no memory of ours.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as c_uint) };
     if fd < 0 {
