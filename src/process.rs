@@ -502,6 +502,7 @@ pub(crate) fn watch(
     pipe: OwnedFd,
     mut pidfd: Option<Arc<OwnedFd>>,
     stop: BorrowedFd<'_>,
+    null: Option<BorrowedFd<'_>>,
     sink: &dyn ExitSink,
 ) -> io::Result<()> {
     sys::set_nonblocking(pipe.as_fd(), true)?;
@@ -520,7 +521,8 @@ pub(crate) fn watch(
     let mut input_waker = input.and_then(Input::waker);
     // Without a full log, bytes the tail cannot keep need not be read (see `drain`); a
     // terminal's master cannot be spliced from.
-    let mut discard = proc.log.is_none() && !input.is_some_and(Input::is_terminal);
+    let mut discard =
+        null.is_some() && proc.log.is_none() && !input.is_some_and(Input::is_terminal);
     // Whether the output pipe has grown (once, at its first flood).
     let mut grown = input.is_some_and(Input::is_terminal);
     let result = loop {
@@ -583,6 +585,7 @@ pub(crate) fn watch(
                 proc,
                 pipe.as_mut().expect("polled pipe"),
                 &mut chunk,
+                null.filter(|_| discard),
                 &mut discard,
                 &mut grown,
             );
@@ -647,10 +650,11 @@ pub(crate) fn watch_guarded(
     pipe: OwnedFd,
     pidfd: Option<Arc<OwnedFd>>,
     stop: BorrowedFd<'_>,
+    null: Option<BorrowedFd<'_>>,
     sink: &dyn ExitSink,
 ) {
     let watched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        watch(proc, pipe, pidfd, stop, sink)
+        watch(proc, pipe, pidfd, stop, null, sink)
     }));
     match watched {
         Ok(Ok(())) => {}
@@ -721,6 +725,7 @@ fn drain(
     proc: &Proc,
     pipe: &mut File,
     chunk: &mut Vec<u8>,
+    null: Option<BorrowedFd<'_>>,
     discard: &mut bool,
     grown: &mut bool,
 ) -> Result<(bool, u64), (io::Error, u64)> {
@@ -728,7 +733,6 @@ fn drain(
         *chunk = vec![0; READ_CHUNK_BYTES];
     }
     let mut read: u64 = 0;
-    let null = if *discard { sys::null_sink() } else { None };
     // Whether the last read filled `chunk`: more may wait.
     let mut full = false;
     loop {
@@ -868,7 +872,7 @@ mod tests {
         let sink = PanickingSink::default();
         // End of file at once: the reader's end-of-output path panics.
         drop(write_end);
-        watch_guarded(&proc, read_end, None, stop.fd(), &sink);
+        watch_guarded(&proc, read_end, None, stop.fd(), None, &sink);
         assert_eq!(*sink.unwatched.lock(), vec![proc.id], "handed on");
         assert!(!proc.state.lock().pipe_open);
         child.kill().expect("kill");
@@ -927,7 +931,15 @@ mod tests {
         let mut pipe = filled_pipe(&data);
         let mut chunk = Vec::new();
         let (mut discard, mut grown) = (true, true);
-        let drained = drain(&proc, &mut pipe, &mut chunk, &mut discard, &mut grown);
+        let null = sys::open_null_sink().expect("/dev/null");
+        let drained = drain(
+            &proc,
+            &mut pipe,
+            &mut chunk,
+            Some(null.as_fd()),
+            &mut discard,
+            &mut grown,
+        );
         assert!(
             matches!(drained, Ok((false, n)) if n == data.len() as u64),
             "{drained:?}"
@@ -945,7 +957,8 @@ mod tests {
     fn discard_then_read_leaves_exactly_the_bytes_the_tail_keeps() {
         let data = numbered(700 * 1024);
         let pipe = filled_pipe(&data);
-        let null = sys::null_sink().expect("/dev/null");
+        let sink = sys::open_null_sink().expect("/dev/null");
+        let null = sink.as_fd();
         let keep = 16 * 1024 + 3;
         let mut out = vec![0u8; READ_CHUNK_BYTES];
         let (discarded, got) = discard_then_read(pipe.as_fd(), null, keep, &mut out).expect("ok");

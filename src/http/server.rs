@@ -142,7 +142,12 @@ impl Registry {
     /// given, if it was answered.
     fn evict(&mut self, id: u64, why: &str) -> Option<u16> {
         let entry = self.conns.get_mut(&id)?;
-        let how = entry.eviction();
+        let mut how = entry.eviction();
+        if how == Eviction::Close && entry.state == State::Idle && entry.stream.has_unread() {
+            // Its request has begun arriving, but its thread has not read it yet (a newly
+            // accepted connection, say): it gets the answer a request being read gets.
+            how = Eviction::Answer;
+        }
         log::debug!(
             "http: evicting connection {id} ({:?}, {how:?}): {why}",
             entry.state

@@ -64,6 +64,16 @@ impl Stream {
         }
     }
 
+    /// Whether bytes have arrived that nobody has read yet (`FIONREAD`): a request begun on
+    /// a connection whose thread has not read it yet.
+    pub(super) fn has_unread(&self) -> bool {
+        let fd = match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        };
+        sys::unread_bytes(fd).is_ok_and(|n| n > 0)
+    }
+
     /// `shutdown(2)`. From another thread, `Shutdown::Both` makes the owner's blocked read
     /// return end of stream and its blocked write fail, at once.
     pub(super) fn shutdown(&self, how: Shutdown) -> io::Result<()> {

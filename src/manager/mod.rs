@@ -8,7 +8,7 @@
 use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -614,7 +614,8 @@ impl Manager {
         let watched = Arc::clone(proc);
         let task = Box::new(move || {
             let stop = shared.stop_readers.fd();
-            process::watch_guarded(&watched, pipe, pidfd, stop, &*shared);
+            let null = shared.null_sink.as_ref().map(AsFd::as_fd);
+            process::watch_guarded(&watched, pipe, pidfd, stop, null, &*shared);
         });
         if let Err(e) = self.shared.readers.dispatch(task) {
             // Without a reader nobody drains the pipe (now closed) or watches the exit: stop

@@ -76,6 +76,9 @@ pub(crate) struct Shared {
     pub(crate) wake: Arc<sys::Waker>,
     /// Tells every reader thread to stop (at the end of a close).
     pub(crate) stop_readers: sys::Waker,
+    /// `/dev/null` for writing, where readers discard a flood's surplus (`None`: they read
+    /// every byte).
+    pub(crate) null_sink: Option<std::os::fd::OwnedFd>,
     /// Processes marked exited whose group may still have members (a background child that
     /// outlived its leader): signalled again at close. Lock order: never hold this while
     /// taking a process's lock (a process's lock may be held while this is taken).
@@ -123,6 +126,9 @@ impl Shared {
             jobs,
             wake,
             stop_readers: sys::Waker::new()?,
+            null_sink: sys::open_null_sink()
+                .inspect_err(|e| log::debug!("no /dev/null to discard floods into: {e}"))
+                .ok(),
             lingering: Mutex::new(Vec::new()),
             lingering_added: AtomicBool::new(false),
             readers,

@@ -30,18 +30,16 @@ pub(crate) fn open_dev_null() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// An fd open for writing on `/dev/null`, opened once per process (`None` if it cannot be):
-/// where a pipe's surplus is discarded to (see `discard_from_pipe`).
-pub(crate) fn null_sink() -> Option<BorrowedFd<'static>> {
-    static SINK: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
-    SINK.get_or_init(|| {
-        // SAFETY: the path is a valid C string literal.
-        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-    })
-    .as_ref()
-    .map(AsFd::as_fd)
+/// `/dev/null` open for writing: where a pipe's surplus is discarded to (see
+/// `discard_from_pipe`).
+pub(crate) fn open_null_sink() -> io::Result<OwnedFd> {
+    // SAFETY: the path is a valid C string literal.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// One `read(2)` into `out` from a non-blocking fd: the bytes read, 0 when none wait (or at

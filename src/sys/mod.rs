@@ -85,7 +85,7 @@ mod tests;
 
 #[cfg_attr(not(test), allow(unused_imports))] // for tests and diagnostics
 pub(crate) use fd::open_fd_count;
-pub(crate) use fd::{null_sink, open_dev_null, read_nonblocking, set_nonblocking};
+pub(crate) use fd::{open_dev_null, open_null_sink, read_nonblocking, set_nonblocking};
 pub(crate) use platform::{
     discard_from_pipe, live_groups, pipe_cloexec, pipe_reader, set_pipe_capacity,
 };
