@@ -860,6 +860,20 @@ fn the_exit_hook_runs_on_the_supervisor_and_may_close_the_manager() {
         m.start(Command::shell("true")),
         Err(Error::ShuttingDown)
     ));
+    // A later close from another thread finishes the close the hook began, and returns.
+    let closer = {
+        let m = Arc::clone(&m);
+        std::thread::spawn(move || m.close())
+    };
+    let deadline = std::time::Instant::now() + LONG;
+    while !closer.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a close after the hook's close did not return"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    closer.join().expect("closer");
 }
 
 #[test]

@@ -1201,7 +1201,8 @@ impl Manager {
     /// no zombie is left. Returns once done. Idempotent and safe to call from several threads.
     ///
     /// Called from the on-exit hook (which runs on the supervisor thread), it starts the close
-    /// and returns at once: the supervisor cannot wait for itself.
+    /// and returns at once: the supervisor cannot wait for itself. A close from any other
+    /// thread then waits for that close to complete, as after any other.
     pub fn close(&self) {
         let on_supervisor = self.supervisor_thread == std::thread::current().id();
         let first = self.shared.begin_closing();
@@ -1210,22 +1211,21 @@ impl Manager {
         drop(self.shared.spawn_gate.write());
         // Wait-any calls answer at once once closing.
         self.shared.wake_exit_waiters();
+        if first {
+            // The supervisor carries the close out and then ends; its reply is not needed:
+            // joining it below waits for the same.
+            let (tx, _rx) = crossbeam_channel::bounded(1);
+            self.shared.send(Job::Close(tx));
+        }
         if on_supervisor {
-            if first {
-                let (tx, _rx) = crossbeam_channel::bounded(1);
-                self.shared.send(Job::Close(tx));
-            }
             return;
         }
-        if first {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            if self.shared.send(Job::Close(tx)) {
-                let _ = rx.recv();
-            }
-            let handle = self.supervisor.lock().take();
-            if let Some(handle) = handle {
-                let _ = handle.join();
-            }
+        // Whichever other thread comes first (the one that began the close, or the first
+        // after a close begun by the exit hook on the supervisor) waits for the supervisor to
+        // end and finishes; any other waits for it.
+        let handle = self.supervisor.lock().take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
             self.shared.logs.remove_all();
             *self.closed.lock() = true;
             self.closed_cv.notify_all();
