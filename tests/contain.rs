@@ -36,6 +36,17 @@ fn serve_in(cgroup: &TestCgroup, extra: &[&str]) -> ServerProc {
     serve(&args, &[])
 }
 
+/// `POST start` with `body`, the reply whatever its status.
+fn start_reply(addr: &Addr, body: &Value) -> common::http::Reply {
+    request(
+        addr,
+        "POST",
+        "/api/v0/processes/start",
+        Some(&body.to_string()),
+        &[],
+    )
+}
+
 fn info(addr: &Addr, id: &str) -> Value {
     let list = ok_json(
         &request(addr, "GET", "/api/v0/processes/list?limit=1000", None, &[]),
@@ -128,13 +139,7 @@ fn more_contained_processes_than_inotify_instances_all_start() {
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {
         let body = json!({ "command": "exec sleep 60" });
-        let reply = request(
-            &server.addr,
-            "POST",
-            "/api/v0/processes/start",
-            Some(&body.to_string()),
-            &[],
-        );
+        let reply = start_reply(&server.addr, &body);
         assert_eq!(
             reply.status,
             200,
@@ -527,13 +532,7 @@ fn start_limited(
     body: &Value,
 ) -> Option<String> {
     let has = cgroup.has_controller(controller);
-    let reply = request(
-        &server.addr,
-        "POST",
-        "/api/v0/processes/start",
-        Some(&body.to_string()),
-        &[],
-    );
+    let reply = start_reply(&server.addr, body);
     if has {
         return Some(id_of(&ok_json(&reply, &format!("start {body}"))));
     }
@@ -749,13 +748,7 @@ fn a_limit_under_a_parent_that_holds_processes_is_400_and_processes_still_start(
         ("memory_bytes", json!({"memory_bytes": MEMORY_LIMIT})),
     ] {
         let body = json!({"command": "true", "limits": limits});
-        let reply = request(
-            &server.addr,
-            "POST",
-            "/api/v0/processes/start",
-            Some(&body.to_string()),
-            &[],
-        );
+        let reply = start_reply(&server.addr, &body);
         assert_eq!(
             (reply.status, reply.json()),
             (
@@ -777,13 +770,7 @@ fn limits_without_cgroups_are_400() {
         ("cpu_percent", json!({"cpu_percent": 50})),
     ] {
         let body = json!({"command": "true", "limits": limits});
-        let reply = request(
-            &server.addr,
-            "POST",
-            "/api/v0/processes/start",
-            Some(&body.to_string()),
-            &[],
-        );
+        let reply = start_reply(&server.addr, &body);
         assert_eq!(reply.status, 400, "{name}");
         assert_eq!(
             reply.json(),

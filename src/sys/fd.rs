@@ -45,9 +45,15 @@ pub(crate) fn open_null_sink() -> io::Result<OwnedFd> {
 /// One `read(2)` into `out` from a non-blocking fd: the bytes read, 0 when none wait (or at
 /// end of file; the next ordinary read tells which). `EINTR` is retried.
 pub(crate) fn read_nonblocking(fd: BorrowedFd<'_>, out: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe `out`; the fd is borrowed for the call.
+    nonblocking_count(|| unsafe { libc::read(fd.as_raw_fd(), out.as_mut_ptr().cast(), out.len()) })
+}
+
+/// Runs `call` (a system call on a non-blocking fd that returns a byte count or -1) until it
+/// is not interrupted: the count, 0 for `EAGAIN`, or the error.
+pub(in crate::sys) fn nonblocking_count(mut call: impl FnMut() -> isize) -> io::Result<usize> {
     loop {
-        // SAFETY: the pointer and length describe `out`; the fd is borrowed for the call.
-        let n = unsafe { libc::read(fd.as_raw_fd(), out.as_mut_ptr().cast(), out.len()) };
+        let n = call();
         if n >= 0 {
             return Ok(n.unsigned_abs());
         }

@@ -60,29 +60,18 @@ pub(crate) fn discard_from_pipe(
     null: BorrowedFd<'_>,
     len: usize,
 ) -> io::Result<usize> {
-    loop {
-        // SAFETY: splice takes two fds we borrow, null offsets (both are streams here: a pipe
-        // and a character device), a length and flags; it touches no memory of ours.
-        let n = unsafe {
-            libc::splice(
-                pipe.as_raw_fd(),
-                std::ptr::null_mut(),
-                null.as_raw_fd(),
-                std::ptr::null_mut(),
-                len,
-                libc::SPLICE_F_NONBLOCK,
-            )
-        };
-        if n >= 0 {
-            return Ok(n.unsigned_abs());
-        }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => return Ok(0),
-            _ => return Err(err),
-        }
-    }
+    // SAFETY: splice takes two fds we borrow, null offsets (both are streams here: a pipe and
+    // a character device), a length and flags; it touches no memory of ours.
+    crate::sys::fd::nonblocking_count(|| unsafe {
+        libc::splice(
+            pipe.as_raw_fd(),
+            std::ptr::null_mut(),
+            null.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_NONBLOCK,
+        )
+    })
 }
 
 /// Sets the capacity of the pipe `fd` to at least `bytes` (`F_SETPIPE_SZ`; the kernel rounds
