@@ -77,15 +77,18 @@ fn blocked_waits_do_not_lock_other_clients_out() {
     assert_eq!(listed["processes"][0]["id"], json!(id));
     let killed = signal(addr, &id, &json!({"signal": "kill"}));
     assert_eq!(killed, 200);
-    // The waits that were ended answered normally (200, still running as a wait that ran
-    // out) and closed; the others saw the kill end the process.
+    // The waits that were ended answered normally (200) and closed their connections; the
+    // others saw the kill end the process and kept theirs. An ended wait usually answers
+    // "still running", but its thread may first run after the kill has ended the process
+    // (a loaded machine), so it is told apart by its close, not by what it saw.
     let mut ended_early = 0;
     for conn in &mut waits {
         let reply = conn.reply();
         assert_eq!(reply.status, 200, "{:?}", reply.json());
-        if reply.json()["running"] == json!(true) {
-            assert!(reply.closes(), "an ended wait closes its connection");
+        if reply.closes() {
             ended_early += 1;
+        } else {
+            assert_eq!(reply.json()["running"], json!(false), "{:?}", reply.json());
         }
     }
     assert!(
