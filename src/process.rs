@@ -131,6 +131,9 @@ pub(crate) struct ProcState {
     pub(crate) lingers: bool,
     /// Frozen (or SIGSTOPped) by a `stop` signal, not thawed since.
     pub(crate) stopped: bool,
+    /// Its cgroup was seen without a live member after the leader was reaped: nothing can
+    /// join it again (only a member forks into it), so it is not read again.
+    pub(crate) cgroup_emptied: bool,
     /// The cgroup's accounting, read just before its directory was removed.
     pub(crate) final_stats: Option<CgroupStats>,
 }
@@ -188,6 +191,7 @@ impl Proc {
                 pidfd: pidfd.map(Arc::new),
                 lingers: false,
                 stopped: false,
+                cgroup_emptied: false,
                 final_stats: None,
             }),
             exited: Condvar::new(),
@@ -330,9 +334,13 @@ impl Proc {
 
     pub(crate) fn group_may_have_members_locked(&self, state: &mut ProcState) -> bool {
         if let Some(cgroup) = &self.cgroup {
+            if state.cgroup_emptied {
+                return false;
+            }
             // Exact: the kernel counts the cgroup's live members (zombies are not).
             let populated = cgroup.populated();
             if !populated {
+                state.cgroup_emptied = state.leader != Leader::Alive;
                 self.forget_group(state);
             }
             return populated;
@@ -616,13 +624,16 @@ pub(crate) fn watch(
             let fd = pidfd.take().expect("polled pidfd");
             let mut state = proc.state.lock();
             let reaped = proc.reap_leader(&mut state, Some(fd.as_fd()));
-            if reaped {
-                sink.leader_reaped(proc.pid);
-            }
             if reaped || state.leader != Leader::Alive {
+                // Marked exited (and its waiters woken) first; the orphan reaper, which only
+                // waits to hear that this pid is reaped, after.
                 grace_until = proc.leader_reaped(state, sink);
             } else {
+                drop(state);
                 pidfd = Some(fd);
+            }
+            if reaped {
+                sink.leader_reaped(proc.pid);
             }
         }
         if grace_until.is_some_and(|at| at <= Instant::now()) {
@@ -778,6 +789,18 @@ fn drain(
                     log.append(&chunk[..n]);
                 }
                 read += n as u64;
+                if !full && !proc.input.as_ref().is_some_and(Input::is_terminal) {
+                    // A pipe's read returns less than asked only when it has emptied the
+                    // pipe (Linux's `pipe_read`): a second read would only say `EAGAIN`. The
+                    // next poll reports whatever comes after, or the end of file; where a
+                    // short read could leave bytes behind, that poll returns at once. One
+                    // syscall fewer per wake-up of a flood, which wakes this thread at every
+                    // write of the child's.
+                    if let Some(log) = &proc.log {
+                        log.flush();
+                    }
+                    return Ok((true, read));
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -352,10 +352,11 @@ impl Supervisor {
             }
             return;
         }
-        self.shared.managed.reaped_leader(proc.pid);
+        // Marked exited (and its waiters woken) first; the orphan reaper after.
         if let Some(at) = proc.leader_reaped(state, &*self.shared) {
             self.add_timer(at, Timer::PipeGrace(Arc::downgrade(proc)));
         }
+        self.shared.managed.reaped_leader(proc.pid);
     }
 
     /// Watches a child's exit here, because its reader thread could not start or failed. A

@@ -188,7 +188,8 @@ impl Containment {
 
     /// A new, empty cgroup for process `id`, with `limits`.
     pub(crate) fn create(&self, id: &ProcessId, limits: CgroupLimits) -> io::Result<ProcCgroup> {
-        ProcCgroup::create(&self.instance, &id.to_string(), limits)
+        let memory = self.controllers.contains("memory");
+        ProcCgroup::create(&self.instance, &id.to_string(), limits, memory)
     }
 
     /// At the end of a close: SIGKILL to whatever is left anywhere below the instance, its

@@ -139,8 +139,33 @@ pub(crate) fn move_self_into(dir: &Path) -> io::Result<()> {
 
 /// Whether `dir` or a cgroup below it has a live member (`populated 1` in `cgroup.events`).
 pub(crate) fn is_populated(dir: &Path) -> io::Result<bool> {
-    let events = fs::read_to_string(dir.join("cgroup.events"))?;
+    let events = read_small(&dir.join("cgroup.events"))?;
     Ok(event_value(&events, "populated") == Some(1))
+}
+
+/// Most bytes [`read_small`] reads of one file. The files read that way (`cgroup.events`,
+/// `cpu.stat`, `memory.peak`, `memory.events`) are each a few hundred bytes at most, and the
+/// keys read of them come first or early.
+const SMALL_FILE_BYTES: usize = 1024;
+
+/// Reads the start (up to [`SMALL_FILE_BYTES`]) of a small cgroup interface file: open, read
+/// to the end into a buffer on the stack, close. Unlike `fs::read_to_string` it does not ask
+/// the file's size first (a `statx` per read, and cgroupfs says 0 anyway): these files are
+/// read at every contained exit.
+fn read_small(path: &Path) -> io::Result<String> {
+    use std::io::Read as _;
+    let mut file = fs::File::open(path)?;
+    let mut buf = [0u8; SMALL_FILE_BYTES];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&buf[..len]).into_owned())
 }
 
 fn event_value(text: &str, key: &str) -> Option<u64> {
@@ -261,6 +286,9 @@ pub(crate) struct ProcCgroup {
     dir: Mutex<Option<OwnedFd>>,
     events: Mutex<Option<EventsWatch>>,
     removed: AtomicBool,
+    /// Whether the memory controller is enabled for it (else it has no `memory.*` files, and
+    /// they are not looked for).
+    memory: bool,
 }
 
 /// Limits for a new cgroup, each applied only when `Some`.
@@ -323,8 +351,15 @@ impl Member {
 }
 
 impl ProcCgroup {
-    /// Creates `parent/name`, applies `limits`, opens it and watches its events.
-    pub(crate) fn create(parent: &Path, name: &str, limits: CgroupLimits) -> io::Result<Self> {
+    /// Creates `parent/name`, applies `limits`, opens it and watches its events. `memory`:
+    /// whether `parent` enables the memory controller for its children (its
+    /// `cgroup.subtree_control`), so whether the new cgroup has `memory.*` files.
+    pub(crate) fn create(
+        parent: &Path,
+        name: &str,
+        limits: CgroupLimits,
+        memory: bool,
+    ) -> io::Result<Self> {
         let path = parent.join(name);
         fs::create_dir(&path)?;
         let made = (|| {
@@ -347,6 +382,7 @@ impl ProcCgroup {
                 dir: Mutex::new(Some(OwnedFd::from(dir))),
                 events: Mutex::new(Some(events)),
                 removed: AtomicBool::new(false),
+                memory,
             })
         })();
         if made.is_err() {
@@ -437,13 +473,16 @@ impl ProcCgroup {
 
     /// User plus system CPU time of every process that ran in it, in microseconds.
     pub(crate) fn cpu_usec(&self) -> Option<u64> {
-        let stat = fs::read_to_string(self.path.join("cpu.stat")).ok()?;
+        let stat = read_small(&self.path.join("cpu.stat")).ok()?;
         event_value(&stat, "usage_usec")
     }
 
     /// The most memory it used at once (`memory.peak`, Linux 5.19+, memory controller only).
     pub(crate) fn memory_peak(&self) -> Option<u64> {
-        fs::read_to_string(self.path.join("memory.peak"))
+        if !self.memory {
+            return None;
+        }
+        read_small(&self.path.join("memory.peak"))
             .ok()?
             .trim()
             .parse()
@@ -452,7 +491,10 @@ impl ProcCgroup {
 
     /// Whether the OOM killer killed a process in it (`oom_kill` in `memory.events`).
     pub(crate) fn oom_killed(&self) -> bool {
-        fs::read_to_string(self.path.join("memory.events"))
+        if !self.memory {
+            return false;
+        }
+        read_small(&self.path.join("memory.events"))
             .ok()
             .and_then(|s| event_value(&s, "oom_kill"))
             .is_some_and(|n| n > 0)
@@ -608,7 +650,7 @@ mod tests {
             return;
         };
         let cgroup =
-            ProcCgroup::create(&parent.0, "proc", CgroupLimits::default()).expect("cgroup");
+            ProcCgroup::create(&parent.0, "proc", CgroupLimits::default(), false).expect("cgroup");
         // A shell that moves itself in, then a session leader of its own and a plain child.
         let script = format!(
             "echo $$ > {}/cgroup.procs && exec sh -c 'setsid sleep 301 & sleep 302 & wait'",

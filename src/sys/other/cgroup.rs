@@ -96,7 +96,12 @@ pub(crate) struct ProcCgroup {
 }
 
 impl ProcCgroup {
-    pub(crate) fn create(_parent: &Path, _name: &str, _limits: CgroupLimits) -> io::Result<Self> {
+    pub(crate) fn create(
+        _parent: &Path,
+        _name: &str,
+        _limits: CgroupLimits,
+        _memory: bool,
+    ) -> io::Result<Self> {
         unsupported()
     }
     pub(crate) fn path(&self) -> &Path {
