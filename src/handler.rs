@@ -144,6 +144,36 @@ pub struct Response {
     pub allow: Option<&'static str>,
     /// The `Content-Type` header field: [`JSON`] except for `/metrics` and `/ui`.
     pub content_type: &'static str,
+    /// Work for after the answer is out (see [`Response::after_sent`]).
+    after_sent: Option<AfterSent>,
+}
+
+/// Work the front end runs once a response has been written, or its write has failed: see
+/// [`Response::after_sent`]. Two responses compare equal whatever their hooks: a hook says
+/// nothing about the answer itself.
+pub struct AfterSent(Box<dyn FnOnce() + Send>);
+
+impl AfterSent {
+    /// Runs the hook; a panic in it is contained and logged (the answer is already out, and
+    /// the connection goes on).
+    pub(crate) fn run(self) {
+        let hook = self.0;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).is_err() {
+            log::error!("http: a response's after-sent hook panicked");
+        }
+    }
+}
+
+impl std::fmt::Debug for AfterSent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AfterSent(..)")
+    }
+}
+
+impl PartialEq for AfterSent {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// The `Content-Type` of every API answer.
@@ -164,6 +194,7 @@ impl Response {
             body: Body::Full(body.into()),
             allow: None,
             content_type: JSON,
+            after_sent: None,
         }
     }
 
@@ -175,6 +206,7 @@ impl Response {
             body: Body::Stream(write),
             allow: None,
             content_type: JSON,
+            after_sent: None,
         }
     }
 
@@ -208,6 +240,21 @@ impl Response {
     #[must_use]
     pub fn message(status: u16, message: impl Into<String>) -> Self {
         Response::json(status, &Message::new(message))
+    }
+
+    /// Has the HTTP front end run `hook` on the connection's thread once this response has
+    /// been written (or its write has failed), before the connection reads its next request:
+    /// for work that must not delay the answer, such as the server's access line. A second
+    /// call replaces the first hook.
+    #[must_use]
+    pub fn after_sent(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
+        self.after_sent = Some(AfterSent(Box::new(hook)));
+        self
+    }
+
+    /// Takes the after-sent hook out, if there is one (the front end runs it).
+    pub(crate) fn take_after_sent(&mut self) -> Option<AfterSent> {
+        self.after_sent.take()
     }
 }
 

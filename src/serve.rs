@@ -517,10 +517,14 @@ impl http::Service for Api {
             Some(handler) => handler.handle(&request),
             None => http::Response::message(503, "Server is starting."),
         };
-        if log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
-            self.log_access(&request, &response, started.elapsed());
+        if !log::log_enabled!(target: ACCESS_LOG_TARGET, log::Level::Info) {
+            return response;
         }
-        response
+        // Written once the answer is out: the client does not wait for the log (a write to
+        // stderr, under the logger's lock, which the exit lines of readers take too), and the
+        // time logged includes sending the answer.
+        let line = self.access_line(&request, &response);
+        response.after_sent(move || line.log(started.elapsed()))
     }
 
     fn answered_by_front_end(&self, status: u16) {
@@ -536,27 +540,57 @@ impl http::Service for Api {
     }
 }
 
+/// One request's access line, all but its duration, which is known once the answer is out.
+enum AccessLine {
+    /// `METHOD PATH STATUS`, then the duration, then `chat=… peer=…`.
+    Human {
+        /// Before the duration.
+        head: String,
+        /// After it.
+        tail: String,
+    },
+    /// The JSON fields (`duration_ms` is added when logged).
+    Json(serde_json::Map<String, serde_json::Value>),
+}
+
+impl AccessLine {
+    /// Logs the line, with the time the request took from its parse to the end of its answer.
+    fn log(self, took: Duration) {
+        let ms = took.as_secs_f64() * 1000.0;
+        match self {
+            AccessLine::Human { head, tail } => {
+                log::info!(target: ACCESS_LOG_TARGET, "{head} {ms:.1}ms {tail}");
+            }
+            AccessLine::Json(mut fields) => {
+                fields.insert(
+                    "duration_ms".into(),
+                    serde_json::json!((ms * 1000.0).round() / 1000.0),
+                );
+                let fields = serde_json::Value::Object(fields);
+                log::info!(target: ACCESS_LOG_TARGET, "{fields}");
+            }
+        }
+    }
+}
+
 impl Api {
-    /// The access line of one request.
-    fn log_access(&self, request: &http::Request, response: &http::Response, took: Duration) {
+    /// The access line of one request, but for its duration.
+    fn access_line(&self, request: &http::Request, response: &http::Response) -> AccessLine {
         let path = request.target.split('?').next().unwrap_or_default();
         let chat = request
             .header(crate::api::CHAT_HEADER)
             .map(|v| String::from_utf8_lossy(v).trim().to_string())
             .filter(|v| !v.is_empty());
         let (route, id) = crate::handler::route_of(&request.target);
-        let ms = took.as_secs_f64() * 1000.0;
         match self.log_format {
-            LogFormat::Human => log::info!(
-                target: ACCESS_LOG_TARGET,
-                "{} {} {} {:.1}ms chat={} peer={}",
-                request.method,
-                path,
-                response.status,
-                ms,
-                chat.as_deref().unwrap_or("-"),
-                request.peer,
-            ),
+            LogFormat::Human => AccessLine::Human {
+                head: format!("{} {} {}", request.method, path, response.status),
+                tail: format!(
+                    "chat={} peer={}",
+                    chat.as_deref().unwrap_or("-"),
+                    request.peer
+                ),
+            },
             LogFormat::Json => {
                 // A start's id is in its answer (a small JSON body), the others' in the path.
                 let id = id
@@ -569,17 +603,16 @@ impl Api {
                         }
                         _ => None,
                     });
-                let fields = serde_json::json!({
-                    "method": request.method,
-                    "route": route.label(),
-                    "path": path,
-                    "status": response.status,
-                    "duration_ms": (ms * 1000.0).round() / 1000.0,
-                    "chat_id": chat,
-                    "process_id": id,
-                    "peer": request.peer,
-                });
-                log::info!(target: ACCESS_LOG_TARGET, "{fields}");
+                let fields = [
+                    ("method", serde_json::json!(request.method)),
+                    ("route", serde_json::json!(route.label())),
+                    ("path", serde_json::json!(path)),
+                    ("status", serde_json::json!(response.status)),
+                    ("chat_id", serde_json::json!(chat)),
+                    ("process_id", serde_json::json!(id)),
+                    ("peer", serde_json::json!(request.peer)),
+                ];
+                AccessLine::Json(fields.into_iter().map(|(k, v)| (k.into(), v)).collect())
             }
         }
     }

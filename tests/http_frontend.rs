@@ -54,7 +54,9 @@ impl Gate {
 }
 
 /// An echo service: answers what it got as JSON. `/panic` panics; `/big` answers 2 KiB;
-/// `/block` reports that it entered, then waits for the gate.
+/// `/block` reports that it entered, then waits for the gate; `/after-sent` answers at once
+/// with a hook that waits for the gate, then reports whether it was open;
+/// `/after-sent-panics` has a hook that panics.
 struct Echo {
     gate: Arc<Gate>,
     entered: Mutex<Sender<String>>,
@@ -77,6 +79,19 @@ impl Service for Echo {
                 self.gate.wait();
                 Response::message(200, "unblocked")
             }
+            "/after-sent" => {
+                // The hook waits for the gate, which the test opens only once it has the
+                // answer: run before the answer is written, it would find the gate shut.
+                let gate = Arc::clone(&self.gate);
+                let entered = self.entered.lock().unwrap().clone();
+                Response::message(200, "answered").after_sent(move || {
+                    gate.wait();
+                    let open = *gate.open.lock().unwrap();
+                    let _ = entered.send(format!("after-sent, gate open: {open}"));
+                })
+            }
+            "/after-sent-panics" => Response::message(200, "answered")
+                .after_sent(|| panic!("the test hook panics on purpose")),
             _ => {
                 let body = json!({
                     "method": request.method,
@@ -644,6 +659,28 @@ fn a_panicking_service_gives_500_and_the_connection_goes_on() {
     assert_eq!(reply.json(), json!({"message": "Internal error."}));
     assert!(!reply.closes());
     assert_eq!(client.get("/after-panic").status, 200);
+    assert_serves(&server);
+    server.stop();
+}
+
+#[test]
+fn after_sent_hooks_run_once_the_answer_is_out() {
+    let server = Running::start(Limits::default());
+    let mut client = server.tcp();
+    let reply = client.get("/after-sent");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["message"], "answered");
+    server.gate.open();
+    assert_eq!(
+        server.wait_entered(),
+        "after-sent, gate open: true",
+        "the hook ran before the answer was written"
+    );
+    // A hook that panics costs neither the answer nor the connection.
+    let reply = client.get("/after-sent-panics");
+    assert_eq!(reply.status, 200);
+    assert!(!reply.closes());
+    assert_eq!(client.get("/after-hook-panic").status, 200);
     assert_serves(&server);
     server.stop();
 }

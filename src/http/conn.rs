@@ -19,7 +19,7 @@ use super::server::{Shared, State};
 use super::stream::Stream;
 use super::wire::{self, Connection, ErrorAnswer};
 use super::{Request, Response};
-use crate::handler::Body;
+use crate::handler::{AfterSent, Body};
 use crate::interrupt::Interrupt;
 use crate::time::deadline_in;
 
@@ -377,7 +377,7 @@ impl Conn<'_> {
             }
             service.handle(request)
         };
-        let response = match catch_unwind(AssertUnwindSafe(call)) {
+        let mut response = match catch_unwind(AssertUnwindSafe(call)) {
             Ok(response) if (200..=599).contains(&response.status) => response,
             Ok(response) => {
                 log::error!(
@@ -396,6 +396,9 @@ impl Conn<'_> {
                 internal_error()
             }
         };
+        // Runs when this function returns, that is after the answer is written or has failed
+        // (or the connection was evicted): the service's work that must not delay the answer.
+        let _after_sent = AfterSentGuard(response.take_after_sent());
         // Busy connections are not removed by eviction (at most their wait is ended, which
         // closes the connection after this answer), so the slot is still ours.
         let close = self
@@ -627,6 +630,17 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+/// Runs a response's after-sent hook when dropped.
+struct AfterSentGuard(Option<AfterSent>);
+
+impl Drop for AfterSentGuard {
+    fn drop(&mut self) {
+        if let Some(hook) = self.0.take() {
+            hook.run();
+        }
+    }
 }
 
 /// `500 {"message":"Internal error."}`.
