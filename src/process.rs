@@ -340,8 +340,7 @@ impl Proc {
             // Exact: the kernel counts the cgroup's live members (zombies are not).
             let populated = cgroup.populated();
             if !populated {
-                state.cgroup_emptied = state.leader != Leader::Alive;
-                self.forget_group(state);
+                self.cgroup_seen_empty(state);
             }
             return populated;
         }
@@ -355,6 +354,25 @@ impl Proc {
             self.forget_group(state);
         }
         may
+    }
+
+    /// Its cgroup was seen without a live member: the group is forgotten, and once the leader
+    /// is reaped the cgroup is not read again (nothing can join it).
+    fn cgroup_seen_empty(&self, state: &mut ProcState) {
+        state.cgroup_emptied = state.leader != Leader::Alive;
+        self.forget_group(state);
+    }
+
+    /// For the watcher of a contained process: reads the cgroup's state through the watcher's
+    /// own open `cgroup.events` (a `pread`; a lookup by path opens the file anew, a path walk
+    /// through cgroupfs on the way from the exit to the answer), taking its notification, and
+    /// records an empty cgroup as a lookup would.
+    fn note_cgroup_events(&self, state: &mut ProcState, events: &sys::contain::EventsWatch) {
+        if let Ok(false) = events.populated()
+            && !state.cgroup_emptied
+        {
+            self.cgroup_seen_empty(state);
+        }
     }
 
     /// The group has no live member left: nothing of the process can be signalled any more.
@@ -618,6 +636,9 @@ pub(crate) fn watch(
                 Err(e) => break Err(e),
             }
         }
+        // Whether this round read the cgroup's events file already (which took its
+        // notification).
+        let mut events_read = false;
         if let Some(i) = pidfd_at
             && ready.contains(&i)
         {
@@ -625,6 +646,12 @@ pub(crate) fn watch(
             let mut state = proc.state.lock();
             let reaped = proc.reap_leader(&mut state, Some(fd.as_fd()));
             if reaped || state.leader != Leader::Alive {
+                // The exit is about to ask whether the group lingers: answered from the open
+                // events file when the cgroup is empty already (the usual case).
+                if let Some(events) = &cgroup {
+                    proc.note_cgroup_events(&mut state, events);
+                    events_read = true;
+                }
                 // Marked exited (and its waiters woken) first; the orphan reaper, which only
                 // waits to hear that this pid is reaped, after.
                 grace_until = proc.leader_reaped(state, sink);
@@ -641,8 +668,8 @@ pub(crate) fn watch(
             proc.pipe_grace_over(sink);
         }
         if let Some(events) = &cgroup {
-            if events_at.is_some_and(|i| ready.contains(&i)) {
-                events.drain();
+            if events_at.is_some_and(|i| ready.contains(&i)) && !events_read {
+                proc.note_cgroup_events(&mut proc.state.lock(), events);
             }
             if proc.cgroup_emptied_after_exit(sink) {
                 cgroup = None;

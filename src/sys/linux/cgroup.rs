@@ -253,6 +253,13 @@ impl EventsWatch {
         let _ = self.read_events();
     }
 
+    /// Whether the cgroup has a live member, read through this open file (a `pread`, where
+    /// [`is_populated`] opens the file by its path anew). Takes the pending notification as
+    /// [`drain`](Self::drain) does.
+    pub(crate) fn populated(&self) -> io::Result<bool> {
+        Ok(event_value(&self.read_events()?, "populated") == Some(1))
+    }
+
     /// Blocks until `dir` (the directory this watch is on) has no live member or `timeout`
     /// passes; returns whether it emptied.
     pub(crate) fn wait_empty(&self, dir: &Path, timeout: Duration) -> bool {
@@ -675,6 +682,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(members.len(), 3, "{members:?}");
+        let live = EventsWatch::new(cgroup.path()).expect("events");
+        assert!(live.populated().expect("read"), "members: populated");
+        assert!(is_populated(cgroup.path()).expect("read"), "by path too");
         assert_eq!(cgroup.signal_members(libc::SIGTERM).expect("signal"), 3);
         let status = leader.wait().expect("the shell is reaped");
         assert_eq!(
@@ -686,6 +696,10 @@ mod tests {
             watch.wait_empty(cgroup.path(), Duration::from_secs(10)),
             "every member, the setsid one too, ended: {:?}",
             all_member_pids(cgroup.path())
+        );
+        assert!(
+            !watch.populated().expect("read"),
+            "empty, read through the open file"
         );
         assert_eq!(outsider.try_wait().expect("outsider"), None, "not a member");
         outsider.kill().expect("kill");
