@@ -133,7 +133,7 @@ impl PartialEq for Body {
 
 /// A response: a status and a body (JSON but for `/metrics` and `/ui`). The front end adds
 /// `Content-Type` (from [`Response::content_type`]), `Content-Length` (or chunked framing for a stream), `Date` and `Connection` as needed.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub struct Response {
     /// The status code, 200 to 599.
@@ -149,14 +149,15 @@ pub struct Response {
 }
 
 /// Work the front end runs once a response has been written, or its write has failed: see
-/// [`Response::after_sent`]. Two responses compare equal whatever their hooks: a hook says
-/// nothing about the answer itself.
+/// [`Response::after_sent`]. Two responses compare equal whatever their hooks (see the
+/// `PartialEq` of [`Response`]).
 pub struct AfterSent(Box<dyn FnOnce() + Send>);
 
 impl AfterSent {
     /// Runs the hook; a panic in it is contained and logged (the answer is already out, and
-    /// the connection goes on).
-    pub(crate) fn run(self) {
+    /// the connection goes on). A front end of the embedder's own calls this once it has
+    /// written the response the hook came from.
+    pub fn run(self) {
         let hook = self.0;
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).is_err() {
             log::error!("http: a response's after-sent hook panicked");
@@ -170,9 +171,14 @@ impl std::fmt::Debug for AfterSent {
     }
 }
 
-impl PartialEq for AfterSent {
-    fn eq(&self, _: &Self) -> bool {
-        true
+/// Two responses are equal when their status, body, `Allow` and `Content-Type` are: an
+/// after-sent hook says nothing about the answer itself, so it is left out.
+impl PartialEq for Response {
+    fn eq(&self, other: &Self) -> bool {
+        self.status == other.status
+            && self.body == other.body
+            && self.allow == other.allow
+            && self.content_type == other.content_type
     }
 }
 
@@ -252,8 +258,10 @@ impl Response {
         self
     }
 
-    /// Takes the after-sent hook out, if there is one (the front end runs it).
-    pub(crate) fn take_after_sent(&mut self) -> Option<AfterSent> {
+    /// Takes the after-sent hook out, if there is one: a front end runs it with
+    /// [`AfterSent::run`] once the response is written. The built-in front end (feature
+    /// `server`) does this itself; an embedder serving [`Handler`] some other way does it too.
+    pub fn take_after_sent(&mut self) -> Option<AfterSent> {
         self.after_sent.take()
     }
 }
@@ -946,6 +954,32 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_after_sent_hook_is_taken_once_and_a_panic_in_it_is_contained() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let ran = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&ran);
+        let mut response = Response::message(200, "ok").after_sent(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(response, Response::message(200, "ok"));
+        let hook = response.take_after_sent().expect("the hook is there");
+        assert!(response.take_after_sent().is_none(), "taken once");
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            0,
+            "not run before the front end says"
+        );
+        hook.run();
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
+
+        let mut panicking = Response::message(200, "ok").after_sent(|| panic!("a hook panics"));
+        panicking
+            .take_after_sent()
+            .expect("the hook is there")
+            .run();
+    }
 
     #[test]
     fn routes() {
